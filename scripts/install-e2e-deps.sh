@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the real container clients used by end-to-end tests (Debian 12, root).
+# Idempotent; installs only, starts nothing. Run as root (or via sudo).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Debian's docker.io postinst may try to start the service; make that a no-op
+# (no systemd/init here, and we must not start anything).
+POLICY=/usr/sbin/policy-rc.d
+CREATED_POLICY=0
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod +x "$POLICY"
+  CREATED_POLICY=1
+fi
+cleanup() { if [ "$CREATED_POLICY" = 1 ]; then $SUDO rm -f "$POLICY"; fi; }
+trap cleanup EXIT
+
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends \
+  docker.io skopeo podman buildah umoci \
+  ca-certificates

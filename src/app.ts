@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config/config.js';
+import { openDatabase, type Db } from './index/database.js';
+import { registerErrorHandling } from './http/errors.js';
+import type { RouteContext } from './http/context.js';
+import { v2Routes } from './http/v2-router.js';
+import { Registry } from './registry/registry.js';
+import type { BlobStore } from './storage/blob-store.js';
+import { FsBlobStore } from './storage/fs-blob-store.js';
+
+export interface BuildOptions {
+  /** A logger configuration or instance for Fastify (default: pino at config.log.level). */
+  logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
+  /** Use this store instead of the one the configuration names. */
+  store?: BlobStore;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    registry: Registry;
+  }
+}
+
+/** Builds the registry's HTTP application. It never listens: main.ts does. */
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const store: BlobStore = options.store ?? (await openFsStore(config));
+  const db: Db = openDatabase(config.index.path);
+  const registry = new Registry(store, db, config);
+
+  const logger =
+    options.logger ?? ({ level: config.log.level, base: { ...config.log.fields } } as FastifyServerOptions['logger']);
+  const app = Fastify({
+    ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
+    disableRequestLogging: !config.log.accessLog,
+    ...(config.http.tls
+      ? { https: { cert: readFileSync(config.http.tls.certificate), key: readFileSync(config.http.tls.key) } }
+      : {}),
+    return503OnClosing: true,
+    requestTimeout: 0,
+    keepAliveTimeout: 75_000,
+  } as FastifyServerOptions);
+  app.decorate('registry', registry);
+
+  // Request bodies are streams handled by the routes (blobs) or read with a limit (manifests).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  const headers = Object.entries(config.http.headers);
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    for (const [name, values] of headers) reply.header(name, values.join(', '));
+  });
+
+  registerErrorHandling(app, config.http.publicUrl);
+  const publicUrl = config.http.publicUrl;
+  const ctx: RouteContext = { registry, config, url: (path) => (publicUrl ? publicUrl + path : path) };
+  await app.register(v2Routes, ctx);
+
+  app.get('/healthz', async (request, reply) => {
+    try {
+      await registry.healthy();
+      return reply.send({ status: 'ok' });
+    } catch (err) {
+      request.log.error({ err }, 'health check failed');
+      return reply.code(503).send({ status: 'unavailable' });
+    }
+  });
+
+  if (config.ignoredKeys.length > 0) {
+    app.log.warn({ keys: config.ignoredKeys }, 'configuration keys accepted for compatibility have no effect');
+  }
+
+  const purging = config.storage.uploadPurging;
+  let purgeTimer: NodeJS.Timeout | undefined;
+  if (purging.enabled) {
+    const purge = async () => {
+      try {
+        const purged = await registry.uploads.purge(new Date(Date.now() - purging.ageMs), purging.dryRun);
+        if (purged.length > 0) app.log.info({ count: purged.length, dryRun: purging.dryRun }, 'purged expired uploads');
+      } catch (err) {
+        app.log.error({ err }, 'upload purge failed');
+      }
+    };
+    app.addHook('onReady', async () => {
+      void purge();
+      purgeTimer = setInterval(purge, purging.intervalMs);
+      purgeTimer.unref();
+    });
+  }
+
+  app.addHook('onClose', async () => {
+    if (purgeTimer) clearInterval(purgeTimer);
+    await store.close?.();
+    db.close();
+  });
+  return app;
+}
+
+async function openFsStore(config: Config): Promise<FsBlobStore> {
+  const store = new FsBlobStore(config.storage.rootDirectory);
+  await store.init();
+  return store;
+}
+
+function isLoggerInstance(logger: unknown): logger is FastifyServerOptions['loggerInstance'] {
+  return typeof logger === 'object' && logger !== null && typeof (logger as { info?: unknown }).info === 'function';
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config/config.js';
+import { runReindex, serve } from './main.js';
+
+const HELP = `Usage: ocireg <command> [config.yml]
+
+Commands:
+  serve [config]    Run the registry (default: 0.0.0.0:5000, data under ./storage)
+  reindex [config]  Rebuild the SQLite index from the storage root (stop the registry first)
+
+The configuration file may also be named by REGISTRY_CONFIGURATION_PATH, and any key
+can be set by an environment variable such as REGISTRY_HTTP_ADDR=:5001.
+
+Options:
+  -h, --help        Show this help
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, path, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (rest.length > 0 || (command !== 'serve' && command !== 'reindex')) {
+    process.stderr.write(`unknown arguments: ${argv.join(' ')}\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    const config = loadConfig(path ? { path } : {});
+    if (command === 'serve') {
+      await serve(config);
+      return -1; // keeps running
+    }
+    await runReindex(config);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

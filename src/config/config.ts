@@ -1,0 +1,204 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ENV_KEYS, IGNORED_KEYS, fileSchema, type ConfigFile } from './schema.js';
+import { parseDuration } from './duration.js';
+
+export interface Config {
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    /** External base URL (distribution's http.host); Locations are relative without it. */
+    readonly publicUrl?: string;
+    readonly tls?: { readonly certificate: string; readonly key: string };
+    readonly headers: Readonly<Record<string, readonly string[]>>;
+    readonly drainTimeoutMs: number;
+  };
+  readonly storage: {
+    readonly rootDirectory: string;
+    readonly deleteEnabled: boolean;
+    readonly readOnly: boolean;
+    readonly uploadPurging: {
+      readonly enabled: boolean;
+      readonly ageMs: number;
+      readonly intervalMs: number;
+      readonly dryRun: boolean;
+    };
+  };
+  readonly index: { readonly path: string };
+  readonly log: {
+    readonly level: string;
+    readonly fields: Readonly<Record<string, string | number | boolean>>;
+    readonly accessLog: boolean;
+  };
+  readonly limits: { readonly manifestMaxBytes: number };
+  /** Configured keys that are accepted for compatibility but have no effect. */
+  readonly ignoredKeys: readonly string[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface LoadOptions {
+  /** Path of a YAML file; when absent, REGISTRY_CONFIGURATION_PATH, else defaults only. */
+  path?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Directory that relative paths are resolved against (default: the process's cwd). */
+  cwd?: string;
+  /** Overrides applied after the file and the environment (used by tests). */
+  overrides?: ConfigFile;
+}
+
+export const DEFAULT_PORT = 5000;
+export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const path = options.path ?? (env.REGISTRY_CONFIGURATION_PATH || undefined);
+
+  let raw: Record<string, unknown> = {};
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read configuration file ${path}: ${(err as Error).message}`);
+    }
+    try {
+      const doc: unknown = parseYaml(text);
+      if (doc !== null && doc !== undefined) {
+        if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error('the document must be a mapping');
+        raw = doc as Record<string, unknown>;
+      }
+    } catch (err) {
+      throw new ConfigError(`configuration file ${path} is not valid YAML: ${(err as Error).message}`);
+    }
+  }
+  applyEnv(raw, env);
+  if (options.overrides) deepMerge(raw, options.overrides as Record<string, unknown>);
+
+  const result = fileSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => {
+      const at = i.path.join('.') || '(top level)';
+      if (i.code === 'unrecognized_keys') return `${at}: unknown key(s) ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+      return `${at}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration${path ? ` in ${path}` : ''}:\n  ${problems.join('\n  ')}`);
+  }
+  return resolveConfig(result.data, cwd);
+}
+
+function resolveConfig(file: ConfigFile, cwd: string): Config {
+  const { host, port } = parseAddr(file.http?.addr ?? `0.0.0.0:${DEFAULT_PORT}`);
+  const root = resolve(cwd, file.storage?.filesystem?.rootdirectory ?? 'storage');
+  const indexPath = file.index?.path
+    ? isAbsolute(file.index.path)
+      ? file.index.path
+      : resolve(cwd, file.index.path)
+    : join(root, 'index.db');
+  const purging = file.storage?.maintenance?.uploadpurging;
+  const config: Config = {
+    http: {
+      host,
+      port,
+      ...(file.http?.host ? { publicUrl: file.http.host.replace(/\/+$/, '') } : {}),
+      ...(file.http?.tls ? { tls: { certificate: resolve(cwd, file.http.tls.certificate), key: resolve(cwd, file.http.tls.key) } } : {}),
+      headers: file.http?.headers ?? {},
+      drainTimeoutMs: parseDuration(file.http?.draintimeout ?? '10s'),
+    },
+    storage: {
+      rootDirectory: root,
+      deleteEnabled: file.storage?.delete?.enabled ?? true,
+      readOnly: file.storage?.maintenance?.readonly?.enabled ?? false,
+      uploadPurging: {
+        enabled: purging?.enabled ?? true,
+        ageMs: parseDuration(purging?.age ?? '24h'),
+        intervalMs: parseDuration(purging?.interval ?? '1h'),
+        dryRun: purging?.dryrun ?? false,
+      },
+    },
+    index: { path: indexPath },
+    log: {
+      level: file.log?.level ?? 'info',
+      fields: file.log?.fields ?? {},
+      accessLog: !(file.log?.accesslog?.disabled ?? false),
+    },
+    limits: { manifestMaxBytes: MANIFEST_MAX_BYTES },
+    ignoredKeys: IGNORED_KEYS.filter((k) => getPath(file, k) !== undefined),
+  };
+  if (config.storage.uploadPurging.intervalMs <= 0) {
+    throw new ConfigError('storage.maintenance.uploadpurging.interval must be greater than zero');
+  }
+  return deepFreeze(config);
+}
+
+/** Parses distribution-style `host:port`, `:port` or `[v6]:port`. */
+export function parseAddr(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ConfigError(`http.addr: expected host:port or :port, got ${JSON.stringify(addr)}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  for (const [key, type] of Object.entries(ENV_KEYS)) {
+    const name = `REGISTRY_${key.replace(/\./g, '_').toUpperCase()}`;
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    let typed: unknown = value;
+    if (type === 'boolean') {
+      if (!/^(true|false)$/i.test(value)) throw new ConfigError(`${name}: expected true or false, got ${JSON.stringify(value)}`);
+      typed = value.toLowerCase() === 'true';
+    } else if (type === 'number') {
+      typed = Number(value);
+      if (!Number.isFinite(typed)) throw new ConfigError(`${name}: expected a number, got ${JSON.stringify(value)}`);
+    }
+    setPath(raw, key, typed);
+  }
+}
+
+function getPath(obj: unknown, key: string): unknown {
+  let cur: unknown = obj;
+  for (const part of key.split('.')) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let cur = obj;
+  for (const part of parts.slice(0, -1)) {
+    const next = cur[part];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[part] = {};
+    cur = cur[part] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(source)) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && typeof target[k] === 'object' && target[k] !== null) {
+      deepMerge(target[k] as Record<string, unknown>, v as Record<string, unknown>);
+    } else {
+      target[k] = v;
+    }
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** A copy of the configuration that is safe to log. */
+export function redact(config: Config): unknown {
+  return { ...config, http: { ...config.http, tls: config.http.tls ? { certificate: config.http.tls.certificate, key: '[redacted]' } : undefined } };
+}

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const duration = z.string().refine(
+  (v) => {
+    try {
+      parseDuration(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected a duration such as 30s, 10m or 24h' },
+);
+
+/**
+ * The configuration file. Its keys follow CNCF distribution's config.yml so
+ * that a registry:2 configuration can be brought as it is. Keys that
+ * distribution has and that this registry accepts without acting on them are
+ * listed as `ignored` (a warning is logged at start); any other key is an error.
+ */
+export const fileSchema = z
+  .object({
+    version: z.union([z.string(), z.number()]).optional(),
+    log: z
+      .object({
+        level: z.enum(['error', 'warn', 'info', 'debug', 'trace', 'fatal', 'silent']).optional(),
+        fields: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+        formatter: z.enum(['text', 'json', 'logstash']).optional(),
+        accesslog: z.object({ disabled: z.boolean().optional() }).strict().optional(),
+      })
+      .strict()
+      .optional(),
+    http: z
+      .object({
+        addr: z.string().optional(),
+        host: z.url().optional(),
+        secret: z.string().optional(),
+        relativeurls: z.boolean().optional(),
+        draintimeout: duration.optional(),
+        headers: z.record(z.string(), z.array(z.string())).optional(),
+        tls: z.object({ certificate: z.string(), key: z.string() }).strict().optional(),
+      })
+      .strict()
+      .optional(),
+    storage: z
+      .object({
+        filesystem: z
+          .object({ rootdirectory: z.string().min(1).optional(), maxthreads: z.number().int().positive().optional() })
+          .strict()
+          .optional(),
+        delete: z.object({ enabled: z.boolean().optional() }).strict().optional(),
+        maintenance: z
+          .object({
+            uploadpurging: z
+              .object({
+                enabled: z.boolean().optional(),
+                age: duration.optional(),
+                interval: duration.optional(),
+                dryrun: z.boolean().optional(),
+              })
+              .strict()
+              .optional(),
+            readonly: z.object({ enabled: z.boolean().optional() }).strict().optional(),
+          })
+          .strict()
+          .optional(),
+        cache: z.object({ blobdescriptor: z.string().optional() }).strict().optional(),
+        redirect: z.object({ disable: z.boolean().optional() }).strict().optional(),
+      })
+      .strict()
+      .optional(),
+    health: z
+      .object({
+        storagedriver: z
+          .object({ enabled: z.boolean().optional(), interval: duration.optional(), threshold: z.number().optional() })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    index: z.object({ path: z.string().min(1).optional() }).strict().optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof fileSchema>;
+
+/** Keys accepted for compatibility with distribution's config.yml that change nothing here. */
+export const IGNORED_KEYS = [
+  'version',
+  'log.formatter',
+  'http.secret',
+  'http.relativeurls',
+  'storage.filesystem.maxthreads',
+  'storage.cache',
+  'storage.redirect',
+  'health',
+];
+
+/**
+ * Leaf keys that environment variables may set, with the type each takes.
+ * `http.addr` is set by REGISTRY_HTTP_ADDR, and so on.
+ */
+export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number'> = {
+  'log.level': 'string',
+  'log.formatter': 'string',
+  'log.accesslog.disabled': 'boolean',
+  'http.addr': 'string',
+  'http.host': 'string',
+  'http.secret': 'string',
+  'http.relativeurls': 'boolean',
+  'http.draintimeout': 'string',
+  'http.tls.certificate': 'string',
+  'http.tls.key': 'string',
+  'storage.filesystem.rootdirectory': 'string',
+  'storage.filesystem.maxthreads': 'number',
+  'storage.delete.enabled': 'boolean',
+  'storage.maintenance.uploadpurging.enabled': 'boolean',
+  'storage.maintenance.uploadpurging.age': 'string',
+  'storage.maintenance.uploadpurging.interval': 'string',
+  'storage.maintenance.uploadpurging.dryrun': 'boolean',
+  'storage.maintenance.readonly.enabled': 'boolean',
+  'storage.cache.blobdescriptor': 'string',
+  'storage.redirect.disable': 'boolean',
+  'index.path': 'string',
+};

@@ -1,0 +1,36 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config/config.js';
+import { RegistryError } from '../oci/errors.js';
+import type { Registry } from '../registry/registry.js';
+
+/** What every /v2/ handler is given besides the request and the reply. */
+export interface RouteContext {
+  registry: Registry;
+  config: Config;
+  /** A URL for a Location header: relative, or under http.host when it is set. */
+  url(path: string): string;
+}
+
+export type Handler<P> = (ctx: RouteContext, params: P, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+
+export function assertWritable(ctx: RouteContext): void {
+  if (ctx.config.storage.readOnly) {
+    throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode', { status: 405 });
+  }
+}
+
+export function assertDeletable(ctx: RouteContext): void {
+  assertWritable(ctx);
+  if (!ctx.config.storage.deleteEnabled) {
+    throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry', { status: 405 });
+  }
+}
+
+/** Aborts when the client goes away, so that storage calls stop early. */
+export function requestSignal(request: FastifyRequest): AbortSignal {
+  const controller = new AbortController();
+  request.raw.once('close', () => {
+    if (!request.raw.complete) controller.abort();
+  });
+  return controller.signal;
+}

@@ -1,0 +1,42 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError, errorBody, type ErrorCode } from '../oci/errors.js';
+
+const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'EPIPE']);
+
+/** Whether an error means the client went away in the middle of a request. */
+export function isClientGone(err: unknown, request: FastifyRequest): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return (code !== undefined && CLIENT_GONE.has(code)) || request.raw.destroyed || (err as Error)?.message === 'aborted';
+}
+
+export function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, detail?: unknown): FastifyReply {
+  return reply.code(status).type('application/json').send(errorBody(code, message, detail));
+}
+
+/** The one place that turns failures into the spec's error envelope. */
+export function registerErrorHandling(app: FastifyInstance, publicUrl: string | undefined): void {
+  app.setErrorHandler((err: FastifyError | RegistryError | Error, request, reply) => {
+    if (err instanceof RegistryError) {
+      for (const [name, value] of Object.entries(err.headers)) {
+        reply.header(name, name === 'Location' && publicUrl && value.startsWith('/') ? publicUrl + value : value);
+      }
+      if (err.status >= 500) request.log.error({ err }, 'request failed');
+      return sendError(reply, err.status, err.code, err.message, err.detail);
+    }
+    if (isClientGone(err, request)) {
+      request.log.info({ code: (err as NodeJS.ErrnoException).code }, 'client closed the connection mid-request');
+      return sendError(reply, 400, 'BLOB_UPLOAD_INVALID', 'the request body ended early');
+    }
+    const status = (err as FastifyError).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      // The framework's own client errors (a malformed URL, a bad header, ...).
+      return sendError(reply, status, status === 413 ? 'SIZE_INVALID' : 'UNSUPPORTED', err.message);
+    }
+    request.log.error({ err }, 'request failed');
+    return sendError(reply, 500, 'UNKNOWN', 'internal server error');
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    sendError(reply, 404, 'UNSUPPORTED', `no such endpoint: ${request.method} ${request.url.split('?')[0]}`);
+  });
+}

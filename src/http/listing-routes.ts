@@ -1,0 +1,76 @@
+import type { FastifyReply } from 'fastify';
+import { Digest } from '../oci/digest.js';
+import { MediaType } from '../oci/media-types.js';
+import type { Referrer } from '../registry/manifests.js';
+import type { Handler, RouteContext } from './context.js';
+import { pagination, queryParam } from './request.js';
+
+/** With no `n`, a listing returns everything. */
+const UNLIMITED = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Sends one page of a sorted listing. One more entry than asked for is read, to
+ * know whether a `Link` to the next page is due.
+ */
+function sendPage(
+  ctx: RouteContext,
+  reply: FastifyReply,
+  path: string,
+  n: number | undefined,
+  fetch: (limit: number) => string[],
+  body: (items: string[]) => unknown,
+): FastifyReply {
+  if (n === 0) return reply.send(body([]));
+  const items = fetch(n === undefined ? UNLIMITED : n + 1);
+  if (n !== undefined && items.length > n) {
+    items.length = n;
+    const next = `${path}?n=${n}&last=${encodeURIComponent(items[n - 1]!)}`;
+    reply.header('Link', `<${ctx.url(next)}>; rel="next"`);
+  }
+  return reply.send(body(items));
+}
+
+/** GET /v2/<name>/tags/list */
+export const listTags: Handler<{ name: string }> = async (ctx, { name }, request, reply) => {
+  const { n, last } = pagination(request);
+  const fetch = (limit: number) => ctx.registry.manifests.tags(name, last, limit);
+  if (n === 0) fetch(0); // still 404 for an unknown repository
+  return sendPage(ctx, reply, `/v2/${name}/tags/list`, n, fetch, (tags) => ({ name, tags }));
+};
+
+/** GET /v2/_catalog */
+export const catalog: Handler<Record<string, never>> = async (ctx, _params, request, reply) => {
+  const { n, last } = pagination(request);
+  return sendPage(ctx, reply, '/v2/_catalog', n, (limit) => ctx.registry.manifests.catalog(last, limit), (repositories) => ({
+    repositories,
+  }));
+};
+
+/** Descriptors per referrers page, and a cap that keeps a page well under 4 MiB. */
+const REFERRERS_PAGE_BYTES = 4 * 1024 * 1024 - 4096;
+
+/** GET /v2/<name>/referrers/<digest>[?artifactType=] */
+export const listReferrers: Handler<{ name: string; digest: string }> = async (ctx, { name, digest }, request, reply) => {
+  const subject = Digest.parse(digest);
+  const artifactType = queryParam(request, 'artifactType');
+  const all = ctx.registry.manifests.referrers(name, subject, artifactType || undefined);
+  const after = queryParam(request, 'last');
+  const start = after ? all.findIndex((r) => r.digest === after) + 1 : 0;
+
+  const page: Referrer[] = [];
+  let bytes = 100;
+  for (const r of all.slice(start)) {
+    const size = Buffer.byteLength(JSON.stringify(r)) + 1;
+    if (page.length > 0 && bytes + size > REFERRERS_PAGE_BYTES) {
+      const next = `/v2/${name}/referrers/${subject}?${artifactType ? `artifactType=${encodeURIComponent(artifactType)}&` : ''}last=${page[page.length - 1]!.digest}`;
+      reply.header('Link', `<${ctx.url(next)}>; rel="next"`);
+      break;
+    }
+    page.push(r);
+    bytes += size;
+  }
+  if (artifactType) reply.header('OCI-Filters-Applied', 'artifactType');
+  return reply
+    .type(MediaType.OciIndex)
+    .send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: page }));
+};

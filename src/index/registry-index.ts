@@ -1,0 +1,257 @@
+import type { Db } from './database.js';
+
+export interface ManifestRow {
+  id: number;
+  digest: string;
+  mediaType: string;
+  size: number;
+  content: Buffer;
+}
+
+export interface ReferrerRow {
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType: string | null;
+  annotations: string | null;
+}
+
+export interface NewManifest {
+  digest: string;
+  mediaType: string;
+  content: Buffer;
+  artifactType?: string | undefined;
+  subject?: string | undefined;
+  annotations?: Record<string, string> | undefined;
+  blobs: string[];
+  children: string[];
+}
+
+export interface UploadRow {
+  id: string;
+  repository: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/**
+ * The SQLite index: repositories, blobs and their links, manifests, tags,
+ * references and upload sessions. Every method is synchronous and short;
+ * callers do their I/O first and then call in here.
+ */
+export class RegistryIndex {
+  private readonly s;
+
+  constructor(readonly db: Db) {
+    this.s = {
+      repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
+      insertRepo: db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
+      catalog: db.prepare<[string, number], { name: string }>(
+        'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
+      ),
+      blobSize: db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?'),
+      insertBlob: db.prepare('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING'),
+      linkedBlobSize: db.prepare<[string, string], { size: number }>(
+        `SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+         JOIN blobs b ON b.digest = rb.digest WHERE r.name = ? AND rb.digest = ?`,
+      ),
+      linkBlob: db.prepare(
+        'INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+      ),
+      unlinkBlob: db.prepare(
+        'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
+      ),
+      manifest: db.prepare<[string, string], ManifestRow>(
+        `SELECT m.id, m.digest, m.media_type AS mediaType, m.size, m.content FROM manifests m
+         JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?`,
+      ),
+      manifestByTag: db.prepare<[string, string], ManifestRow>(
+        `SELECT m.id, m.digest, m.media_type AS mediaType, m.size, m.content FROM tags t
+         JOIN repositories r ON r.id = t.repository_id
+         JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+         WHERE r.name = ? AND t.name = ?`,
+      ),
+      manifestExists: db.prepare<[number, string], { id: number }>(
+        'SELECT id FROM manifests WHERE repository_id = ? AND digest = ?',
+      ),
+      insertManifest: db.prepare<[number, string, string, number, Buffer, string | null, string | null, string | null, number], never>(
+        `INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, subject, annotations, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertReference: db.prepare('INSERT INTO manifest_references (manifest_id, digest, kind) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+      deleteManifest: db.prepare('DELETE FROM manifests WHERE repository_id = ? AND digest = ?'),
+      upsertTag: db.prepare(
+        `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+      ),
+      tagDigest: db.prepare<[string, string], { digest: string }>(
+        'SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?',
+      ),
+      tagsOf: db.prepare<[number, string], { name: string }>('SELECT name FROM tags WHERE repository_id = ? AND digest = ?'),
+      deleteTag: db.prepare('DELETE FROM tags WHERE repository_id = ? AND name = ?'),
+      deleteTagsOf: db.prepare('DELETE FROM tags WHERE repository_id = ? AND digest = ?'),
+      listTags: db.prepare<[number, string, number], { name: string }>(
+        'SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?',
+      ),
+      referrers: db.prepare<[string, string], ReferrerRow>(
+        `SELECT m.digest, m.media_type AS mediaType, m.size, m.artifact_type AS artifactType, m.annotations
+         FROM manifests m JOIN repositories r ON r.id = m.repository_id
+         WHERE r.name = ? AND m.subject = ? ORDER BY m.created_at, m.digest`,
+      ),
+      missingBlobs: db.prepare<[number, string], { size: number }>(
+        'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ? AND rb.digest = ?',
+      ),
+      insertUpload: db.prepare('INSERT INTO uploads (id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)'),
+      upload: db.prepare<[string], UploadRow>(
+        'SELECT id, repository, created_at AS createdAt, updated_at AS updatedAt FROM uploads WHERE id = ?',
+      ),
+      touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
+      deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
+      staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
+    };
+  }
+
+  // ---- repositories ----
+
+  repositoryId(name: string): number | undefined {
+    return this.s.repoId.get(name)?.id;
+  }
+
+  /** Creates the repository if needed; call inside a transaction. */
+  ensureRepository(name: string, now = Date.now()): number {
+    this.s.insertRepo.run(name, now);
+    return this.s.repoId.get(name)!.id;
+  }
+
+  catalog(after: string, limit: number): string[] {
+    return this.s.catalog.all(after, limit).map((r) => r.name);
+  }
+
+  // ---- blobs ----
+
+  blobSize(digest: string): number | undefined {
+    return this.s.blobSize.get(digest)?.size;
+  }
+
+  /** Size of a blob as seen from a repository: undefined unless linked there. */
+  linkedBlobSize(repo: string, digest: string): number | undefined {
+    return this.s.linkedBlobSize.get(repo, digest)?.size;
+  }
+
+  /** Records a blob (if new) and links it into a repository, in one transaction. */
+  addBlob(repo: string, digest: string, size: number, now = Date.now()): void {
+    this.db.transaction(() => {
+      this.s.insertBlob.run(digest, size, now);
+      const repoId = this.ensureRepository(repo, now);
+      this.s.linkBlob.run(repoId, digest, now);
+    })();
+  }
+
+  unlinkBlob(repo: string, digest: string): boolean {
+    return this.s.unlinkBlob.run(repo, digest).changes > 0;
+  }
+
+  /** Sizes of blobs linked into the repository, by digest; absent ones are missing. */
+  linkedBlobSizes(repoId: number | undefined, digests: string[]): Map<string, number> {
+    const found = new Map<string, number>();
+    if (repoId === undefined) return found;
+    for (const d of digests) {
+      const row = this.s.missingBlobs.get(repoId, d);
+      if (row) found.set(d, row.size);
+    }
+    return found;
+  }
+
+  // ---- manifests and tags ----
+
+  manifest(repo: string, digest: string): ManifestRow | undefined {
+    return this.s.manifest.get(repo, digest);
+  }
+
+  manifestByTag(repo: string, tag: string): ManifestRow | undefined {
+    return this.s.manifestByTag.get(repo, tag);
+  }
+
+  tagDigest(repo: string, tag: string): string | undefined {
+    return this.s.tagDigest.get(repo, tag)?.digest;
+  }
+
+  hasManifest(repoId: number | undefined, digest: string): boolean {
+    return repoId !== undefined && this.s.manifestExists.get(repoId, digest) !== undefined;
+  }
+
+  /** Adds a manifest (idempotently) and points the given tags at it, in one transaction. */
+  putManifest(repo: string, m: NewManifest, tags: string[], now = Date.now()): void {
+    this.db.transaction(() => {
+      const repoId = this.ensureRepository(repo, now);
+      this.s.insertBlob.run(m.digest, m.content.length, now);
+      if (!this.s.manifestExists.get(repoId, m.digest)) {
+        this.s.insertManifest.run(
+          repoId,
+          m.digest,
+          m.mediaType,
+          m.content.length,
+          m.content,
+          m.artifactType ?? null,
+          m.subject ?? null,
+          m.annotations ? JSON.stringify(m.annotations) : null,
+          now,
+        );
+        const id = this.s.manifestExists.get(repoId, m.digest)!.id;
+        for (const d of m.blobs) this.s.insertReference.run(id, d, 'blob');
+        for (const d of m.children) this.s.insertReference.run(id, d, 'manifest');
+      }
+      for (const tag of tags) this.s.upsertTag.run(repoId, tag, m.digest, now);
+    })();
+  }
+
+  tagsOf(repo: string, digest: string): string[] {
+    const repoId = this.repositoryId(repo);
+    return repoId === undefined ? [] : this.s.tagsOf.all(repoId, digest).map((r) => r.name);
+  }
+
+  /** Removes a manifest and every tag pointing at it. */
+  deleteManifest(repo: string, digest: string): boolean {
+    const repoId = this.repositoryId(repo);
+    if (repoId === undefined) return false;
+    return this.db.transaction(() => {
+      this.s.deleteTagsOf.run(repoId, digest);
+      return this.s.deleteManifest.run(repoId, digest).changes > 0;
+    })();
+  }
+
+  deleteTag(repo: string, tag: string): boolean {
+    const repoId = this.repositoryId(repo);
+    return repoId !== undefined && this.s.deleteTag.run(repoId, tag).changes > 0;
+  }
+
+  listTags(repoId: number, after: string, limit: number): string[] {
+    return this.s.listTags.all(repoId, after, limit).map((r) => r.name);
+  }
+
+  referrers(repo: string, subject: string): ReferrerRow[] {
+    return this.s.referrers.all(repo, subject);
+  }
+
+  // ---- uploads ----
+
+  insertUpload(id: string, repo: string, now = Date.now()): void {
+    this.s.insertUpload.run(id, repo, now, now);
+  }
+
+  upload(id: string): UploadRow | undefined {
+    return this.s.upload.get(id);
+  }
+
+  touchUpload(id: string, now = Date.now()): void {
+    this.s.touchUpload.run(now, id);
+  }
+
+  deleteUpload(id: string): void {
+    this.s.deleteUpload.run(id);
+  }
+
+  staleUploads(before: number): string[] {
+    return this.s.staleUploads.all(before).map((r) => r.id);
+  }
+}

@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { redact, type Config } from './config/config.js';
+import { openDatabase } from './index/database.js';
+import { reindex } from './registry/reindex.js';
+import { FsBlobStore } from './storage/fs-blob-store.js';
+
+/** Runs the registry until SIGTERM or SIGINT, then drains in-flight requests and closes the index. */
+export async function serve(config: Config): Promise<FastifyInstance> {
+  const app = await buildApp(config);
+  app.log.debug({ config: redact(config) }, 'configuration');
+  await app.listen({ host: config.http.host, port: config.http.port });
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal, drainMs: config.http.drainTimeoutMs }, 'shutting down');
+    const force = setTimeout(() => {
+      app.log.warn('drain timeout passed; closing the remaining connections');
+      app.server.closeAllConnections();
+    }, config.http.drainTimeoutMs);
+    force.unref();
+    app.close().then(
+      () => {
+        clearTimeout(force);
+        process.exitCode = 0;
+      },
+      (err: unknown) => {
+        app.log.error({ err }, 'error while closing');
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  return app;
+}
+
+/** Rebuilds the index from the storage root. The registry must not be running. */
+export async function runReindex(config: Config): Promise<void> {
+  const store = new FsBlobStore(config.storage.rootDirectory);
+  await store.init();
+  const db = openDatabase(config.index.path);
+  try {
+    const report = await reindex(store, db);
+    process.stdout.write(
+      `reindexed ${config.storage.rootDirectory}: ${report.repositories} repositories, ${report.manifests} manifests, ` +
+        `${report.tags} tags, ${report.blobs} blobs, ${report.uploads} uploads in progress\n`,
+    );
+    for (const s of report.skipped) process.stdout.write(`skipped ${s.key}: ${s.reason}\n`);
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The OCI distribution error codes, as one table. Code that fails raises a
+ * RegistryError; the HTTP layer alone turns it into the spec's JSON envelope.
+ */
+export const ERROR_CODES = {
+  BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
+  BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
+  BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
+  DIGEST_INVALID: { status: 400, message: 'provided digest did not match uploaded content' },
+  MANIFEST_BLOB_UNKNOWN: { status: 400, message: 'manifest references a blob unknown to the repository' },
+  MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
+  MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown to registry' },
+  NAME_INVALID: { status: 400, message: 'invalid repository name' },
+  NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
+  SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
+  UNAUTHORIZED: { status: 401, message: 'authentication required' },
+  DENIED: { status: 403, message: 'requested access to the resource is denied' },
+  UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
+  TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  // Codes of the Docker registry API that clients understand too.
+  TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
+  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
+  UNKNOWN: { status: 500, message: 'unknown error' },
+  UNAVAILABLE: { status: 503, message: 'service unavailable' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class RegistryError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: unknown;
+  /** Extra response headers (for instance Range and Location on a 416). */
+  readonly headers: Record<string, string>;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options: { detail?: unknown; status?: number; headers?: Record<string, string> } = {},
+  ) {
+    super(message ?? ERROR_CODES[code].message);
+    this.name = 'RegistryError';
+    this.code = code;
+    this.status = options.status ?? ERROR_CODES[code].status;
+    this.detail = options.detail;
+    this.headers = options.headers ?? {};
+  }
+}
+
+export function errorBody(code: ErrorCode, message: string, detail?: unknown): string {
+  const entry: { code: string; message: string; detail?: unknown } = { code, message };
+  if (detail !== undefined) entry.detail = detail;
+  return JSON.stringify({ errors: [entry] });
+}

@@ -1,0 +1,26 @@
+import { RegistryError } from './errors.js';
+
+const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
+const NAME_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
+const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+export const MAX_NAME_LENGTH = 255;
+
+export function isValidName(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+}
+
+export function assertName(name: string): string {
+  if (!isValidName(name)) {
+    throw new RegistryError('NAME_INVALID', 'invalid repository name', { detail: { name } });
+  }
+  return name;
+}
+
+export function isValidTag(tag: string): boolean {
+  return TAG_RE.test(tag);
+}
+
+export function assertTag(tag: string): string {
+  if (!isValidTag(tag)) throw new RegistryError('TAG_INVALID', 'invalid tag', { status: 400, detail: { tag } });
+  return tag;
+}

@@ -1,0 +1,189 @@
+import { Digest } from '../oci/digest.js';
+import { RegistryError } from '../oci/errors.js';
+import { effectiveArtifactType, parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { INDEX_MEDIA_TYPES, NON_DISTRIBUTABLE_LAYER_TYPES, accepts } from '../oci/media-types.js';
+import { isValidTag } from '../oci/names.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { keys } from '../storage/keys.js';
+import type { ManifestRow, RegistryIndex } from '../index/registry-index.js';
+
+/** A reference from a URL: a tag or a digest. */
+export type Reference = { tag: string } | { digest: Digest };
+
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  content: Buffer;
+}
+
+export interface PutResult {
+  digest: Digest;
+  subject?: Digest;
+}
+
+export interface Referrer {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+/** Parses a manifest reference: a digest if it has a colon, else a tag. */
+export function parseReference(value: string): Reference {
+  if (value.includes(':')) return { digest: Digest.parse(value) };
+  return { tag: value };
+}
+
+/** Manifests, tags and referrers of repositories. */
+export class ManifestService {
+  constructor(
+    private readonly store: BlobStore,
+    private readonly index: RegistryIndex,
+  ) {}
+
+  /**
+   * The manifest a reference names, in a media type the client accepts. An
+   * index that the client cannot take is answered, as distribution does, with
+   * its linux/amd64 image when there is one.
+   */
+  get(repo: string, ref: Reference, accept?: string | string[]): StoredManifest {
+    const row = this.find(repo, ref);
+    if (!row) throw manifestUnknown(repo, ref);
+    if (accepts(accept, row.mediaType)) return row;
+    if (INDEX_MEDIA_TYPES.has(row.mediaType)) {
+      const fallback = this.platformFallback(repo, row, accept);
+      if (fallback) return fallback;
+    }
+    throw new RegistryError('MANIFEST_UNKNOWN', `the manifest is a ${row.mediaType}, which the Accept header does not allow`, {
+      detail: { mediaType: row.mediaType },
+    });
+  }
+
+  private find(repo: string, ref: Reference): ManifestRow | undefined {
+    if ('tag' in ref) return isValidTag(ref.tag) ? this.index.manifestByTag(repo, ref.tag) : undefined;
+    return this.index.manifest(repo, ref.digest.toString());
+  }
+
+  private platformFallback(repo: string, row: ManifestRow, accept?: string | string[]): StoredManifest | undefined {
+    let doc: { manifests?: Array<{ digest?: string; platform?: { os?: string; architecture?: string } }> };
+    try {
+      doc = JSON.parse(row.content.toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    const child = doc.manifests?.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64');
+    if (!child?.digest) return undefined;
+    const found = this.index.manifest(repo, child.digest);
+    return found && accepts(accept, found.mediaType) ? found : undefined;
+  }
+
+  /**
+   * Validates and stores a manifest: bytes in the store first (content-addressed),
+   * then links and tags in the store, then one index transaction.
+   */
+  async put(repo: string, ref: Reference, body: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutResult> {
+    const manifest = parseManifest(body, contentType);
+    const digest = 'digest' in ref ? Digest.of(body, ref.digest.algorithm) : Digest.of(body);
+    if ('digest' in ref && !digest.equals(ref.digest)) {
+      throw new RegistryError('DIGEST_INVALID', 'the manifest does not have the digest in the URL', {
+        detail: { expected: ref.digest.toString(), actual: digest.toString() },
+      });
+    }
+    const tags = 'tag' in ref ? [ref.tag, ...extraTags] : extraTags;
+    this.verifyReferences(repo, manifest);
+
+    const blobKey = keys.blob(digest);
+    if (!(await this.store.stat(blobKey))) await this.store.put(blobKey, body);
+    await this.store.put(keys.manifestLink(repo, digest), Buffer.from(JSON.stringify({ mediaType: manifest.mediaType })));
+    for (const tag of new Set(tags)) await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
+
+    this.index.putManifest(repo, toIndexRow(digest, manifest, body), [...new Set(tags)]);
+    return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
+  }
+
+  /** Every blob and child manifest must already be in the repository. */
+  private verifyReferences(repo: string, m: ParsedManifest): void {
+    const repoId = this.index.repositoryId(repo);
+    const blobs = [...(m.config ? [m.config] : []), ...m.layers].filter(
+      (d) => !(NON_DISTRIBUTABLE_LAYER_TYPES.has(d.mediaType) && d.urls?.length),
+    );
+    const sizes = this.index.linkedBlobSizes(repoId, blobs.map((d) => d.digest.toString()));
+    const problems: Array<{ digest: string; reason: string }> = [];
+    for (const d of blobs) {
+      const size = sizes.get(d.digest.toString());
+      if (size === undefined) problems.push({ digest: d.digest.toString(), reason: 'blob unknown to repository' });
+      else if (size !== d.size) problems.push({ digest: d.digest.toString(), reason: `size is ${size}, not ${d.size}` });
+    }
+    for (const d of m.manifests) {
+      if (!this.index.hasManifest(repoId, d.digest.toString())) {
+        problems.push({ digest: d.digest.toString(), reason: 'manifest unknown to repository' });
+      }
+    }
+    if (problems.length > 0) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references content unknown to the repository', {
+        detail: problems,
+      });
+    }
+  }
+
+  /** By digest: the manifest and its tags. By tag: the tag only. */
+  async delete(repo: string, ref: Reference): Promise<void> {
+    if ('tag' in ref) {
+      const digest = isValidTag(ref.tag) ? this.index.tagDigest(repo, ref.tag) : undefined;
+      if (!digest) throw manifestUnknown(repo, ref);
+      await this.store.delete(keys.tagLink(repo, ref.tag));
+      this.index.deleteTag(repo, ref.tag);
+      return;
+    }
+    const d = ref.digest.toString();
+    if (!this.index.manifest(repo, d)) throw manifestUnknown(repo, ref);
+    for (const tag of this.index.tagsOf(repo, d)) await this.store.delete(keys.tagLink(repo, tag));
+    await this.store.delete(keys.manifestLink(repo, ref.digest));
+    this.index.deleteManifest(repo, d);
+  }
+
+  /** Tags in lexical order after `last`, at most `limit`; NAME_UNKNOWN for an unknown repository. */
+  tags(repo: string, last: string, limit: number): string[] {
+    const repoId = this.index.repositoryId(repo);
+    if (repoId === undefined) throw new RegistryError('NAME_UNKNOWN', undefined, { detail: { name: repo } });
+    return this.index.listTags(repoId, last, limit);
+  }
+
+  referrers(repo: string, subject: Digest, artifactType?: string): Referrer[] {
+    return this.index
+      .referrers(repo, subject.toString())
+      .filter((r) => artifactType === undefined || r.artifactType === artifactType)
+      .map((r) => ({
+        mediaType: r.mediaType,
+        digest: r.digest,
+        size: r.size,
+        ...(r.artifactType ? { artifactType: r.artifactType } : {}),
+        ...(r.annotations ? { annotations: JSON.parse(r.annotations) as Record<string, string> } : {}),
+      }));
+  }
+
+  catalog(last: string, limit: number): string[] {
+    return this.index.catalog(last, limit);
+  }
+}
+
+export function toIndexRow(digest: Digest, m: ParsedManifest, body: Buffer) {
+  return {
+    digest: digest.toString(),
+    mediaType: m.mediaType,
+    content: body,
+    artifactType: effectiveArtifactType(m),
+    subject: m.subject?.digest.toString(),
+    annotations: m.annotations,
+    blobs: [...(m.config ? [m.config] : []), ...m.layers].map((d) => d.digest.toString()),
+    children: m.manifests.map((d) => d.digest.toString()),
+  };
+}
+
+function manifestUnknown(repo: string, ref: Reference): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', undefined, {
+    detail: { name: repo, ...('tag' in ref ? { tag: ref.tag } : { digest: ref.digest.toString() }) },
+  });
+}
+

@@ -1,0 +1,286 @@
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { Digest } from '../oci/digest.js';
+import { RegistryError } from '../oci/errors.js';
+import { NotFoundError, UploadOffsetError, type BlobStore } from '../storage/blob-store.js';
+import { keys } from '../storage/keys.js';
+import type { RegistryIndex } from '../index/registry-index.js';
+import type { BlobService } from './blobs.js';
+import { hashing } from './hashing.js';
+
+export interface UploadState {
+  id: string;
+  repo: string;
+  /** Bytes received so far. */
+  size: number;
+}
+
+/** A chunk's declared position, from Content-Range and Content-Length. */
+export interface ChunkHeaders {
+  range?: { start: number; end: number } | undefined;
+  length?: number | undefined;
+}
+
+interface HashState {
+  hash: Hash;
+  size: number;
+}
+
+/**
+ * Resumable blob uploads. Bytes go to the store's upload, hashed as they pass;
+ * on completion the digest is checked and the upload becomes a content-addressed
+ * blob. Upload sessions are recorded in the store (so reindex finds them) and in
+ * the index; the upload's size in the store is the truth about progress.
+ */
+export class UploadService {
+  /** Running SHA-256 states; after a restart a state is rebuilt by reading the upload back. */
+  private readonly hashes = new Map<string, HashState>();
+  /** Uploads with a request in flight: one request at a time per upload. */
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly store: BlobStore,
+    private readonly index: RegistryIndex,
+    private readonly blobs: BlobService,
+  ) {}
+
+  async start(repo: string, signal?: AbortSignal): Promise<UploadState> {
+    const id = randomUUID();
+    const now = Date.now();
+    await this.store.createUpload(id, signal);
+    await this.store.put(keys.uploadInfo(id), Buffer.from(JSON.stringify({ repository: repo, createdAt: now })), signal);
+    this.index.insertUpload(id, repo, now);
+    this.hashes.set(id, { hash: createHash('sha256'), size: 0 });
+    return { id, repo, size: 0 };
+  }
+
+  async status(repo: string, id: string, signal?: AbortSignal): Promise<UploadState> {
+    this.session(repo, id);
+    const size = await this.store.uploadSize(id, signal);
+    if (size === null) throw uploadUnknown(id);
+    return { id, repo, size };
+  }
+
+  /** Appends a chunk (PATCH). */
+  async append(
+    repo: string,
+    id: string,
+    body: AsyncIterable<Uint8Array>,
+    chunk: ChunkHeaders,
+    signal?: AbortSignal,
+  ): Promise<UploadState> {
+    return this.exclusive(repo, id, async () => {
+      const size = await this.appendChunk(repo, id, body, chunk, signal);
+      this.index.touchUpload(id);
+      return { id, repo, size };
+    });
+  }
+
+  /** Ends an upload (PUT ?digest=), appending a last chunk when there is one. */
+  async complete(
+    repo: string,
+    id: string,
+    digest: Digest,
+    body: AsyncIterable<Uint8Array> | undefined,
+    chunk: ChunkHeaders,
+    signal?: AbortSignal,
+  ): Promise<{ digest: Digest; size: number }> {
+    return this.exclusive(repo, id, async () => {
+      const size = body ? await this.appendChunk(repo, id, body, chunk, signal) : await this.currentSize(repo, id, signal);
+      const actual = await this.digestOf(id, size, digest.algorithm, signal);
+      if (!actual.equals(digest)) {
+        await this.discard(id);
+        throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+          detail: { expected: digest.toString(), actual: actual.toString() },
+        });
+      }
+      await this.commit(repo, id, digest, size, signal);
+      return { digest, size };
+    });
+  }
+
+  /** A whole blob in one request (POST ?digest=). */
+  async monolithic(
+    repo: string,
+    digest: Digest,
+    body: AsyncIterable<Uint8Array>,
+    length: number | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ digest: Digest; size: number }> {
+    // A temporary upload without a session row: if the process dies, purging removes it by age.
+    const id = randomUUID();
+    await this.store.createUpload(id, signal);
+    try {
+      const hash = createHash(digest.algorithm);
+      const counter = { bytes: 0 };
+      const size = await this.store.appendUpload(id, 0, hashing(body, hash, counter), signal);
+      if (length !== undefined && size !== length) {
+        throw new RegistryError('SIZE_INVALID', undefined, { detail: { expected: length, received: size } });
+      }
+      const actual = Digest.fromHash(digest.algorithm, hash);
+      if (!actual.equals(digest)) {
+        throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+          detail: { expected: digest.toString(), actual: actual.toString() },
+        });
+      }
+      await this.commit(repo, id, digest, size, signal);
+      return { digest, size };
+    } catch (err) {
+      await this.store.cancelUpload(id);
+      throw err;
+    }
+  }
+
+  async cancel(repo: string, id: string): Promise<void> {
+    await this.exclusive(repo, id, () => this.discard(id));
+  }
+
+  /** Removes uploads idle since before `cutoff`; returns their ids. */
+  async purge(cutoff: Date, dryRun = false): Promise<string[]> {
+    const stale = new Set(this.index.staleUploads(cutoff.getTime()));
+    for await (const u of this.store.listUploads()) {
+      // Uploads without a session row (monolithic pushes cut short) go by their age in the store.
+      if (u.modified < cutoff && !this.index.upload(u.id)) stale.add(u.id);
+    }
+    const purged = [...stale].filter((id) => !this.busy.has(id));
+    if (!dryRun) for (const id of purged) await this.discard(id);
+    return purged;
+  }
+
+  // ---- internals ----
+
+  private session(repo: string, id: string): void {
+    const row = this.index.upload(id);
+    if (!row || row.repository !== repo) throw uploadUnknown(id);
+  }
+
+  private async currentSize(repo: string, id: string, signal?: AbortSignal): Promise<number> {
+    this.session(repo, id);
+    const size = await this.store.uploadSize(id, signal);
+    if (size === null) throw uploadUnknown(id);
+    return size;
+  }
+
+  private async appendChunk(
+    repo: string,
+    id: string,
+    body: AsyncIterable<Uint8Array>,
+    chunk: ChunkHeaders,
+    signal?: AbortSignal,
+  ): Promise<number> {
+    const size = await this.currentSize(repo, id, signal);
+    if (chunk.range) {
+      if (chunk.range.start !== size) throw rangeMismatch(repo, id, size);
+      const declared = chunk.range.end - chunk.range.start + 1;
+      if (chunk.length !== undefined && chunk.length !== declared) {
+        throw new RegistryError('SIZE_INVALID', 'Content-Length does not match Content-Range', {
+          detail: { contentLength: chunk.length, contentRange: declared },
+        });
+      }
+    }
+    const state = await this.hashState(id, size, signal);
+    this.hashes.delete(id); // re-added only if the append completes
+    const counter = { bytes: 0 };
+    let newSize: number;
+    try {
+      newSize = await this.store.appendUpload(id, size, hashing(body, state.hash, counter), signal);
+    } catch (err) {
+      if (err instanceof UploadOffsetError) throw rangeMismatch(repo, id, err.expected);
+      if (err instanceof NotFoundError) throw uploadUnknown(id);
+      throw err;
+    }
+    if (newSize !== size + counter.bytes) return newSize; // hash state unknown; rebuilt on demand
+    this.hashes.set(id, { hash: state.hash, size: newSize });
+    if (chunk.range && counter.bytes !== chunk.range.end - chunk.range.start + 1) {
+      throw new RegistryError('SIZE_INVALID', 'the chunk is not as long as its Content-Range says', {
+        detail: { received: counter.bytes },
+      });
+    }
+    return newSize;
+  }
+
+  /** The SHA-256 state for the first `size` bytes of an upload, recomputed if not cached. */
+  private async hashState(id: string, size: number, signal?: AbortSignal): Promise<HashState> {
+    const cached = this.hashes.get(id);
+    if (cached && cached.size === size) return cached;
+    const hash = createHash('sha256');
+    let read = 0;
+    for await (const chunk of await this.store.readUpload(id, signal)) {
+      hash.update(chunk as Buffer);
+      read += (chunk as Buffer).length;
+    }
+    if (read !== size) throw new Error(`upload ${id} changed while it was read`);
+    return { hash, size };
+  }
+
+  private async digestOf(id: string, size: number, algorithm: Digest['algorithm'], signal?: AbortSignal): Promise<Digest> {
+    if (algorithm === 'sha256') {
+      const state = await this.hashState(id, size, signal);
+      return Digest.fromHash('sha256', state.hash.copy());
+    }
+    const hash = createHash(algorithm);
+    for await (const chunk of await this.store.readUpload(id, signal)) hash.update(chunk as Buffer);
+    return Digest.fromHash(algorithm, hash);
+  }
+
+  /** Moves a verified upload into place (unless the content is already there) and links it. */
+  private async commit(repo: string, id: string, digest: Digest, size: number, signal?: AbortSignal): Promise<void> {
+    const key = keys.blob(digest);
+    const existing = await this.store.stat(key, signal);
+    if (existing && existing.size === size) {
+      await this.store.cancelUpload(id);
+    } else {
+      await this.store.commitUpload(id, key, signal);
+    }
+    await this.blobs.link(repo, digest, size);
+    await this.discard(id);
+  }
+
+  private async discard(id: string): Promise<void> {
+    this.hashes.delete(id);
+    await this.store.cancelUpload(id);
+    await this.store.delete(keys.uploadInfo(id));
+    this.index.deleteUpload(id);
+  }
+
+  private async exclusive<T>(repo: string, id: string, fn: () => Promise<T>): Promise<T> {
+    this.session(repo, id);
+    if (this.busy.has(id)) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', {
+        status: 409,
+        detail: { uuid: id },
+      });
+    }
+    this.busy.add(id);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(id);
+    }
+  }
+}
+
+export function uploadUnknown(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { uuid: id } });
+}
+
+/** The 416 a chunk gets when it does not continue the upload; it carries the upload's state. */
+export function rangeMismatch(repo: string, id: string, size: number): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_INVALID', 'the chunk does not continue the upload', {
+    status: 416,
+    detail: { uuid: id, size },
+    headers: {
+      Location: uploadPath(repo, id),
+      Range: rangeHeader(size),
+      'Docker-Upload-UUID': id,
+    },
+  });
+}
+
+export function uploadPath(repo: string, id: string): string {
+  return `/v2/${repo}/blobs/uploads/${id}`;
+}
+
+/** `0-<last byte>`, the form clients parse (`0-0` for an empty upload). */
+export function rangeHeader(size: number): string {
+  return `0-${Math.max(0, size - 1)}`;
+}

@@ -1,0 +1,73 @@
+import type { Readable } from 'node:stream';
+
+/** An inclusive byte range. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  modified: Date;
+}
+
+/** Raised by a store when an object or an upload does not exist. */
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+  constructor(readonly key: string) {
+    super(`not found: ${key}`);
+  }
+}
+
+/** Raised by appendUpload when the offset is not the upload's current size. */
+export class UploadOffsetError extends Error {
+  override name = 'UploadOffsetError';
+  constructor(
+    readonly expected: number,
+    readonly given: number,
+  ) {
+    super(`upload is at offset ${expected}, not ${given}`);
+  }
+}
+
+/**
+ * Where bytes live. Shaped for object stores: whole objects addressed by key,
+ * ranged reads, and resumable uploads that are committed to a key at the end.
+ * Nothing here knows about OCI semantics, HTTP or the index.
+ */
+export interface BlobStore {
+  /** Size and time of an object, or null when it does not exist. */
+  stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
+  /** A stream of an object's bytes (or of a range of them). Throws NotFoundError. */
+  read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  /** A small object's bytes, or null when it does not exist. */
+  get(key: string, signal?: AbortSignal): Promise<Buffer | null>;
+  /** Writes a small object atomically (readers see the old bytes or the new, never a mix). */
+  put(key: string, data: Uint8Array, signal?: AbortSignal): Promise<void>;
+  /** Removes an object; removing one that does not exist is not an error. */
+  delete(key: string): Promise<void>;
+  /** Every object whose key starts with `prefix`, in no particular order. Not for hot paths. */
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
+
+  /** Starts an empty upload. */
+  createUpload(id: string, signal?: AbortSignal): Promise<void>;
+  /** Bytes received so far, or null when there is no such upload. */
+  uploadSize(id: string, signal?: AbortSignal): Promise<number | null>;
+  /**
+   * Appends a stream at `offset`, which must be the current size (else
+   * UploadOffsetError). Returns the new size. On failure the upload keeps the
+   * bytes that were durably appended; uploadSize tells how many.
+   */
+  appendUpload(id: string, offset: number, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number>;
+  /** The bytes received so far, to recompute a digest. */
+  readUpload(id: string, signal?: AbortSignal): Promise<Readable>;
+  /** Makes the upload's bytes the object `key`, durably, and ends the upload. */
+  commitUpload(id: string, key: string, signal?: AbortSignal): Promise<void>;
+  /** Discards an upload and its bytes; safe to call for an unknown or committed upload. */
+  cancelUpload(id: string): Promise<void>;
+  /** The uploads present, with the time each last received data. */
+  listUploads(signal?: AbortSignal): AsyncIterable<{ id: string; modified: Date }>;
+
+  close?(): Promise<void>;
+}

@@ -1,0 +1,237 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, opendir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  NotFoundError,
+  UploadOffsetError,
+  type BlobStore,
+  type ByteRange,
+  type ObjectInfo,
+} from './blob-store.js';
+
+const UPLOAD_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+/**
+ * A blob store on a local filesystem. Objects are files named by their key;
+ * writes go to a temporary file that is fsync'd and renamed into place.
+ */
+export class FsBlobStore implements BlobStore {
+  private readonly tmpDir: string;
+  private readonly uploadsDir: string;
+
+  constructor(readonly root: string) {
+    this.tmpDir = join(root, '_tmp');
+    this.uploadsDir = join(root, 'uploads');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+    await mkdir(this.uploadsDir, { recursive: true });
+  }
+
+  private path(key: string): string {
+    if (key.split('/').some((p) => p === '..' || p === '.' || p === '') || key.includes('\0')) {
+      throw new Error(`invalid storage key ${JSON.stringify(key)}`);
+    }
+    return join(this.root, key);
+  }
+
+  private uploadPath(id: string): string {
+    if (!UPLOAD_ID_RE.test(id)) throw new NotFoundError(`uploads/${id}`);
+    return join(this.uploadsDir, id, 'data');
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    try {
+      const s = await stat(this.path(key));
+      return s.isFile() ? { key, size: s.size, modified: s.mtime } : null;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path(key), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(key);
+      throw err;
+    }
+    return fh.createReadStream({
+      ...(range ? { start: range.start, end: range.end } : {}),
+      highWaterMark: 256 * 1024,
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    try {
+      return await readFile(this.path(key));
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    const target = this.path(key);
+    const tmp = join(this.tmpDir, randomUUID());
+    try {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await this.moveIntoPlace(tmp, target);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // The prefix names a directory here (every prefix this codebase uses ends in '/').
+    const start = join(this.root, prefix);
+    yield* this.walk(start);
+  }
+
+  private async *walk(dir: string): AsyncIterable<ObjectInfo> {
+    let handle;
+    try {
+      handle = await opendir(dir);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for await (const entry of handle) {
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        yield* this.walk(full);
+      } else if (entry.isFile()) {
+        let s;
+        try {
+          s = await stat(full);
+        } catch (err) {
+          if (isNotFound(err)) continue;
+          throw err;
+        }
+        yield { key: relative(this.root, full).split(sep).join('/'), size: s.size, modified: s.mtime };
+      }
+    }
+  }
+
+  async createUpload(id: string): Promise<void> {
+    const path = this.uploadPath(id);
+    await mkdir(dirname(path), { recursive: true });
+    const fh = await open(path, 'wx');
+    await fh.close();
+  }
+
+  async uploadSize(id: string): Promise<number | null> {
+    try {
+      return (await stat(this.uploadPath(id))).size;
+    } catch (err) {
+      if (isNotFound(err) || err instanceof NotFoundError) return null;
+      throw err;
+    }
+  }
+
+  async appendUpload(id: string, offset: number, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
+    const path = this.uploadPath(id);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r+');
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`uploads/${id}`);
+      throw err;
+    }
+    const size = (await fh.stat()).size;
+    if (size !== offset) {
+      await fh.close();
+      throw new UploadOffsetError(size, offset);
+    }
+    const out = fh.createWriteStream({ start: offset, highWaterMark: 1024 * 1024 });
+    await pipeline(source, out, ...(signal ? [{ signal }] : []));
+    return (await stat(path)).size;
+  }
+
+  async readUpload(id: string, signal?: AbortSignal): Promise<Readable> {
+    try {
+      return await this.read(relative(this.root, this.uploadPath(id)).split(sep).join('/'), undefined, signal);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new NotFoundError(`uploads/${id}`);
+      throw err;
+    }
+  }
+
+  async commitUpload(id: string, key: string): Promise<void> {
+    const path = this.uploadPath(id);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`uploads/${id}`);
+      throw err;
+    }
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await this.moveIntoPlace(path, this.path(key));
+    await rm(dirname(path), { recursive: true, force: true });
+  }
+
+  async cancelUpload(id: string): Promise<void> {
+    if (!UPLOAD_ID_RE.test(id)) return;
+    await rm(join(this.uploadsDir, id), { recursive: true, force: true });
+  }
+
+  async *listUploads(): AsyncIterable<{ id: string; modified: Date }> {
+    let handle;
+    try {
+      handle = await opendir(this.uploadsDir);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for await (const entry of handle) {
+      if (!entry.isDirectory() || !UPLOAD_ID_RE.test(entry.name)) continue;
+      try {
+        const s = await stat(join(this.uploadsDir, entry.name, 'data'));
+        yield { id: entry.name, modified: s.mtime };
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        // A directory without data is a leftover of a cancelled upload.
+        yield { id: entry.name, modified: new Date(0) };
+      }
+    }
+  }
+
+  /** Renames a finished file to its final name and makes the rename durable. */
+  private async moveIntoPlace(from: string, to: string): Promise<void> {
+    const dir = dirname(to);
+    await mkdir(dir, { recursive: true });
+    await rename(from, to);
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  }
+}
