@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config/config.js';
 import { openDatabase, type Db } from './index/database.js';
 import { registerErrorHandling } from './http/errors.js';
@@ -32,7 +32,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     options.logger ?? ({ level: config.log.level, base: { ...config.log.fields } } as FastifyServerOptions['logger']);
   const app = Fastify({
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
-    disableRequestLogging: !config.log.accessLog,
+    logController: new LogController({ disableRequestLogging: !config.log.accessLog }),
     ...(config.http.tls
       ? { https: { cert: readFileSync(config.http.tls.certificate), key: readFileSync(config.http.tls.key) } }
       : {}),

@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { buildApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config/config.js';
+import type { ConfigFile } from '../src/config/schema.js';
+
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+export const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
+export interface TestRegistry {
+  app: FastifyInstance;
+  config: Config;
+  root: string;
+  /** Closes the app; the data folder stays until `destroy`. */
+  close(): Promise<void>;
+  /** Closes the app and removes the data folder. */
+  destroy(): Promise<void>;
+}
+
+export async function tempDir(prefix = 'ocireg-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** A registry on a fresh data folder (or `root`), with logging off. */
+export async function startRegistry(overrides: ConfigFile = {}, root?: string): Promise<TestRegistry> {
+  const dir = root ?? (await tempDir());
+  const config = loadConfig({
+    env: {},
+    overrides: { ...overrides, storage: { ...overrides.storage, filesystem: { rootdirectory: dir } } },
+  });
+  const app = await buildApp(config, { logger: false });
+  await app.ready();
+  let closed = false;
+  const close = async () => {
+    if (!closed) await app.close();
+    closed = true;
+  };
+  return { app, config, root: dir, close, destroy: async () => { await close(); await rm(dir, { recursive: true, force: true }); } };
+}
+
+export function digestOf(data: Buffer | string, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
+  return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
+}
+
+export function errorCode(res: LightMyRequestResponse): string | undefined {
+  return (res.json() as { errors?: Array<{ code: string }> }).errors?.[0]?.code;
+}
+
+/** Pushes a blob in one POST and returns its digest. */
+export async function pushBlob(app: FastifyInstance, repo: string, data: Buffer | string): Promise<string> {
+  const digest = digestOf(data);
+  const res = await app.inject({
+    method: 'POST',
+    url: `/v2/${repo}/blobs/uploads/?digest=${digest}`,
+    headers: { 'content-type': 'application/octet-stream' },
+    payload: Buffer.from(data),
+  });
+  if (res.statusCode !== 201) throw new Error(`blob push failed: ${res.statusCode} ${res.body}`);
+  return digest;
+}
+
+export interface BuiltManifest {
+  body: Buffer;
+  digest: string;
+  mediaType: string;
+}
+
+export function manifestOf(doc: unknown, mediaType: string): BuiltManifest {
+  const body = Buffer.from(JSON.stringify(doc));
+  return { body, digest: digestOf(body), mediaType };
+}
+
+/** Pushes a config and one layer, and returns an OCI image manifest over them (not pushed). */
+export async function makeImage(
+  app: FastifyInstance,
+  repo: string,
+  options: { layer?: string; extra?: Record<string, unknown>; configMediaType?: string } = {},
+): Promise<BuiltManifest> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', layer: options.layer ?? 'x' }));
+  const layer = Buffer.from(`layer:${options.layer ?? 'x'}`);
+  const configDigest = await pushBlob(app, repo, config);
+  const layerDigest = await pushBlob(app, repo, layer);
+  return manifestOf(
+    {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: options.configMediaType ?? OCI_CONFIG, digest: configDigest, size: config.length },
+      layers: [{ mediaType: OCI_LAYER, digest: layerDigest, size: layer.length }],
+      ...options.extra,
+    },
+    OCI_MANIFEST,
+  );
+}
+
+export async function putManifest(
+  app: FastifyInstance,
+  repo: string,
+  reference: string,
+  manifest: BuiltManifest,
+): Promise<LightMyRequestResponse> {
+  return app.inject({
+    method: 'PUT',
+    url: `/v2/${repo}/manifests/${reference}`,
+    headers: { 'content-type': manifest.mediaType },
+    payload: manifest.body,
+  });
+}

@@ -1,0 +1,58 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { errorCode, startRegistry, type TestRegistry } from '../helpers.js';
+
+describe('base endpoints', () => {
+  let reg: TestRegistry;
+  beforeEach(async () => {
+    reg = await startRegistry();
+  });
+  afterEach(async () => {
+    await reg.destroy();
+  });
+
+  it('GET /v2/ answers 200 {} with the API version header', async () => {
+    const res = await reg.app.inject({ method: 'GET', url: '/v2/' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({});
+    expect(res.headers['docker-distribution-api-version']).toBe('registry/2.0');
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+  });
+
+  it('HEAD /v2/ answers 200 without a body', async () => {
+    const res = await reg.app.inject({ method: 'HEAD', url: '/v2/' });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toBe('');
+  });
+
+  it('answers unknown endpoints under /v2/ with the error envelope', async () => {
+    const res = await reg.app.inject({ method: 'GET', url: '/v2/foo/bar' });
+    expect(res.statusCode).toBe(404);
+    expect(errorCode(res)).toBe('UNSUPPORTED');
+    const outside = await reg.app.inject({ method: 'GET', url: '/nothing' });
+    expect(outside.statusCode).toBe(404);
+    expect(errorCode(outside)).toBe('UNSUPPORTED');
+  });
+
+  it('answers a wrong method on a known endpoint with 405 UNSUPPORTED and Allow', async () => {
+    const res = await reg.app.inject({ method: 'POST', url: '/v2/foo/tags/list' });
+    expect(res.statusCode).toBe(405);
+    expect(errorCode(res)).toBe('UNSUPPORTED');
+    expect(res.headers.allow).toBe('GET');
+  });
+
+  it('reports health', async () => {
+    const res = await reg.app.inject({ method: 'GET', url: '/healthz' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('adds the configured response headers', async () => {
+    const custom = await startRegistry({ http: { headers: { 'X-Content-Type-Options': ['nosniff'] } } });
+    try {
+      const res = await custom.app.inject({ method: 'GET', url: '/v2/' });
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    } finally {
+      await custom.destroy();
+    }
+  });
+});
