@@ -73,8 +73,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   const purging = config.storage.uploadPurging;
   let purgeTimer: NodeJS.Timeout | undefined;
+  let purgeRun: Promise<void> | undefined;
   if (purging.enabled) {
     const purge = async () => {
+      if (purgeRun) return;
+      purgeRun = purgeOnce().finally(() => (purgeRun = undefined));
+    };
+    const purgeOnce = async () => {
       try {
         const purged = await registry.uploads.purge(new Date(Date.now() - purging.ageMs), purging.dryRun);
         if (purged.length > 0) app.log.info({ count: purged.length, dryRun: purging.dryRun }, 'purged expired uploads');
@@ -91,6 +96,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   app.addHook('onClose', async () => {
     if (purgeTimer) clearInterval(purgeTimer);
+    await purgeRun;
     await store.close?.();
     db.close();
   });

@@ -108,8 +108,9 @@ export class UploadService {
   ): Promise<{ digest: Digest; size: number }> {
     // A temporary upload without a session row: if the process dies, purging removes it by age.
     const id = randomUUID();
-    await this.store.createUpload(id, signal);
+    this.busy.add(id);
     try {
+      await this.store.createUpload(id, signal);
       const hash = createHash(digest.algorithm);
       const counter = { bytes: 0 };
       const size = await this.store.appendUpload(id, 0, hashing(body, hash, counter), signal);
@@ -127,6 +128,8 @@ export class UploadService {
     } catch (err) {
       await this.store.cancelUpload(id);
       throw err;
+    } finally {
+      this.busy.delete(id);
     }
   }
 

@@ -211,13 +211,14 @@ export class FsBlobStore implements BlobStore {
     }
     for await (const entry of handle) {
       if (!entry.isDirectory() || !UPLOAD_ID_RE.test(entry.name)) continue;
-      try {
-        const s = await stat(join(this.uploadsDir, entry.name, 'data'));
-        yield { id: entry.name, modified: s.mtime };
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        // A directory without data is a leftover of a cancelled upload.
-        yield { id: entry.name, modified: new Date(0) };
+      // The data file's time, or the directory's for an upload being created or cancelled.
+      for (const path of [join(this.uploadsDir, entry.name, 'data'), join(this.uploadsDir, entry.name)]) {
+        try {
+          yield { id: entry.name, modified: (await stat(path)).mtime };
+          break;
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
       }
     }
   }
