@@ -70,7 +70,7 @@ export const listReferrers: Handler<{ name: string; digest: string }> = async (c
     bytes += size;
   }
   if (artifactType) reply.header('OCI-Filters-Applied', 'artifactType');
-  return reply
-    .type(MediaType.OciIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: page }));
+  // A Buffer, so that the media type goes out exactly as the spec writes it (no charset).
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: page }));
+  return reply.type(MediaType.OciIndex).send(body);
 };
