@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config/config.js';
 import { openDatabase, type Db } from './index/database.js';
-import { registerErrorHandling } from './http/errors.js';
+import { registerErrorHandling, sendError } from './http/errors.js';
 import type { RouteContext } from './http/context.js';
 import { v2Routes } from './http/v2-router.js';
 import { Registry } from './registry/registry.js';
@@ -37,6 +37,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       ? { https: { cert: readFileSync(config.http.tls.certificate), key: readFileSync(config.http.tls.key) } }
       : {}),
     return503OnClosing: true,
+    // Errors Fastify raises before routing (a malformed URL, ...) get the envelope too.
+    frameworkErrors: (err: Error & { statusCode?: number }, _request, reply) => {
+      sendError(reply, err.statusCode ?? 400, 'UNSUPPORTED', err.message);
+    },
     requestTimeout: 0,
     keepAliveTimeout: 75_000,
   } as FastifyServerOptions);

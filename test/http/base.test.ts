@@ -56,3 +56,25 @@ describe('base endpoints', () => {
     }
   });
 });
+
+describe('malformed requests', () => {
+  let reg: TestRegistry;
+  beforeEach(async () => {
+    reg = await startRegistry();
+  });
+  afterEach(async () => {
+    await reg.destroy();
+  });
+
+  it.each(['/v2/%zz/tags/list', '/v2/a/manifests/%ff'])('a badly encoded URL %s answers 400 with the envelope', async (url) => {
+    const res = await reg.app.inject({ method: 'GET', url });
+    expect(res.statusCode).toBe(400);
+    expect(errorCode(res)).toBe('UNSUPPORTED');
+  });
+
+  it('a percent-encoded colon in a digest is decoded', async () => {
+    const res = await reg.app.inject({ method: 'GET', url: '/v2/a/blobs/sha256%3Aabc' });
+    expect(res.statusCode).toBe(400);
+    expect(errorCode(res)).toBe('DIGEST_INVALID');
+  });
+});
