@@ -6,6 +6,7 @@ import { isValidTag } from '../oci/names.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
 import type { ManifestRow, RegistryIndex } from '../index/registry-index.js';
+import { KeyedMutex } from './keyed-mutex.js';
 
 /** A reference from a URL: a tag or a digest. */
 export type Reference = { tag: string } | { digest: Digest };
@@ -37,6 +38,9 @@ export function parseReference(value: string): Reference {
 
 /** Manifests, tags and referrers of repositories. */
 export class ManifestService {
+  /** Serialises manifest and tag writes per repository. */
+  private readonly writes = new KeyedMutex();
+
   constructor(
     private readonly store: BlobStore,
     private readonly index: RegistryIndex,
@@ -90,16 +94,21 @@ export class ManifestService {
         detail: { expected: ref.digest.toString(), actual: digest.toString() },
       });
     }
-    const tags = 'tag' in ref ? [ref.tag, ...extraTags] : extraTags;
-    this.verifyReferences(repo, manifest);
+    const tags = [...new Set('tag' in ref ? [ref.tag, ...extraTags] : extraTags)];
+    return this.writes.run(repo, async () => {
+      this.verifyReferences(repo, manifest);
+      await this.write(repo, digest, manifest, body, tags);
+      return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
+    });
+  }
 
+  /** Bytes in the store first (content-addressed), then links and tags, then one index transaction. */
+  private async write(repo: string, digest: Digest, manifest: ParsedManifest, body: Buffer, tags: string[]): Promise<void> {
     const blobKey = keys.blob(digest);
     if (!(await this.store.stat(blobKey))) await this.store.put(blobKey, body);
     await this.store.put(keys.manifestLink(repo, digest), Buffer.from(JSON.stringify({ mediaType: manifest.mediaType })));
-    for (const tag of new Set(tags)) await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
-
-    this.index.putManifest(repo, toIndexRow(digest, manifest, body), [...new Set(tags)]);
-    return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
+    for (const tag of tags) await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
+    this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags);
   }
 
   /** Every blob and child manifest must already be in the repository. */
@@ -129,6 +138,10 @@ export class ManifestService {
 
   /** By digest: the manifest and its tags. By tag: the tag only. */
   async delete(repo: string, ref: Reference): Promise<void> {
+    return this.writes.run(repo, () => this.deleteNow(repo, ref));
+  }
+
+  private async deleteNow(repo: string, ref: Reference): Promise<void> {
     if ('tag' in ref) {
       const digest = isValidTag(ref.tag) ? this.index.tagDigest(repo, ref.tag) : undefined;
       if (!digest) throw manifestUnknown(repo, ref);

@@ -1,3 +1,4 @@
+import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   OCI_INDEX,
@@ -47,7 +48,7 @@ describe('tags and catalog', () => {
     const seen: string[] = [];
     let url: string | undefined = '/v2/lib/app/tags/list?n=3';
     for (let page = 0; url && page < 10; page++) {
-      const res = await reg.app.inject({ method: 'GET', url });
+      const res: LightMyRequestResponse = await reg.app.inject({ method: 'GET', url });
       seen.push(...res.json().tags);
       url = /^<([^>]+)>; rel="next"$/.exec((res.headers.link as string | undefined) ?? '')?.[1];
     }
@@ -184,7 +185,7 @@ describe('referrers', () => {
     let url: string | undefined = `/v2/lib/app/referrers/${subject.digest}`;
     let pages = 0;
     for (; url && pages < 5; pages++) {
-      const res = await reg.app.inject({ method: 'GET', url });
+      const res: LightMyRequestResponse = await reg.app.inject({ method: 'GET', url });
       expect(res.statusCode).toBe(200);
       expect(res.rawPayload.length).toBeLessThanOrEqual(4 * 1024 * 1024);
       seen.push(...res.json().manifests.map((d: { digest: string }) => d.digest));

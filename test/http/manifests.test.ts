@@ -13,6 +13,7 @@ import {
   pushBlob,
   putManifest,
   startRegistry,
+  type BuiltManifest,
   type TestRegistry,
 } from '../helpers.js';
 
@@ -107,6 +108,15 @@ describe('manifests', () => {
     await putManifest(reg.app, 'lib/app', 'latest', two);
     expect((await get('/v2/lib/app/manifests/latest')).headers['docker-content-digest']).toBe(two.digest);
     expect((await get(`/v2/lib/app/manifests/${one.digest}`)).statusCode).toBe(200);
+  });
+
+  it('concurrent moves of one tag leave the store and the index agreeing', async () => {
+    const images: BuiltManifest[] = [];
+    for (let i = 0; i < 4; i++) images.push(await makeImage(reg.app, 'lib/app', { layer: `race${i}` }));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => putManifest(reg.app, 'lib/app', 'race', images[i % 4]!)));
+    const served = (await get('/v2/lib/app/manifests/race')).headers['docker-content-digest'];
+    const stored = (await readFile(join(reg.root, 'repositories/lib/app/_tags/race'), 'utf8')).trim();
+    expect(stored).toBe(served);
   });
 
   it('refuses manifests that reference blobs missing from the repository with MANIFEST_BLOB_UNKNOWN', async () => {

@@ -1,0 +1,20 @@
+/**
+ * Runs async sections one at a time per key, within this process. Used so that
+ * the store and the index see a repository's manifest and tag changes in the
+ * same order (two concurrent moves of one tag must not leave them disagreeing).
+ */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const current = previous.then(fn, fn);
+    const tail = current.catch(() => undefined);
+    this.tails.set(key, tail);
+    try {
+      return await current;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
