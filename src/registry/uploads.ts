@@ -6,6 +6,7 @@ import { keys } from '../storage/keys.js';
 import type { RegistryIndex } from '../index/registry-index.js';
 import type { BlobService } from './blobs.js';
 import { hashing } from './hashing.js';
+import { KeyedMutex } from './keyed-mutex.js';
 
 export interface UploadState {
   id: string;
@@ -34,8 +35,12 @@ interface HashState {
 export class UploadService {
   /** Running SHA-256 states; after a restart a state is rebuilt by reading the upload back. */
   private readonly hashes = new Map<string, HashState>();
-  /** Uploads with a request in flight: one request at a time per upload. */
-  private readonly busy = new Set<string>();
+  /**
+   * One request at a time per upload: a chunk that arrives while another is
+   * still being written (say, a retry after the client cut the first) waits
+   * for it, then is checked against the upload's size.
+   */
+  private readonly locks = new KeyedMutex();
 
   constructor(
     private readonly store: BlobStore,
@@ -53,11 +58,9 @@ export class UploadService {
     return { id, repo, size: 0 };
   }
 
+  /** Where the upload stands, once any write in flight has settled. */
   async status(repo: string, id: string, signal?: AbortSignal): Promise<UploadState> {
-    this.session(repo, id);
-    const size = await this.store.uploadSize(id, signal);
-    if (size === null) throw uploadUnknown(id);
-    return { id, repo, size };
+    return this.exclusive(repo, id, async () => ({ id, repo, size: await this.currentSize(repo, id, signal) }));
   }
 
   /** Appends a chunk (PATCH). */
@@ -108,29 +111,28 @@ export class UploadService {
   ): Promise<{ digest: Digest; size: number }> {
     // A temporary upload without a session row: if the process dies, purging removes it by age.
     const id = randomUUID();
-    this.busy.add(id);
-    try {
-      await this.store.createUpload(id, signal);
-      const hash = createHash(digest.algorithm);
-      const counter = { bytes: 0 };
-      const size = await this.store.appendUpload(id, 0, hashing(body, hash, counter), signal);
-      if (length !== undefined && size !== length) {
-        throw new RegistryError('SIZE_INVALID', undefined, { detail: { expected: length, received: size } });
+    return this.locks.run(id, async () => {
+      try {
+        await this.store.createUpload(id, signal);
+        const hash = createHash(digest.algorithm);
+        const counter = { bytes: 0 };
+        const size = await this.store.appendUpload(id, 0, hashing(body, hash, counter), signal);
+        if (length !== undefined && size !== length) {
+          throw new RegistryError('SIZE_INVALID', undefined, { detail: { expected: length, received: size } });
+        }
+        const actual = Digest.fromHash(digest.algorithm, hash);
+        if (!actual.equals(digest)) {
+          throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+            detail: { expected: digest.toString(), actual: actual.toString() },
+          });
+        }
+        await this.commit(repo, id, digest, size, signal);
+        return { digest, size };
+      } catch (err) {
+        await this.store.cancelUpload(id);
+        throw err;
       }
-      const actual = Digest.fromHash(digest.algorithm, hash);
-      if (!actual.equals(digest)) {
-        throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
-          detail: { expected: digest.toString(), actual: actual.toString() },
-        });
-      }
-      await this.commit(repo, id, digest, size, signal);
-      return { digest, size };
-    } catch (err) {
-      await this.store.cancelUpload(id);
-      throw err;
-    } finally {
-      this.busy.delete(id);
-    }
+    });
   }
 
   async cancel(repo: string, id: string): Promise<void> {
@@ -144,7 +146,7 @@ export class UploadService {
       // Uploads without a session row (monolithic pushes cut short) go by their age in the store.
       if (u.modified < cutoff && !this.index.upload(u.id)) stale.add(u.id);
     }
-    const purged = [...stale].filter((id) => !this.busy.has(id));
+    const purged = [...stale].filter((id) => !this.locks.isLocked(id));
     if (!dryRun) for (const id of purged) await this.discard(id);
     return purged;
   }
@@ -247,18 +249,10 @@ export class UploadService {
 
   private async exclusive<T>(repo: string, id: string, fn: () => Promise<T>): Promise<T> {
     this.session(repo, id);
-    if (this.busy.has(id)) {
-      throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', {
-        status: 409,
-        detail: { uuid: id },
-      });
-    }
-    this.busy.add(id);
-    try {
-      return await fn();
-    } finally {
-      this.busy.delete(id);
-    }
+    return this.locks.run(id, async () => {
+      this.session(repo, id); // it may have ended while this request waited
+      return fn();
+    });
   }
 }
 

@@ -1,0 +1,150 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { rm, statfs } from 'node:fs/promises';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCli, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
+import { sleep } from '../support/socket.js';
+import { tempDir } from '../helpers.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const CHUNKS = 1024; // 1 GiB in 1 MiB chunks
+const BLOB_SIZE = CHUNKS * MiB;
+const MAX_GROWTH = 100 * MiB;
+const REPO = 'memory/big';
+
+/**
+ * Chunk `i` of the test blob: a random 1 MiB base with a counter written every
+ * 4 KiB, so that no two chunks are alike. A fresh buffer each time, because the
+ * socket may still hold the previous one.
+ */
+function chunkAt(base: Buffer, i: number): Buffer {
+  const chunk = Buffer.from(base);
+  for (let off = 0; off < chunk.length; off += 4096) chunk.writeUInt32LE((i * 0x9e3779b1 + off) >>> 0, off);
+  return chunk;
+}
+
+/** Writes with backpressure: resolves once the request can take more, rejects if it closed first. */
+async function writeChunk(req: ClientRequest, closed: Promise<never>, chunk: Buffer): Promise<void> {
+  if (req.write(chunk)) return;
+  await Promise.race([once(req, 'drain'), closed]);
+}
+
+const free = await statfs(tmpdir()).then((s) => s.bavail * s.bsize);
+const enoughDisk = free >= 3 * GiB;
+if (!enoughDisk) console.log(`memory test skipped: only ${mib(free)} free under ${tmpdir()}, it needs 3 GiB`);
+
+describe.skipIf(!enoughDisk)('memory of the built server with a 1 GiB blob', () => {
+  let built: BuiltCli | undefined;
+  let server: ServerProcess | undefined;
+  let root: string | undefined;
+
+  beforeAll(async () => {
+    built = await buildCli();
+    root = await tempDir('ocireg-memory-');
+    server = await spawnServer(built.cli, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_LOG_LEVEL: 'warn' }, root);
+  }, 240_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    if (root) await rm(root, { recursive: true, force: true });
+    await built?.remove();
+  }, 60_000);
+
+  it('pushes and pulls 1 GiB in one request each without the server growing by 100 MiB', { timeout: 300_000 }, async () => {
+    const pid = server!.pid;
+    const base = randomBytes(MiB);
+
+    // First pass: the digest, which the monolithic POST names in its URL. Nothing is kept.
+    const hash = createHash('sha256');
+    for (let i = 0; i < CHUNKS; i++) hash.update(chunkAt(base, i));
+    const digest = `sha256:${hash.digest('hex')}`;
+
+    // Warm the server up, then take its resting figures.
+    for (let i = 0; i < 5; i++) expect((await fetch(`${server!.url}/v2/`)).status).toBe(200);
+    await sleep(500);
+    const peakReset = await resetPeak(pid);
+    const before = await memoryOf(pid);
+
+    // Second pass: the same bytes, streamed with backpressure.
+    const pushSampler = sampleRss(pid);
+    const req = httpRequest(`${server!.url}/v2/${REPO}/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(BLOB_SIZE) },
+    });
+    const responded = new Promise<{ res: IncomingMessage; body: string }>((resolve, reject) => {
+      req.once('error', reject);
+      req.once('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.once('end', () => resolve({ res, body }));
+        res.once('error', reject);
+      });
+    });
+    const closed = once(req, 'close').then((): never => {
+      throw new Error('the request closed mid-body');
+    });
+    closed.catch(() => {}); // only raced against while writing
+    const timer = setTimeout(() => req.destroy(new Error('the push took more than 240 s')), 240_000);
+    try {
+      for (let i = 0; i < CHUNKS; i++) await writeChunk(req, closed, chunkAt(base, i));
+      req.end();
+      const { res, body } = await responded;
+      expect(res.statusCode, body).toBe(201);
+      expect(res.headers['docker-content-digest']).toBe(digest);
+    } finally {
+      clearTimeout(timer);
+    }
+    const pushSamples = await pushSampler.stop();
+    const afterPush = await memoryOf(pid);
+    const pushPeak = Math.max(pushSamples.max, afterPush.hwm);
+    console.log(
+      `push 1 GiB: server RSS before ${mib(before.rss)}, peak ${mib(pushPeak)} (sampled max ${mib(pushSamples.max)} over ` +
+        `${pushSamples.samples} samples, VmHWM ${mib(afterPush.hwm)}${peakReset ? ', reset before the push' : ', since start'}), ` +
+        `after ${mib(afterPush.rss)}; growth ${mib(pushPeak - before.rss)}`,
+    );
+
+    const head = await fetch(`${server!.url}/v2/${REPO}/blobs/${digest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(BLOB_SIZE));
+    expect(head.headers.get('docker-content-digest')).toBe(digest);
+
+    // Pull it back, streaming, and compare.
+    await sleep(500);
+    const pullReset = await resetPeak(pid);
+    const beforePull = await memoryOf(pid);
+    const pullSampler = sampleRss(pid);
+    const pulled = createHash('sha256');
+    let received = 0;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const get = httpRequest(`${server!.url}/v2/${REPO}/blobs/${digest}`, { method: 'GET', agent: false });
+      get.setTimeout(60_000, () => get.destroy(new Error('the pull stalled for 60 s')));
+      get.once('error', reject);
+      get.once('response', resolve);
+      get.end();
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-length']).toBe(String(BLOB_SIZE));
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      pulled.update(chunk);
+      received += chunk.length;
+    }
+    const pullSamples = await pullSampler.stop();
+    const afterPull = await memoryOf(pid);
+    const pullPeak = Math.max(pullSamples.max, afterPull.hwm);
+    console.log(
+      `pull 1 GiB: server RSS before ${mib(beforePull.rss)}, peak ${mib(pullPeak)} (sampled max ${mib(pullSamples.max)} over ` +
+        `${pullSamples.samples} samples, VmHWM ${mib(afterPull.hwm)}${pullReset ? ', reset before the pull' : ', since start'}), ` +
+        `after ${mib(afterPull.rss)}; growth ${mib(pullPeak - beforePull.rss)}`,
+    );
+    expect(received).toBe(BLOB_SIZE);
+    expect(`sha256:${pulled.digest('hex')}`).toBe(digest);
+
+    expect(pushPeak - before.rss).toBeLessThan(MAX_GROWTH);
+    expect(pullPeak - beforePull.rss).toBeLessThan(MAX_GROWTH);
+  });
+});

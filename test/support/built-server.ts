@@ -1,0 +1,191 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { sleep } from './socket.js';
+
+const run = promisify(execFile);
+
+/** The project root (where package.json and node_modules are). */
+export const PROJECT_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+
+export interface BuiltCli {
+  /** Path of the compiled cli.js. */
+  cli: string;
+  /** Removes the build. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Compiles src/ with tsconfig.build.json into a private temporary folder (so that
+ * test files building in parallel, and the user's own dist/, do not collide), next
+ * to a package.json saying "type": "module" and a link to the project's node_modules.
+ */
+export async function buildCli(timeoutMs = 180_000): Promise<BuiltCli> {
+  const dir = await mkdtemp(join(tmpdir(), 'ocireg-build-'));
+  try {
+    await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n');
+    await symlink(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    const tsc = join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const args = ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--tsBuildInfoFile', join(dir, 'tsbuildinfo'), '--sourceMap', 'false'];
+    try {
+      await run(process.execPath, [tsc, ...args], { cwd: PROJECT_ROOT, timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 });
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`tsc -p tsconfig.build.json failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return { cli: join(dir, 'dist', 'cli.js'), remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Runs the CLI to completion (bounded) and returns its exit code and output. */
+export async function runCli(
+  cli: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env: baseEnv(env), timeout: timeoutMs });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    if (typeof e.code !== 'number') throw err;
+    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** Only what node needs, so that REGISTRY_* variables of the test's own environment do not leak in. */
+function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), ...extra };
+}
+
+/** A free TCP port on 127.0.0.1 (there is a small window in which another process could take it). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export interface ServerProcess {
+  pid: number;
+  url: string;
+  /** What the process wrote so far (the last 64 KiB), for failure messages. */
+  output(): string;
+  /** SIGTERM, then SIGKILL if it has not exited within `timeoutMs`. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Spawns `node <cli> serve` on 127.0.0.1:<free port> and waits (bounded) until /v2/ answers. */
+export async function spawnServer(cli: string, env: Record<string, string>, cwd: string, readyMs = 20_000): Promise<ServerProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child: ChildProcess = spawn(process.execPath, [cli, 'serve'], {
+    cwd,
+    env: baseEnv({ REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const collect = (chunk: Buffer) => {
+    log = (log + chunk.toString('utf8')).slice(-65536);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  let exited = child.exitCode !== null;
+  const exit = once(child, 'exit').then(() => {
+    exited = true;
+  });
+
+  const stop = async (timeoutMs = 10_000) => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    await exit;
+    clearTimeout(timer);
+  };
+
+  const deadline = Date.now() + readyMs;
+  for (;;) {
+    if (exited) throw new Error(`the server exited before it was ready:\n${log}`);
+    try {
+      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() >= deadline) {
+      await stop();
+      throw new Error(`the server was not ready within ${readyMs} ms:\n${log}`);
+    }
+    await sleep(100);
+  }
+  return { pid: child.pid!, url, output: () => log, stop };
+}
+
+export interface MemoryFigures {
+  /** Resident set size now, in bytes. */
+  rss: number;
+  /** Peak resident set size since start (or since the last resetPeak), in bytes. */
+  hwm: number;
+}
+
+/** VmRSS and VmHWM of a process, from /proc/<pid>/status. */
+export async function memoryOf(pid: number): Promise<MemoryFigures> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+    return Number(m[1]) * 1024;
+  };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** Resets VmHWM to the current RSS (Linux: write 5 to clear_refs). Returns false where that is not allowed. */
+export async function resetPeak(pid: number): Promise<boolean> {
+  try {
+    await writeFile(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Samples VmRSS every `intervalMs` until stopped; returns the highest sample. */
+export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<{ max: number; samples: number }> } {
+  let max = 0;
+  let samples = 0;
+  let pending: Promise<void> = Promise.resolve();
+  const take = () => {
+    pending = memoryOf(pid).then(
+      (m) => {
+        max = Math.max(max, m.rss);
+        samples++;
+      },
+      () => {},
+    );
+  };
+  take();
+  const timer = setInterval(take, intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await pending;
+      return { max, samples };
+    },
+  };
+}
+
+export function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
