@@ -41,7 +41,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     frameworkErrors: (err: Error & { statusCode?: number }, _request, reply) => {
       sendError(reply, err.statusCode ?? 400, 'UNSUPPORTED', err.message);
     },
+    // Large layers take as long as they take, but a connection silent for
+    // five minutes is dropped (so a stalled upload releases its session).
     requestTimeout: 0,
+    connectionTimeout: 300_000,
     keepAliveTimeout: 75_000,
   } as FastifyServerOptions);
   app.decorate('registry', registry);
