@@ -56,7 +56,8 @@ export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
-  const path = options.path ?? (env.REGISTRY_CONFIGURATION_PATH || undefined);
+  const given = options.path ?? (env.REGISTRY_CONFIGURATION_PATH || undefined);
+  const path = given ? resolve(cwd, given) : undefined;
 
   let raw: Record<string, unknown> = {};
   if (path) {

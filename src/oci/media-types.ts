@@ -46,12 +46,16 @@ export function accepts(acceptHeader: string | string[] | undefined, mediaType: 
   const ranges = values.flatMap((v) => v.split(',')).map((r) => r.trim()).filter(Boolean);
   if (ranges.length === 0) return true;
   const [type] = mediaType.split('/');
+  // The most specific range that matches decides (RFC 9110 12.5.1): an exact
+  // type, then `type/*`, then `*/*`; q=0 refuses.
+  let best: { specificity: number; refused: boolean } | undefined;
   for (const range of ranges) {
     const [base, ...params] = range.split(';').map((p) => p.trim());
     const q = params.find((p) => p.startsWith('q='));
-    if (q && Number(q.slice(2)) === 0) continue;
+    const refused = q !== undefined && Number(q.slice(2)) === 0;
     const b = (base ?? '').toLowerCase();
-    if (b === '*/*' || b === mediaType || b === `${type}/*`) return true;
+    const specificity = b === mediaType ? 3 : b === `${type}/*` ? 2 : b === '*/*' ? 1 : 0;
+    if (specificity > 0 && (!best || specificity > best.specificity)) best = { specificity, refused };
   }
-  return false;
+  return best !== undefined && !best.refused;
 }

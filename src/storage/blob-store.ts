@@ -47,7 +47,10 @@ export interface BlobStore {
   put(key: string, data: Uint8Array, signal?: AbortSignal): Promise<void>;
   /** Removes an object; removing one that does not exist is not an error. */
   delete(key: string): Promise<void>;
-  /** Every object whose key starts with `prefix`, in no particular order. Not for hot paths. */
+  /**
+   * Every object under `prefix`, which ends in `/` (a folder of keys), in no
+   * particular order. Not for hot paths.
+   */
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
 
   /** Starts an empty upload. */

@@ -14,7 +14,9 @@ import {
 const UPLOAD_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
 
 function isNotFound(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+  // EISDIR: the key names a folder of other keys, not an object.
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOENT' || code === 'EISDIR';
 }
 
 /**
@@ -61,6 +63,10 @@ export class FsBlobStore implements BlobStore {
     let fh: FileHandle;
     try {
       fh = await open(this.path(key), 'r');
+      if (!(await fh.stat()).isFile()) {
+        await fh.close();
+        throw new NotFoundError(key);
+      }
     } catch (err) {
       if (isNotFound(err)) throw new NotFoundError(key);
       throw err;
@@ -104,7 +110,6 @@ export class FsBlobStore implements BlobStore {
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    // The prefix names a directory here (every prefix this codebase uses ends in '/').
     const start = join(this.root, prefix);
     yield* this.walk(start);
   }

@@ -1,0 +1,356 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Digest } from '../../src/oci/digest.js';
+import { NotFoundError, UploadOffsetError, type BlobStore, type ObjectInfo } from '../../src/storage/blob-store.js';
+import { keys } from '../../src/storage/keys.js';
+
+export interface BlobStoreFixture {
+  store: BlobStore;
+  /** Removes everything the store wrote. */
+  cleanup: () => Promise<void>;
+  /** A new store instance over the same data, as after a process restart. */
+  restart?: () => Promise<BlobStore>;
+}
+
+const MiB = 1024 * 1024;
+
+/** Reads a stream into memory; stops with an error past `limit` bytes (a small object is expected). */
+async function readAll(source: AsyncIterable<unknown>, limit = 16 * 1024 * 1024): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of source) {
+    length += (chunk as Uint8Array).length;
+    if (length > limit) throw new Error(`read more than the ${limit} bytes expected`);
+    parts.push(Buffer.from(chunk as Uint8Array));
+  }
+  return Buffer.concat(parts);
+}
+
+async function collect<T>(source: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of source) items.push(item);
+  return items;
+}
+
+async function* bytes(...parts: Array<string | Uint8Array>): AsyncIterable<Uint8Array> {
+  for (const part of parts) yield typeof part === 'string' ? Buffer.from(part) : part;
+}
+
+function blobKey(content: string | Uint8Array): string {
+  return keys.blob(Digest.of(content));
+}
+
+/**
+ * The behaviour every BlobStore must have. A driver joins with one line:
+ * `blobStoreContract('s3', makeS3Fixture)`. `make` runs before each test.
+ */
+export function blobStoreContract(name: string, make: () => Promise<BlobStoreFixture>): void {
+  describe(`BlobStore contract: ${name}`, () => {
+    let fixture: BlobStoreFixture;
+    let store: BlobStore;
+
+    beforeEach(async () => {
+      fixture = await make();
+      store = fixture.store;
+    });
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    /** Creates an upload holding `content`, and returns its id. */
+    async function uploadOf(...content: string[]): Promise<string> {
+      const id = randomUUID();
+      await store.createUpload(id);
+      if (content.length > 0) await store.appendUpload(id, 0, bytes(...content));
+      return id;
+    }
+
+    async function expectNoUploadsLeft(): Promise<void> {
+      expect(await collect(store.listUploads())).toEqual([]);
+      expect(await collect(store.list('uploads/'))).toEqual([]);
+    }
+
+    describe('objects', () => {
+      it('puts, gets, stats and deletes an object', async () => {
+        const key = 'repositories/library/app/_tags/latest';
+        await store.put(key, Buffer.from('sha256:abc'));
+        expect(await store.get(key)).toEqual(Buffer.from('sha256:abc'));
+        const info = await store.stat(key);
+        expect(info).toMatchObject({ key, size: 10 });
+        expect(info?.modified).toBeInstanceOf(Date);
+
+        await store.delete(key);
+        expect(await store.get(key)).toBeNull();
+        expect(await store.stat(key)).toBeNull();
+      });
+
+      it('replaces an object on a second put', async () => {
+        const key = 'repositories/library/app/_tags/latest';
+        await store.put(key, Buffer.from('first version'));
+        await store.put(key, Buffer.from('second'));
+        expect(await store.get(key)).toEqual(Buffer.from('second'));
+        expect((await store.stat(key))?.size).toBe(6);
+      });
+
+      it('answers null, NotFoundError or nothing for an object that does not exist', async () => {
+        const key = blobKey('never stored');
+        expect(await store.get(key)).toBeNull();
+        expect(await store.stat(key)).toBeNull();
+        await expect(store.read(key)).rejects.toBeInstanceOf(NotFoundError);
+        await expect(store.delete(key)).resolves.toBeUndefined();
+      });
+
+      it('reads an object whole and by inclusive ranges', async () => {
+        const content = Buffer.from('0123456789abcdef');
+        const key = blobKey(content);
+        await store.put(key, content);
+        expect(await readAll(await store.read(key))).toEqual(content);
+        expect((await readAll(await store.read(key, { start: 0, end: 0 }))).toString()).toBe('0');
+        expect((await readAll(await store.read(key, { start: 15, end: 15 }))).toString()).toBe('f');
+        expect((await readAll(await store.read(key, { start: 3, end: 9 }))).toString()).toBe('3456789');
+        expect(await readAll(await store.read(key, { start: 0, end: 15 }))).toEqual(content);
+      });
+
+      it('stores zero-byte objects', async () => {
+        const key = blobKey('');
+        await store.put(key, new Uint8Array(0));
+        expect(await store.get(key)).toEqual(Buffer.alloc(0));
+        expect((await store.stat(key))?.size).toBe(0);
+        expect(await readAll(await store.read(key))).toEqual(Buffer.alloc(0));
+      });
+
+      it('lists the objects under a prefix with their sizes', async () => {
+        await store.put('repositories/a/_tags/v1', Buffer.from('1'));
+        await store.put('repositories/a/_tags/v22', Buffer.from('22'));
+        await store.put('repositories/a/_manifests/sha256/x', Buffer.from('333'));
+        await store.put('repositories/ab/_tags/v1', Buffer.from('4444'));
+        await store.put('blobs/sha256/aa/bbbb', Buffer.from('55555'));
+        await store.put('repositories/a/_tags/gone', Buffer.from('6'));
+        await store.delete('repositories/a/_tags/gone');
+
+        const sorted = (items: ObjectInfo[]) =>
+          items.map(({ key, size }) => ({ key, size })).sort((x, y) => x.key.localeCompare(y.key));
+        expect(sorted(await collect(store.list('repositories/a/')))).toEqual([
+          { key: 'repositories/a/_manifests/sha256/x', size: 3 },
+          { key: 'repositories/a/_tags/v1', size: 1 },
+          { key: 'repositories/a/_tags/v22', size: 2 },
+        ]);
+        expect(sorted(await collect(store.list('repositories/')))).toHaveLength(4);
+        const [tag] = await collect(store.list('repositories/ab/'));
+        expect(tag?.modified).toBeInstanceOf(Date);
+        expect(await collect(store.list('nothing/here/'))).toEqual([]);
+      });
+
+      it('writes and reads back a 64 MiB object without holding it in memory', async () => {
+        // Each 1 MiB chunk is a shared random block stamped with its index, so
+        // a lost, repeated or misplaced chunk changes the digest.
+        const block = randomBytes(MiB);
+        const chunkAt = (i: number) => {
+          const chunk = Buffer.from(block);
+          chunk.writeUInt32BE(i, 0);
+          chunk.writeUInt32BE(i, MiB - 4);
+          return chunk;
+        };
+        const count = 64;
+        const sent = createHash('sha256');
+        async function* generate(): AsyncIterable<Uint8Array> {
+          for (let i = 0; i < count; i++) {
+            const chunk = chunkAt(i);
+            sent.update(chunk);
+            yield chunk;
+          }
+        }
+
+        const id = randomUUID();
+        await store.createUpload(id);
+        expect(await store.appendUpload(id, 0, generate())).toBe(count * MiB);
+        expect(await store.uploadSize(id)).toBe(count * MiB);
+        const key = 'blobs/large';
+        await store.commitUpload(id, key);
+        expect((await store.stat(key))?.size).toBe(count * MiB);
+
+        const received = createHash('sha256');
+        let length = 0;
+        for await (const chunk of await store.read(key)) {
+          received.update(chunk as Buffer);
+          length += (chunk as Buffer).length;
+        }
+        expect(length).toBe(count * MiB);
+        expect(received.digest('hex')).toBe(sent.digest('hex'));
+
+        const across = await readAll(await store.read(key, { start: MiB - 2, end: MiB + 1 }), 4);
+        expect(across).toEqual(Buffer.concat([chunkAt(0).subarray(MiB - 2), chunkAt(1).subarray(0, 2)]));
+        const last = await readAll(await store.read(key, { start: count * MiB - 1, end: count * MiB - 1 }), 1);
+        expect(last).toEqual(Buffer.from([count - 1]));
+      });
+    });
+
+    describe('uploads', () => {
+      it('starts empty and appends at the current size', async () => {
+        const id = randomUUID();
+        await store.createUpload(id);
+        expect(await store.uploadSize(id)).toBe(0);
+        expect(await store.appendUpload(id, 0, bytes('hello'))).toBe(5);
+        expect(await store.uploadSize(id)).toBe(5);
+        expect(await store.appendUpload(id, 5, bytes(', ', 'world'))).toBe(12);
+        expect(await store.uploadSize(id)).toBe(12);
+        expect((await readAll(await store.readUpload(id))).toString()).toBe('hello, world');
+      });
+
+      it('accepts an empty append', async () => {
+        const id = await uploadOf('abc');
+        expect(await store.appendUpload(id, 3, bytes())).toBe(3);
+        expect((await readAll(await store.readUpload(id))).toString()).toBe('abc');
+      });
+
+      it.each([
+        ['behind', 0],
+        ['ahead', 10],
+      ])('refuses an append at an offset %s of the size, appending nothing', async (_label, offset) => {
+        const id = await uploadOf('abcd');
+        const attempt = store.appendUpload(id, offset, bytes('zz'));
+        await expect(attempt).rejects.toBeInstanceOf(UploadOffsetError);
+        await expect(attempt).rejects.toMatchObject({ expected: 4, given: offset });
+        expect(await store.uploadSize(id)).toBe(4);
+        expect((await readAll(await store.readUpload(id))).toString()).toBe('abcd');
+      });
+
+      it('answers NotFoundError or null for an upload that does not exist', async () => {
+        const id = randomUUID();
+        await expect(store.appendUpload(id, 0, bytes('x'))).rejects.toBeInstanceOf(NotFoundError);
+        await expect(store.readUpload(id)).rejects.toBeInstanceOf(NotFoundError);
+        await expect(store.commitUpload(id, blobKey('x'))).rejects.toBeInstanceOf(NotFoundError);
+        expect(await store.uploadSize(id)).toBeNull();
+        expect(await store.stat(blobKey('x'))).toBeNull();
+      });
+
+      it('commits an upload into an object and ends the upload', async () => {
+        const id = await uploadOf('layer ', 'content');
+        const key = blobKey('layer content');
+        await store.commitUpload(id, key);
+        expect(await store.get(key)).toEqual(Buffer.from('layer content'));
+        expect((await store.stat(key))?.size).toBe(13);
+        expect(await store.uploadSize(id)).toBeNull();
+        await expect(store.appendUpload(id, 13, bytes('more'))).rejects.toBeInstanceOf(NotFoundError);
+        await expectNoUploadsLeft();
+      });
+
+      it('commits a zero-byte upload', async () => {
+        const id = await uploadOf();
+        const key = blobKey('');
+        await store.commitUpload(id, key);
+        expect(await store.get(key)).toEqual(Buffer.alloc(0));
+        await expectNoUploadsLeft();
+      });
+
+      it('commits over an existing object', async () => {
+        const key = 'repositories/a/_tags/latest';
+        await store.put(key, Buffer.from('old'));
+        await store.commitUpload(await uploadOf('new bytes'), key);
+        expect((await store.get(key))?.toString()).toBe('new bytes');
+      });
+
+      it('cancel after commit is safe and keeps the object', async () => {
+        const id = await uploadOf('kept');
+        const key = blobKey('kept');
+        await store.commitUpload(id, key);
+        await expect(store.cancelUpload(id)).resolves.toBeUndefined();
+        expect((await store.get(key))?.toString()).toBe('kept');
+      });
+
+      it('cancel discards an upload in progress and leaves nothing behind', async () => {
+        const id = await uploadOf('discard me');
+        await store.cancelUpload(id);
+        expect(await store.uploadSize(id)).toBeNull();
+        await expect(store.readUpload(id)).rejects.toBeInstanceOf(NotFoundError);
+        await expect(store.appendUpload(id, 10, bytes('x'))).rejects.toBeInstanceOf(NotFoundError);
+        await expectNoUploadsLeft();
+      });
+
+      it('cancel of an unknown upload is safe', async () => {
+        await expect(store.cancelUpload(randomUUID())).resolves.toBeUndefined();
+        const id = await uploadOf('x');
+        await store.cancelUpload(id);
+        await expect(store.cancelUpload(id)).resolves.toBeUndefined();
+      });
+
+      it('lists the uploads in progress', async () => {
+        const first = await uploadOf('one');
+        const second = await uploadOf();
+        const done = await uploadOf('done');
+        await store.commitUpload(done, blobKey('done'));
+
+        const uploads = await collect(store.listUploads());
+        expect(uploads.map((u) => u.id).sort()).toEqual([first, second].sort());
+        for (const u of uploads) expect(u.modified).toBeInstanceOf(Date);
+      });
+
+      it('lets two uploads commit to the same key at once', async () => {
+        const a = Buffer.alloc(MiB, 'a');
+        const b = Buffer.alloc(MiB, 'b');
+        const idA = randomUUID();
+        const idB = randomUUID();
+        await Promise.all([store.createUpload(idA), store.createUpload(idB)]);
+        await Promise.all([store.appendUpload(idA, 0, bytes(a)), store.appendUpload(idB, 0, bytes(b))]);
+        const key = 'blobs/contended';
+
+        await Promise.all([store.commitUpload(idA, key), store.commitUpload(idB, key)]);
+
+        const stored = await store.get(key);
+        expect(stored?.length).toBe(MiB);
+        expect(stored!.equals(a) || stored!.equals(b)).toBe(true);
+        await expectNoUploadsLeft();
+      });
+
+      it('keeps an upload across a restart and finishes it there', async (ctx) => {
+        if (!fixture.restart) ctx.skip();
+        const id = await uploadOf('before ');
+        const restarted = await fixture.restart!();
+        try {
+          expect(await restarted.uploadSize(id)).toBe(7);
+          expect((await collect(restarted.listUploads())).map((u) => u.id)).toEqual([id]);
+          expect(await restarted.appendUpload(id, 7, bytes('after'))).toBe(12);
+          const key = blobKey('before after');
+          await restarted.commitUpload(id, key);
+          expect((await restarted.get(key))?.toString()).toBe('before after');
+          expect(await restarted.uploadSize(id)).toBeNull();
+        } finally {
+          await restarted.close?.();
+        }
+      });
+
+      it('keeps what a failing source delivered, so the client can resume', async () => {
+        const id = await uploadOf('start:');
+        const sent = Buffer.from('0123456789'.repeat(1000));
+        async function* breaksMidway(): AsyncIterable<Uint8Array> {
+          yield sent.subarray(0, 4000);
+          yield sent.subarray(4000, 8000);
+          throw new Error('client went away');
+        }
+        await expect(store.appendUpload(id, 6, breaksMidway())).rejects.toThrow();
+
+        const kept = await store.uploadSize(id);
+        expect(kept).not.toBeNull();
+        expect(kept!).toBeGreaterThanOrEqual(6);
+        expect(kept!).toBeLessThanOrEqual(6 + 8000);
+        const expected = Buffer.concat([Buffer.from('start:'), sent]);
+        expect(await readAll(await store.readUpload(id))).toEqual(expected.subarray(0, kept!));
+
+        expect(await store.appendUpload(id, kept!, bytes(expected.subarray(kept!)))).toBe(expected.length);
+        const key = blobKey(expected);
+        await store.commitUpload(id, key);
+        expect(await store.get(key)).toEqual(expected);
+        await expectNoUploadsLeft();
+      });
+
+      it('refuses an append when the signal is already aborted', async () => {
+        const id = await uploadOf('abc');
+        await expect(store.appendUpload(id, 3, bytes('def'), AbortSignal.abort())).rejects.toMatchObject({
+          name: 'AbortError',
+        });
+        expect(await store.uploadSize(id)).toBe(3);
+        expect(await store.appendUpload(id, 3, bytes('def'))).toBe(6);
+      });
+    });
+  });
+}

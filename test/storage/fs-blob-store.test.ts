@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NotFoundError } from '../../src/storage/blob-store.js';
+import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
+import { blobStoreContract } from './contract.js';
+
+async function openStore(root: string): Promise<FsBlobStore> {
+  const store = new FsBlobStore(root);
+  await store.init();
+  return store;
+}
+
+blobStoreContract('FsBlobStore', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ocireg-fs-store-'));
+  const store = await openStore(root);
+  return {
+    store,
+    restart: () => openStore(root),
+    cleanup: async () => {
+      // Once the uploads a test left open are cancelled, nothing of the
+      // store's own may remain: no temporary file, no upload directory.
+      for await (const { id } of store.listUploads()) await store.cancelUpload(id);
+      expect(await readdir(join(root, '_tmp'))).toEqual([]);
+      expect(await readdir(join(root, 'uploads'))).toEqual([]);
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('FsBlobStore on disk', () => {
+  let parent: string;
+  let root: string;
+  let store: FsBlobStore;
+
+  beforeEach(async () => {
+    parent = await mkdtemp(join(tmpdir(), 'ocireg-fs-'));
+    root = join(parent, 'root');
+    store = await openStore(root);
+  });
+  afterEach(async () => {
+    await rm(parent, { recursive: true, force: true });
+  });
+
+  async function* bytes(text: string): AsyncIterable<Uint8Array> {
+    yield Buffer.from(text);
+  }
+
+  async function expectNoLeftovers(): Promise<void> {
+    expect(await readdir(join(root, '_tmp'))).toEqual([]);
+    expect(await readdir(join(root, 'uploads'))).toEqual([]);
+  }
+
+  it('treats a key that is only a folder of other keys as absent', async () => {
+    await store.put('a/b', Buffer.from('x'));
+    expect(await store.stat('a')).toBeNull();
+    expect(await store.get('a')).toBeNull();
+    await expect(store.read('a')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('creates its root, temporary and upload directories', async () => {
+    expect((await readdir(root)).sort()).toEqual(['_tmp', 'uploads']);
+  });
+
+  it('keeps each object as a plain file named by its key', async () => {
+    await store.put('repositories/lib/app/_tags/v1', Buffer.from('sha256:x'));
+    expect(await readFile(join(root, 'repositories/lib/app/_tags/v1'), 'utf8')).toBe('sha256:x');
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, bytes('layer'));
+    await store.commitUpload(id, 'blobs/sha256/ab/cd');
+    expect(await readFile(join(root, 'blobs/sha256/ab/cd'), 'utf8')).toBe('layer');
+    await expectNoLeftovers();
+  });
+
+  it('leaves no temporary file when a put fails', async () => {
+    await store.put('a/b', Buffer.from('x'));
+    await expect(store.put('a', Buffer.from('clashes with a directory'))).rejects.toThrow();
+    await expectNoLeftovers();
+    expect(await store.get('a/b')).toEqual(Buffer.from('x'));
+  });
+
+  it('keeps the upload when a commit fails', async () => {
+    await store.put('taken/child', Buffer.from('x'));
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, bytes('precious'));
+    await expect(store.commitUpload(id, 'taken')).rejects.toThrow();
+    expect(await store.uploadSize(id)).toBe(8);
+    await store.commitUpload(id, 'elsewhere');
+    expect((await store.get('elsewhere'))?.toString()).toBe('precious');
+    await expectNoLeftovers();
+  });
+
+  it.each(['../escape', 'a/../../escape', '/abs', 'a//b', './a', 'a/.', 'nul\0byte'])(
+    'refuses the key %j without writing outside its root',
+    async (key) => {
+      await expect(store.put(key, Buffer.from('x'))).rejects.toThrow(/invalid storage key/);
+      const id = randomUUID();
+      await store.createUpload(id);
+      await expect(store.commitUpload(id, key)).rejects.toThrow(/invalid storage key/);
+      expect(await store.uploadSize(id)).toBe(0);
+      expect(await readdir(parent)).toEqual(['root']);
+      await store.cancelUpload(id);
+      await expectNoLeftovers();
+    },
+  );
+
+  it.each(['../root', '..', 'a/b', 'with space', 'x'.repeat(65)])(
+    'treats the upload id %j as unknown',
+    async (id) => {
+      await expect(store.createUpload(id)).rejects.toBeInstanceOf(NotFoundError);
+      expect(await store.uploadSize(id)).toBeNull();
+      await expect(store.appendUpload(id, 0, bytes('x'))).rejects.toBeInstanceOf(NotFoundError);
+      await expect(store.readUpload(id)).rejects.toBeInstanceOf(NotFoundError);
+      await store.cancelUpload(id);
+      expect((await readdir(root)).sort()).toEqual(['_tmp', 'uploads']);
+      expect((await stat(root)).isDirectory()).toBe(true);
+    },
+  );
+});
