@@ -59,6 +59,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     for (const [name, values] of headers) reply.header(name, values.join(', '));
   });
 
+  // Once shutdown starts, each response closes its connection, so that
+  // keep-alive clients do not hold the drain open until its timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('Connection', 'close');
+  });
+
   registerErrorHandling(app, config.http.publicUrl);
   const publicUrl = config.http.publicUrl;
   const ctx: RouteContext = { registry, config, url: (path) => (publicUrl ? publicUrl + path : path) };

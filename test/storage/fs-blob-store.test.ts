@@ -22,10 +22,13 @@ blobStoreContract('FsBlobStore', async () => {
     cleanup: async () => {
       // Once the uploads a test left open are cancelled, nothing of the
       // store's own may remain: no temporary file, no upload directory.
-      for await (const { id } of store.listUploads()) await store.cancelUpload(id);
-      expect(await readdir(join(root, '_tmp'))).toEqual([]);
-      expect(await readdir(join(root, 'uploads'))).toEqual([]);
-      await rm(root, { recursive: true, force: true });
+      try {
+        for await (const { id } of store.listUploads()) await store.cancelUpload(id);
+        expect(await readdir(join(root, '_tmp'))).toEqual([]);
+        expect(await readdir(join(root, 'uploads'))).toEqual([]);
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
     },
   };
 });

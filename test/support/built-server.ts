@@ -189,3 +189,96 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<{ ma
 export function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
+
+export interface CliProcess {
+  pid: number;
+  /** stdout and stderr so far, interleaved (the last 64 KiB), for failure messages. */
+  output(): string;
+  /** stderr so far (the last 64 KiB). */
+  stderr(): string;
+  /** Whether the process has exited. */
+  exited(): boolean;
+  /** Sends a signal (no-op once it has exited). */
+  signal(sig: NodeJS.Signals): void;
+  /** Waits (bounded) for the process to exit; throws after `timeoutMs`, leaving it running. */
+  waitExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+  /** SIGKILL if still running, then waits for the exit (bounded). */
+  kill(): Promise<void>;
+}
+
+/**
+ * Spawns `node <cli> ...args` with only PATH, HOME and `env` in its environment
+ * (unlike spawnServer, nothing is added: no REGISTRY_HTTP_ADDR).
+ */
+export function startCli(cli: string, args: string[], options: { env?: Record<string, string>; cwd: string }): CliProcess {
+  const child: ChildProcess = spawn(process.execPath, [cli, ...args], {
+    cwd: options.cwd,
+    env: baseEnv(options.env ?? {}),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  let err = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    log = (log + chunk.toString('utf8')).slice(-65536);
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    log = (log + chunk.toString('utf8')).slice(-65536);
+    err = (err + chunk.toString('utf8')).slice(-65536);
+  });
+  let result: { code: number | null; signal: NodeJS.Signals | null; at: number } | undefined;
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      result = { code, signal, at: Date.now() };
+      resolve(result);
+    });
+  });
+  // Failing to spawn at all (never expected: it is `node`) surfaces as an exit.
+  child.once('error', () => {});
+
+  const waitExit = async (timeoutMs: number) => {
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the process did not exit within ${timeoutMs} ms:\n${log}`)), timeoutMs);
+    });
+    try {
+      const r = await Promise.race([exit, timeout]);
+      return { code: r.code, signal: r.signal, ms: Math.max(0, r.at - started) };
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  return {
+    pid: child.pid!,
+    output: () => log,
+    stderr: () => err,
+    exited: () => result !== undefined,
+    signal: (sig) => {
+      if (result === undefined) child.kill(sig);
+    },
+    waitExit,
+    kill: async () => {
+      if (result !== undefined) return;
+      child.kill('SIGKILL');
+      await waitExit(10_000);
+    },
+  };
+}
+
+/** Polls `<url>/v2/` until it answers 200 (bounded); throws if the process exits first. */
+export async function waitUntilReady(proc: CliProcess, url: string, readyMs = 20_000): Promise<void> {
+  const deadline = Date.now() + readyMs;
+  for (;;) {
+    if (proc.exited()) throw new Error(`the server exited before it was ready:\n${proc.output()}`);
+    try {
+      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() >= deadline) throw new Error(`the server was not ready within ${readyMs} ms:\n${proc.output()}`);
+    await sleep(100);
+  }
+}

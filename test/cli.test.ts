@@ -1,0 +1,377 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildCli,
+  freePort,
+  runCli,
+  startCli,
+  waitUntilReady,
+  type BuiltCli,
+  type CliProcess,
+} from './support/built-server.js';
+import { fileSize, send, testBytes, waitFor } from './support/socket.js';
+
+const REPO = 'team/app';
+
+let built: BuiltCli | undefined;
+const dirs: string[] = [];
+const procs: CliProcess[] = [];
+const requests: ClientRequest[] = [];
+
+beforeAll(async () => {
+  built = await buildCli();
+}, 200_000);
+
+afterEach(async () => {
+  for (const req of requests.splice(0)) req.destroy();
+  for (const p of procs.splice(0)) await p.kill();
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+afterAll(async () => {
+  await built?.remove();
+});
+
+function cli(): string {
+  if (!built) throw new Error('the CLI was not built');
+  return built.cli;
+}
+
+async function tmp(prefix = 'ocireg-cli-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A distribution-style config.yml (keys distribution has and this registry ignores included). */
+function distributionConfig(port: number, root: string, extraHttp = ''): string {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${root}`,
+    '  cache:',
+    '    blobdescriptor: inmemory',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    ...(extraHttp ? [`  ${extraHttp}`] : []),
+    '',
+  ].join('\n');
+}
+
+interface Setup {
+  dir: string;
+  root: string;
+  configPath: string;
+  port: number;
+  url: string;
+}
+
+/** A temp folder holding a storage root and a config.yml for 127.0.0.1:<free port>. */
+async function setup(extraHttp = ''): Promise<Setup> {
+  const dir = await tmp();
+  const root = join(dir, 'data');
+  const port = await freePort();
+  const configPath = join(dir, 'config.yml');
+  await writeFile(configPath, distributionConfig(port, root, extraHttp));
+  return { dir, root, configPath, port, url: `http://127.0.0.1:${port}` };
+}
+
+function start(args: string[], cwd: string, env: Record<string, string> = {}): CliProcess {
+  const p = startCli(cli(), args, { cwd, env });
+  procs.push(p);
+  return p;
+}
+
+/** Resolves with the error code of a TCP connect to 127.0.0.1:port, or 'connected' (bounded). */
+function connectResult(port: number, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve('timeout');
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code ?? err.message);
+    });
+  });
+}
+
+async function startUpload(url: string): Promise<{ id: string; location: string }> {
+  const res = await send(`${url}/v2/${REPO}/blobs/uploads/`, { method: 'POST', timeoutMs: 10_000 });
+  expect(res.status, res.body.toString()).toBe(202);
+  const location = res.headers.location;
+  const id = res.headers['docker-upload-uuid'];
+  expect(typeof location).toBe('string');
+  expect(typeof id).toBe('string');
+  return { id: id as string, location: new URL(location as string, url).toString() };
+}
+
+/**
+ * Opens a PATCH that declares `total` bytes and writes the first `first` of
+ * `data`; the rest is up to the caller. The response promise is bounded.
+ */
+function openPatch(location: string, data: Buffer, first: number, timeoutMs = 60_000, agent: Agent | false = false) {
+  const req = httpRequest(location, {
+    method: 'PATCH',
+    agent,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
+  });
+  requests.push(req);
+  const response = new Promise<{ res: IncomingMessage; body: string }>((resolve, reject) => {
+    const timer = setTimeout(() => req.destroy(new Error(`the PATCH took more than ${timeoutMs} ms`)), timeoutMs);
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.once('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      res.once('end', () => {
+        clearTimeout(timer);
+        resolve({ res, body });
+      });
+    });
+  });
+  response.catch(() => {}); // awaited (or deliberately abandoned) by the caller
+  const written = (async () => {
+    if (!req.write(data.subarray(0, first))) await once(req, 'drain');
+  })();
+  return { req, response, written };
+}
+
+describe('ocireg CLI usage', () => {
+  it('--help prints usage naming serve and reindex and exits 0', async () => {
+    for (const flag of ['--help', '-h']) {
+      const r = await runCli(cli(), [flag], {}, 15_000);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/usage/i);
+      expect(r.stdout).toContain('serve');
+      expect(r.stdout).toContain('reindex');
+    }
+  });
+
+  it('no arguments prints usage and exits 2', async () => {
+    const r = await runCli(cli(), [], {}, 15_000);
+    expect(r.code).toBe(2);
+    expect(r.stdout + r.stderr).toMatch(/usage/i);
+    expect(r.stdout + r.stderr).toContain('serve');
+  });
+
+  it('an unknown command exits 2 with a message on stderr', async () => {
+    const r = await runCli(cli(), ['frobnicate'], {}, 15_000);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('frobnicate');
+  });
+
+  it('extra arguments exit 2 with a message on stderr', async () => {
+    const dir = await tmp();
+    const a = join(dir, 'a.yml');
+    const b = join(dir, 'b.yml');
+    for (const command of ['serve', 'reindex']) {
+      const r = await runCli(cli(), [command, a, b], {}, 15_000);
+      expect(r.code, `${command}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(b);
+    }
+  });
+});
+
+describe('ocireg serve: configuration errors', () => {
+  it('exits 1 naming an unknown key of the config file', async () => {
+    const s = await setup('bogusoption: 1');
+    const r = await runCli(cli(), ['serve', s.configPath], {}, 15_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain('bogusoption');
+
+    const top = join(s.dir, 'top.yml');
+    await writeFile(top, `${distributionConfig(s.port, s.root)}notakey: true\n`);
+    const r2 = await runCli(cli(), ['serve', top], {}, 15_000);
+    expect(r2.code, r2.stdout + r2.stderr).toBe(1);
+    expect(r2.stderr).toContain('notakey');
+  });
+
+  it('exits 1 on invalid YAML', async () => {
+    const s = await setup();
+    const bad = join(s.dir, 'bad.yml');
+    await writeFile(bad, `http:\n  addr: "127.0.0.1:${s.port}\n  headers: [unclosed\n`);
+    const r = await runCli(cli(), ['serve', bad], {}, 15_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain(bad);
+  });
+
+  it('exits 1 when the config file is missing', async () => {
+    const dir = await tmp();
+    const missing = join(dir, 'nope.yml');
+    const r = await runCli(cli(), ['serve', missing], {}, 15_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain(missing);
+    const viaEnv = await runCli(cli(), ['serve'], { REGISTRY_CONFIGURATION_PATH: missing }, 15_000);
+    expect(viaEnv.code, viaEnv.stdout + viaEnv.stderr).toBe(1);
+    expect(viaEnv.stderr).toContain(missing);
+  });
+
+  it('exits 1 naming REGISTRY_STORAGE_DELETE_ENABLED when it is not a boolean', async () => {
+    const s = await setup();
+    const r = await runCli(cli(), ['serve', s.configPath], { REGISTRY_STORAGE_DELETE_ENABLED: 'maybe' }, 15_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain('REGISTRY_STORAGE_DELETE_ENABLED');
+  });
+});
+
+describe('ocireg serve: a distribution-style config file', () => {
+  async function expectServing(url: string, p: CliProcess): Promise<void> {
+    await waitUntilReady(p, url);
+    const v2 = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(5000) });
+    await v2.arrayBuffer();
+    expect(v2.status).toBe(200);
+    expect(v2.headers.get('docker-distribution-api-version')).toBe('registry/2.0');
+    const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) });
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+  }
+
+  async function stopCleanly(p: CliProcess): Promise<void> {
+    p.signal('SIGTERM');
+    const exit = await p.waitExit(15_000);
+    expect(exit, p.output()).toEqual(expect.objectContaining({ code: 0, signal: null }));
+  }
+
+  it('serves /v2/ and /healthz from the path given as an argument', async () => {
+    const s = await setup();
+    const p = start(['serve', s.configPath], s.dir);
+    await expectServing(s.url, p);
+    // The storage root is the configured one.
+    expect(await fileSize(join(s.root, 'index.db'))).not.toBeNull();
+    // Keys accepted for compatibility are warned about at log.level warn.
+    await waitFor(() => p.output().includes('storage.cache'), { timeoutMs: 5000, what: 'the ignored-keys warning' });
+    await stopCleanly(p);
+  });
+
+  it('takes the path from REGISTRY_CONFIGURATION_PATH as well', async () => {
+    const s = await setup();
+    const p = start(['serve'], s.dir, { REGISTRY_CONFIGURATION_PATH: s.configPath });
+    await expectServing(s.url, p);
+    expect(await fileSize(join(s.root, 'index.db'))).not.toBeNull();
+    await stopCleanly(p);
+  });
+
+  it('lets an environment variable override the file (REGISTRY_HTTP_ADDR)', async () => {
+    const s = await setup();
+    let other = await freePort();
+    while (other === s.port) other = await freePort();
+    const p = start(['serve', s.configPath], s.dir, { REGISTRY_HTTP_ADDR: `127.0.0.1:${other}` });
+    await expectServing(`http://127.0.0.1:${other}`, p);
+    expect(await connectResult(s.port)).toBe('ECONNREFUSED');
+    await stopCleanly(p);
+  });
+});
+
+describe('ocireg serve: graceful shutdown', () => {
+  const FIRST = 1024 * 1024;
+  const TOTAL = FIRST + 256 * 1024;
+
+  it('drains an in-flight PATCH, refuses new connections, exits 0 with the WAL checkpointed, and the upload survives a restart', async () => {
+    const s = await setup();
+    const p = start(['serve', s.configPath], s.dir);
+    await waitUntilReady(p, s.url);
+
+    const { id, location } = await startUpload(s.url);
+    const data = testBytes(TOTAL, 7);
+    // A keep-alive client, as docker and containerd are: the drain must not wait for it to go idle.
+    const agent = new Agent({ keepAlive: true });
+    const patch = openPatch(location, data, FIRST, 60_000, agent);
+    await patch.written;
+    const dataFile = join(s.root, 'uploads', id, 'data');
+    await waitFor(async () => ((await fileSize(dataFile)) ?? 0) >= FIRST, {
+      timeoutMs: 10_000,
+      what: 'the server to write the first MiB',
+    });
+
+    p.signal('SIGTERM');
+    // The listener closes: new connections are refused while the PATCH is still open.
+    await waitFor(async () => (await connectResult(s.port)) === 'ECONNREFUSED', {
+      timeoutMs: 5000,
+      intervalMs: 100,
+      what: 'new connections to be refused after SIGTERM',
+    });
+    expect(p.exited(), p.output()).toBe(false);
+
+    patch.req.end(data.subarray(FIRST));
+    const { res, body } = await patch.response;
+    expect(res.statusCode, body).toBe(202);
+    expect(res.headers.range).toBe(`0-${TOTAL - 1}`);
+    expect(res.headers['docker-upload-uuid']).toBe(id);
+    expect(res.headers.connection).toBe('close');
+
+    // Exits well within the default drain timeout (10 s), without having to cut connections.
+    const exit = await p.waitExit(9000);
+    agent.destroy();
+    expect(exit, p.output()).toEqual(expect.objectContaining({ code: 0, signal: null }));
+    expect(p.output()).not.toContain('drain timeout passed');
+    expect(await connectResult(s.port)).toBe('ECONNREFUSED');
+
+    // The index was closed: the WAL was checkpointed into index.db.
+    expect(await fileSize(join(s.root, 'index.db'))).not.toBeNull();
+    expect((await fileSize(join(s.root, 'index.db-wal'))) ?? 0).toBe(0);
+    expect(await fileSize(dataFile)).toBe(TOTAL);
+
+    // A restarted server on the same root sees the upload at the same offset, and can finish it.
+    const again = start(['serve', s.configPath], s.dir);
+    await waitUntilReady(again, s.url);
+    const status = await send(location, { method: 'GET', timeoutMs: 10_000 });
+    expect(status.status, status.body.toString()).toBe(204);
+    expect(status.headers.range).toBe(`0-${TOTAL - 1}`);
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    const put = await send(`${location}?digest=${digest}`, { method: 'PUT', timeoutMs: 10_000 });
+    expect(put.status, put.body.toString()).toBe(201);
+    expect(put.headers['docker-content-digest']).toBe(digest);
+
+    again.signal('SIGTERM');
+    const exit2 = await again.waitExit(15_000);
+    expect(exit2, again.output()).toEqual(expect.objectContaining({ code: 0, signal: null }));
+  }, 90_000);
+
+  it('with http.draintimeout: 1s, exits within a few seconds of SIGTERM although a request never finishes', async () => {
+    const s = await setup('draintimeout: 1s');
+    const p = start(['serve', s.configPath], s.dir);
+    await waitUntilReady(p, s.url);
+
+    const { id, location } = await startUpload(s.url);
+    const data = testBytes(TOTAL, 9);
+    const patch = openPatch(location, data, 64 * 1024);
+    await patch.written;
+    await waitFor(async () => ((await fileSize(join(s.root, 'uploads', id, 'data'))) ?? 0) >= 64 * 1024, {
+      timeoutMs: 10_000,
+      what: 'the server to write the first 64 KiB',
+    });
+
+    p.signal('SIGTERM');
+    const exit = await p.waitExit(10_000);
+    expect(exit.signal, p.output()).toBeNull();
+    expect(exit.ms, p.output()).toBeLessThan(5000);
+    expect(exit.ms).toBeGreaterThanOrEqual(900); // it did wait for the drain timeout
+    expect(exit.code, p.output()).toBe(0);
+    expect((await fileSize(join(s.root, 'index.db-wal'))) ?? 0).toBe(0);
+    // The client's request was cut, never answered with success.
+    await expect(patch.response).rejects.toThrow();
+  }, 60_000);
+});
