@@ -19,6 +19,16 @@ function isNotFound(err: unknown): boolean {
   return code === 'ENOENT' || code === 'EISDIR';
 }
 
+/** Opens an upload's data file; NotFoundError when there is no such upload. */
+async function openUpload(path: string, id: string, flags: 'r' | 'r+'): Promise<FileHandle> {
+  try {
+    return await open(path, flags);
+  } catch (err) {
+    if (isNotFound(err)) throw new NotFoundError(`uploads/${id}`);
+    throw err;
+  }
+}
+
 /**
  * A blob store on a local filesystem. Objects are files named by their key;
  * writes go to a temporary file that is fsync'd and renamed into place.
@@ -157,13 +167,7 @@ export class FsBlobStore implements BlobStore {
 
   async appendUpload(id: string, offset: number, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
     const path = this.uploadPath(id);
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r+');
-    } catch (err) {
-      if (isNotFound(err)) throw new NotFoundError(`uploads/${id}`);
-      throw err;
-    }
+    const fh = await openUpload(path, id, 'r+');
     const size = (await fh.stat()).size;
     if (size !== offset) {
       await fh.close();
@@ -185,13 +189,7 @@ export class FsBlobStore implements BlobStore {
 
   async commitUpload(id: string, key: string): Promise<void> {
     const path = this.uploadPath(id);
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new NotFoundError(`uploads/${id}`);
-      throw err;
-    }
+    const fh = await openUpload(path, id, 'r');
     try {
       await fh.sync();
     } finally {
