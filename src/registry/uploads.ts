@@ -92,9 +92,7 @@ export class UploadService {
       const actual = await this.digestOf(id, size, digest.algorithm, signal);
       if (!actual.equals(digest)) {
         await this.discard(id);
-        throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
-          detail: { expected: digest.toString(), actual: actual.toString() },
-        });
+        throw digestMismatch(digest, actual);
       }
       await this.commit(repo, id, digest, size, signal);
       return { digest, size };
@@ -121,11 +119,7 @@ export class UploadService {
           throw new RegistryError('SIZE_INVALID', undefined, { detail: { expected: length, received: size } });
         }
         const actual = Digest.fromHash(digest.algorithm, hash);
-        if (!actual.equals(digest)) {
-          throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
-            detail: { expected: digest.toString(), actual: actual.toString() },
-          });
-        }
+        if (!actual.equals(digest)) throw digestMismatch(digest, actual);
         await this.commit(repo, id, digest, size, signal);
         return { digest, size };
       } catch (err) {
@@ -254,6 +248,12 @@ export class UploadService {
       return fn();
     });
   }
+}
+
+function digestMismatch(expected: Digest, actual: Digest): RegistryError {
+  return new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+    detail: { expected: expected.toString(), actual: actual.toString() },
+  });
 }
 
 export function uploadUnknown(id: string): RegistryError {
