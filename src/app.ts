@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Config } from './config/config.js';
+import { ConfigError, type Config } from './config/config.js';
 import { openDatabase, type Db } from './index/database.js';
 import { registerErrorHandling, sendError } from './http/errors.js';
 import type { RouteContext } from './http/context.js';
@@ -24,6 +24,9 @@ declare module 'fastify' {
 
 /** Builds the registry's HTTP application. It never listens: main.ts does. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const https = config.http.tls
+    ? { cert: readTlsFile(config.http.tls.certificate, 'certificate'), key: readTlsFile(config.http.tls.key, 'key') }
+    : undefined;
   const store: BlobStore = options.store ?? (await openFsStore(config));
   const db: Db = openDatabase(config.index.path);
   const registry = new Registry(store, db, config);
@@ -33,9 +36,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
     logController: new LogController({ disableRequestLogging: !config.log.accessLog }),
-    ...(config.http.tls
-      ? { https: { cert: readFileSync(config.http.tls.certificate), key: readFileSync(config.http.tls.key) } }
-      : {}),
+    ...(https ? { https } : {}),
     return503OnClosing: true,
     // Errors Fastify raises before routing (a malformed URL, ...) get the envelope too.
     frameworkErrors: (err: Error & { statusCode?: number }, _request, reply) => {
@@ -118,6 +119,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     db.close();
   });
   return app;
+}
+
+function readTlsFile(path: string, what: 'certificate' | 'key'): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read http.tls.${what} ${path}: ${(err as Error).message}`);
+  }
 }
 
 async function openFsStore(config: Config): Promise<FsBlobStore> {

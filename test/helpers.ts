@@ -35,8 +35,14 @@ export async function startRegistry(overrides: ConfigFile = {}, root?: string): 
     env: {},
     overrides: { ...overrides, storage: { ...overrides.storage, filesystem: { rootdirectory: dir } } },
   });
-  const app = await buildApp(config, { logger: false });
-  await app.ready();
+  let app: FastifyInstance;
+  try {
+    app = await buildApp(config, { logger: false });
+    await app.ready();
+  } catch (err) {
+    if (!root) await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   let closed = false;
   const close = async () => {
     if (!closed) await app.close();
