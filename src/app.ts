@@ -29,7 +29,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     : undefined;
   const store: BlobStore = options.store ?? (await openFsStore(config));
   const db: Db = openDatabase(config.index.path);
-  const registry = new Registry(store, db, config);
+  const registry = new Registry(store, db);
 
   const logger =
     options.logger ?? ({ level: config.log.level, base: { ...config.log.fields } } as FastifyServerOptions['logger']);
@@ -37,7 +37,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
     logController: new LogController({ disableRequestLogging: !config.log.accessLog }),
     ...(https ? { https } : {}),
-    return503OnClosing: true,
+    // During shutdown, new requests get a 503 in the OCI envelope (the hook below).
+    return503OnClosing: false,
     // Errors Fastify raises before routing (a malformed URL, ...) get the envelope too.
     frameworkErrors: (err: Error & { statusCode?: number }, _request, reply) => {
       sendError(reply, err.statusCode ?? 400, 'UNSUPPORTED', err.message);
@@ -65,6 +66,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) {
+      reply.header('Connection', 'close').header('Retry-After', '5');
+      return sendError(reply, 503, 'UNAVAILABLE', 'the registry is shutting down');
+    }
   });
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('Connection', 'close');

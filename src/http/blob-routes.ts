@@ -1,7 +1,7 @@
 import { Digest } from '../oci/digest.js';
-import { RegistryError } from '../oci/errors.js';
+import { RangeNotSatisfiableError } from '../oci/errors.js';
 import { MediaType } from '../oci/media-types.js';
-import { assertDeletable, type Handler } from './context.js';
+import { assertDeletable, requestSignal, type Handler } from './context.js';
 import { parseRange } from './request.js';
 
 type BlobParams = { name: string; digest: string };
@@ -11,28 +11,23 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
   const digest = Digest.parse(raw);
   const { size } = ctx.registry.blobs.stat(name, digest);
   const etag = `"${digest}"`;
-  reply.header('Docker-Content-Digest', digest.toString());
-  reply.header('ETag', etag);
-  reply.header('Accept-Ranges', 'bytes');
-  reply.header('Cache-Control', 'max-age=31536000');
-  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-
-  const range = parseRange(request.headers.range, size);
-  if (range === null) {
-    throw new RegistryError('SIZE_INVALID', 'requested range not satisfiable', {
-      status: 416,
-      detail: { size },
-      headers: { 'Content-Range': `bytes */${size}` },
-    });
-  }
-  reply.type(MediaType.OctetStream);
-  if (range) {
-    reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-  }
+  const range = request.headers['if-none-match'] === etag ? undefined : parseRange(request.headers.range, size);
+  if (range === null) throw new RangeNotSatisfiableError(size);
   const length = range ? range.end - range.start + 1 : size;
-  reply.header('Content-Length', String(length));
-  if (request.method === 'HEAD' || length === 0) return reply.send();
-  const stream = await ctx.registry.blobs.open(digest, range);
+  // Opened before any header is set: content missing from the store answers a plain 404.
+  const stream =
+    request.method === 'GET' && length > 0 && request.headers['if-none-match'] !== etag
+      ? await ctx.registry.blobs.open(digest, range, requestSignal(request))
+      : undefined;
+
+  reply
+    .header('Docker-Content-Digest', digest.toString())
+    .header('ETag', etag)
+    .header('Accept-Ranges', 'bytes')
+    .header('Cache-Control', 'max-age=31536000, immutable');
+  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+  reply.type(MediaType.OctetStream).header('Content-Length', String(length));
+  if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   return reply.send(stream);
 };
 

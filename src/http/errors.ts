@@ -1,12 +1,17 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { RegistryError, errorBody, type ErrorCode } from '../oci/errors.js';
+import { RangeNotSatisfiableError, RegistryError, UploadRangeError, errorBody, type ErrorCode } from '../oci/errors.js';
+import { rangeHeader, uploadPath } from './upload-routes.js';
 
 const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'EPIPE']);
 
-/** Whether an error means the client went away in the middle of a request. */
+/**
+ * Whether an error means the client went away in the middle of sending its
+ * body. A failure after the body arrived whole (a full disk, say) is the server's.
+ */
 export function isClientGone(err: unknown, request: FastifyRequest): boolean {
+  if (request.raw.complete) return false;
   const code = (err as NodeJS.ErrnoException)?.code;
-  return (code !== undefined && CLIENT_GONE.has(code)) || request.raw.destroyed || (err as Error)?.message === 'aborted';
+  return (code !== undefined && CLIENT_GONE.has(code)) || (err as Error)?.message === 'aborted';
 }
 
 export function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, detail?: unknown): FastifyReply {
@@ -16,10 +21,15 @@ export function sendError(reply: FastifyReply, status: number, code: ErrorCode, 
 /** The one place that turns failures into the spec's error envelope. */
 export function registerErrorHandling(app: FastifyInstance, publicUrl: string | undefined): void {
   app.setErrorHandler((err: FastifyError | RegistryError | Error, request, reply) => {
+    if (err instanceof UploadRangeError) {
+      reply
+        .header('Location', (publicUrl ?? '') + uploadPath(err.repo, err.uuid))
+        .header('Range', rangeHeader(err.size))
+        .header('Docker-Upload-UUID', err.uuid);
+    } else if (err instanceof RangeNotSatisfiableError) {
+      reply.header('Content-Range', `bytes */${err.size}`);
+    }
     if (err instanceof RegistryError) {
-      for (const [name, value] of Object.entries(err.headers)) {
-        reply.header(name, name === 'Location' && publicUrl && value.startsWith('/') ? publicUrl + value : value);
-      }
       if (err.status >= 500) request.log.error({ err }, 'request failed');
       return sendError(reply, err.status, err.code, err.message, err.detail);
     }

@@ -53,13 +53,11 @@ const REFERRERS_PAGE_BYTES = 4 * 1024 * 1024 - 4096;
 export const listReferrers: Handler<{ name: string; digest: string }> = async (ctx, { name, digest }, request, reply) => {
   const subject = Digest.parse(digest);
   const artifactType = queryParam(request, 'artifactType');
-  const all = ctx.registry.manifests.referrers(name, subject, artifactType || undefined);
-  const after = queryParam(request, 'last');
-  const start = after ? all.findIndex((r) => r.digest === after) + 1 : 0;
+  const all = ctx.registry.manifests.referrers(name, subject, artifactType || undefined, queryParam(request, 'last'));
 
   const page: Referrer[] = [];
   let bytes = 100;
-  for (const r of all.slice(start)) {
+  for (const r of all) {
     const size = Buffer.byteLength(JSON.stringify(r)) + 1;
     if (page.length > 0 && bytes + size > REFERRERS_PAGE_BYTES) {
       const next = `/v2/${name}/referrers/${subject}?${artifactType ? `artifactType=${encodeURIComponent(artifactType)}&` : ''}last=${page[page.length - 1]!.digest}`;

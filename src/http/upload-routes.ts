@@ -1,12 +1,21 @@
 import { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { assertName } from '../oci/names.js';
-import { rangeHeader, uploadPath, type UploadState } from '../registry/uploads.js';
+import type { UploadState } from '../registry/uploads.js';
 import { assertWritable, requestSignal, type Handler, type RouteContext } from './context.js';
 import { contentLength, hasBody, parseContentRange, queryParam } from './request.js';
 import type { FastifyReply } from 'fastify';
 
 type StartParams = { name: string };
+
+export function uploadPath(repo: string, id: string): string {
+  return `/v2/${repo}/blobs/uploads/${id}`;
+}
+
+/** `0-<last byte>`, the form clients parse (`0-0` for an empty upload). */
+export function rangeHeader(size: number): string {
+  return `0-${Math.max(0, size - 1)}`;
+}
 type UploadParams = { name: string; id: string };
 
 function blobCreated(ctx: RouteContext, reply: FastifyReply, name: string, digest: Digest): FastifyReply {

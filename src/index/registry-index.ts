@@ -93,13 +93,16 @@ export class RegistryIndex {
       listTags: db.prepare<[number, string, number], { name: string }>(
         'SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?',
       ),
-      referrers: db.prepare<[string, string], ReferrerRow>(
+      referrers: db.prepare<[string, string, string], ReferrerRow>(
         `SELECT m.digest, m.media_type AS mediaType, m.size, m.artifact_type AS artifactType, m.annotations
          FROM manifests m JOIN repositories r ON r.id = m.repository_id
-         WHERE r.name = ? AND m.subject = ? ORDER BY m.created_at, m.digest`,
+         WHERE r.name = ? AND m.subject = ? AND m.digest > ? ORDER BY m.digest`,
       ),
-      missingBlobs: db.prepare<[number, string], { size: number }>(
+      linkedBlobSizeById: db.prepare<[number, string], { size: number }>(
         'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ? AND rb.digest = ?',
+      ),
+      anyLinkedBlobSize: db.prepare<[string], { size: number }>(
+        'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = ? LIMIT 1',
       ),
       insertUpload: db.prepare('INSERT INTO uploads (id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)'),
       upload: db.prepare<[string], UploadRow>(
@@ -133,6 +136,11 @@ export class RegistryIndex {
     return this.s.blobSize.get(digest)?.size;
   }
 
+  /** Size of a blob linked into any repository (what an automatic mount may take). */
+  anyLinkedBlobSize(digest: string): number | undefined {
+    return this.s.anyLinkedBlobSize.get(digest)?.size;
+  }
+
   /** Size of a blob as seen from a repository: undefined unless linked there. */
   linkedBlobSize(repo: string, digest: string): number | undefined {
     return this.s.linkedBlobSize.get(repo, digest)?.size;
@@ -156,7 +164,7 @@ export class RegistryIndex {
     const found = new Map<string, number>();
     if (repoId === undefined) return found;
     for (const d of digests) {
-      const row = this.s.missingBlobs.get(repoId, d);
+      const row = this.s.linkedBlobSizeById.get(repoId, d);
       if (row) found.set(d, row.size);
     }
     return found;
@@ -229,14 +237,14 @@ export class RegistryIndex {
     return this.s.listTags.all(repoId, after, limit).map((r) => r.name);
   }
 
-  referrers(repo: string, subject: string): ReferrerRow[] {
-    return this.s.referrers.all(repo, subject);
+  referrers(repo: string, subject: string, after = ''): ReferrerRow[] {
+    return this.s.referrers.all(repo, subject, after);
   }
 
   // ---- uploads ----
 
-  insertUpload(id: string, repo: string, now = Date.now()): void {
-    this.s.insertUpload.run(id, repo, now, now);
+  insertUpload(id: string, repo: string, now = Date.now(), updatedAt = now): void {
+    this.s.insertUpload.run(id, repo, now, updatedAt);
   }
 
   upload(id: string): UploadRow | undefined {
@@ -253,5 +261,25 @@ export class RegistryIndex {
 
   staleUploads(before: number): string[] {
     return this.s.staleUploads.all(before).map((r) => r.id);
+  }
+
+  // ---- maintenance ----
+
+  /** Throws when the database does not answer. */
+  ping(): void {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  /** Empties every table (reindex rebuilds them from the store). */
+  clear(): void {
+    this.db.transaction(() => {
+      for (const table of ['tags', 'manifest_references', 'manifests', 'repository_blobs', 'repositories', 'blobs', 'uploads']) {
+        this.db.exec(`DELETE FROM ${table}`);
+      }
+    })();
+  }
+
+  insertBlob(digest: string, size: number, createdAt: number): void {
+    this.s.insertBlob.run(digest, size, createdAt);
   }
 }

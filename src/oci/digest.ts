@@ -30,11 +30,6 @@ export class Digest {
     return new Digest(algorithm, hex);
   }
 
-  /** True when the string has the general digest grammar (even if the algorithm is unsupported). */
-  static looksLikeDigest(value: string): boolean {
-    return value.includes(':');
-  }
-
   static of(data: Uint8Array | string, algorithm: DigestAlgorithm = 'sha256'): Digest {
     return new Digest(algorithm, createHash(algorithm).update(data).digest('hex'));
   }

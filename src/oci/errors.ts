@@ -30,20 +30,34 @@ export class RegistryError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly detail: unknown;
-  /** Extra response headers (for instance Range and Location on a 416). */
-  readonly headers: Record<string, string>;
 
-  constructor(
-    code: ErrorCode,
-    message?: string,
-    options: { detail?: unknown; status?: number; headers?: Record<string, string> } = {},
-  ) {
+  constructor(code: ErrorCode, message?: string, options: { detail?: unknown; status?: number } = {}) {
     super(message ?? ERROR_CODES[code].message);
     this.name = 'RegistryError';
     this.code = code;
     this.status = options.status ?? ERROR_CODES[code].status;
     this.detail = options.detail;
-    this.headers = options.headers ?? {};
+  }
+}
+
+/** A chunk that does not continue an upload (416); it says where the upload stands. */
+export class UploadRangeError extends RegistryError {
+  override name = 'UploadRangeError';
+  constructor(
+    readonly repo: string,
+    readonly uuid: string,
+    readonly size: number,
+    message = 'the chunk does not continue the upload',
+  ) {
+    super('BLOB_UPLOAD_INVALID', message, { status: 416, detail: { uuid, size } });
+  }
+}
+
+/** A blob's Range that cannot be satisfied (416). */
+export class RangeNotSatisfiableError extends RegistryError {
+  override name = 'RangeNotSatisfiableError';
+  constructor(readonly size: number) {
+    super('SIZE_INVALID', 'requested range not satisfiable', { status: 416, detail: { size } });
   }
 }
 

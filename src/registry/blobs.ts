@@ -35,13 +35,13 @@ export class BlobService {
 
   /**
    * Links an existing blob into `repo` (a cross-repository mount). With `from`,
-   * the blob must be linked there; without it, or when it is not there, any
-   * blob the registry holds is mounted (automatic mount). Returns null when
-   * the registry does not have the blob.
+   * the blob must be linked there; without it, or when it is not there, a blob
+   * linked into any repository is mounted (automatic mount). Returns null when
+   * no repository has the blob.
    */
   async mount(repo: string, digest: Digest, from: string | undefined): Promise<BlobInfo | null> {
     const d = digest.toString();
-    const size = (from !== undefined ? this.index.linkedBlobSize(from, d) : undefined) ?? this.index.blobSize(d);
+    const size = (from !== undefined ? this.index.linkedBlobSize(from, d) : undefined) ?? this.index.anyLinkedBlobSize(d);
     if (size === undefined) return null;
     await this.link(repo, digest, size);
     return { digest, size };

@@ -1,7 +1,7 @@
 /**
- * Runs async sections one at a time per key, within this process. Used so that
- * the store and the index see a repository's manifest and tag changes in the
- * same order (two concurrent moves of one tag must not leave them disagreeing).
+ * Runs async sections one at a time per key, within this process: a
+ * repository's manifest and tag writes (so that the store and the index see
+ * them in the same order), and the requests of one upload session.
  */
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<unknown>>();

@@ -102,11 +102,17 @@ export class ManifestService {
     });
   }
 
-  /** Bytes in the store first (content-addressed), then links and tags, then one index transaction. */
+  /**
+   * Bytes in the store first (content-addressed), then links and tags, then one
+   * index transaction. A manifest the repository already holds keeps the media
+   * type it was first pushed with, in the store as in the index.
+   */
   private async write(repo: string, digest: Digest, manifest: ParsedManifest, body: Buffer, tags: string[]): Promise<void> {
     const blobKey = keys.blob(digest);
     if (!(await this.store.stat(blobKey))) await this.store.put(blobKey, body);
-    await this.store.put(keys.manifestLink(repo, digest), Buffer.from(JSON.stringify({ mediaType: manifest.mediaType })));
+    if (!this.index.manifest(repo, digest.toString())) {
+      await this.store.put(keys.manifestLink(repo, digest), Buffer.from(JSON.stringify({ mediaType: manifest.mediaType })));
+    }
     for (const tag of tags) await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
     this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags);
   }
@@ -163,9 +169,10 @@ export class ManifestService {
     return this.index.listTags(repoId, last, limit);
   }
 
-  referrers(repo: string, subject: Digest, artifactType?: string): Referrer[] {
+  /** Referrers in digest order, after `last` when given. */
+  referrers(repo: string, subject: Digest, artifactType?: string, last = ''): Referrer[] {
     return this.index
-      .referrers(repo, subject.toString())
+      .referrers(repo, subject.toString(), last)
       .filter((r) => artifactType === undefined || r.artifactType === artifactType)
       .map((r) => ({
         mediaType: r.mediaType,

@@ -1,4 +1,3 @@
-import type { Config } from '../config/config.js';
 import type { Db } from '../index/database.js';
 import { RegistryIndex } from '../index/registry-index.js';
 import type { BlobStore } from '../storage/blob-store.js';
@@ -16,7 +15,6 @@ export class Registry {
   constructor(
     readonly store: BlobStore,
     readonly db: Db,
-    readonly config: Config,
   ) {
     this.index = new RegistryIndex(db);
     this.blobs = new BlobService(store, this.index);
@@ -26,7 +24,7 @@ export class Registry {
 
   /** Checks that the index and the store answer. */
   async healthy(): Promise<boolean> {
-    this.db.prepare('SELECT 1').get();
+    this.index.ping();
     await this.store.stat('health-check');
     return true;
   }

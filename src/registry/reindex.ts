@@ -25,7 +25,8 @@ interface RepoLinks {
 /**
  * Rebuilds the whole SQLite index from the blob store, which is the source of
  * truth: blobs, repository links, manifests (re-parsed from their stored bytes),
- * tags and upload sessions. Run it while the registry is stopped.
+ * tags and upload sessions. Run it while the registry is stopped; if it is
+ * interrupted, run it again.
  */
 export async function reindex(store: BlobStore, db: Db, signal?: AbortSignal): Promise<ReindexReport> {
   const report: ReindexReport = { blobs: 0, repositories: 0, manifests: 0, tags: 0, uploads: 0, skipped: [] };
@@ -65,10 +66,17 @@ export async function reindex(store: BlobStore, db: Db, signal?: AbortSignal): P
     }
   }
 
-  // Manifests are parsed before the transaction (their bytes come from the store).
-  const manifests = new Map<string, Array<ReturnType<typeof toIndexRow> & { created: number }>>();
+  const index = new RegistryIndex(db);
+  index.clear();
+  db.transaction(() => {
+    for (const [digest, { size, time }] of blobSizes) index.insertBlob(digest, size, time);
+  })();
+  report.blobs = blobSizes.size;
+
+  // One repository at a time: its manifests are read and parsed (I/O first),
+  // then written in one short transaction, so memory holds one repository's.
   for (const [repo, links] of repos) {
-    const list: Array<ReturnType<typeof toIndexRow> & { created: number }> = [];
+    const manifests: Array<ReturnType<typeof toIndexRow> & { created: number }> = [];
     for (const { digest, mediaType } of links.manifests) {
       const body = await store.get(keys.blob(digest), signal);
       if (!body) {
@@ -77,74 +85,45 @@ export async function reindex(store: BlobStore, db: Db, signal?: AbortSignal): P
       }
       try {
         const parsed = parseManifest(body, mediaType);
-        list.push({ ...toIndexRow(digest, parsed, body), created: blobSizes.get(digest.toString())?.time ?? Date.now() });
+        manifests.push({ ...toIndexRow(digest, parsed, body), created: blobSizes.get(digest.toString())?.time ?? Date.now() });
       } catch (err) {
         report.skipped.push({ key: keys.manifestLink(repo, digest), reason: (err as Error).message });
       }
     }
-    manifests.set(repo, list);
-  }
-
-  const uploads: Array<{ id: string; repository: string; createdAt: number; modified: number }> = [];
-  for await (const u of store.listUploads(signal)) {
-    const info = await store.get(keys.uploadInfo(u.id), signal);
-    try {
-      const parsed = info ? (JSON.parse(info.toString('utf8')) as { repository?: string; createdAt?: number }) : {};
-      if (parsed.repository) {
-        uploads.push({ id: u.id, repository: parsed.repository, createdAt: parsed.createdAt ?? u.modified.getTime(), modified: u.modified.getTime() });
+    const present = new Set(manifests.map((m) => m.digest));
+    const tagged = new Map<string, string[]>();
+    for (const { tag, digest } of links.tags) {
+      if (!present.has(digest)) {
+        report.skipped.push({ key: keys.tagLink(repo, tag), reason: `tagged manifest ${digest} is missing` });
+        continue;
       }
-    } catch {
-      report.skipped.push({ key: keys.uploadInfo(u.id), reason: 'unreadable upload info' });
+      tagged.set(digest, [...(tagged.get(digest) ?? []), tag]);
+      report.tags++;
     }
-  }
-
-  const index = new RegistryIndex(db);
-  db.transaction(() => {
-    for (const table of ['tags', 'manifest_references', 'manifests', 'repository_blobs', 'repositories', 'blobs', 'uploads']) {
-      db.exec(`DELETE FROM ${table}`);
-    }
-    const insertBlob = db.prepare('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?)');
-    for (const [digest, { size, time }] of blobSizes) insertBlob.run(digest, size, time);
-    report.blobs = blobSizes.size;
-
-    for (const [repo, links] of repos) {
+    db.transaction(() => {
       index.ensureRepository(repo);
-      report.repositories++;
       for (const d of links.layers) {
         const blob = blobSizes.get(d.toString());
         if (blob) index.addBlob(repo, d.toString(), blob.size);
         else report.skipped.push({ key: keys.layerLink(repo, d), reason: 'blob content is missing' });
       }
-      const present = new Set<string>();
-      for (const m of manifests.get(repo) ?? []) {
-        index.putManifest(repo, m, [], m.created);
-        present.add(m.digest);
-      }
-      report.manifests += present.size;
-      const tagged = new Map<string, string[]>();
-      for (const { tag, digest } of links.tags) {
-        if (!present.has(digest)) {
-          report.skipped.push({ key: keys.tagLink(repo, tag), reason: `tagged manifest ${digest} is missing` });
-          continue;
-        }
-        tagged.set(digest, [...(tagged.get(digest) ?? []), tag]);
-        report.tags++;
-      }
-      for (const m of manifests.get(repo) ?? []) {
-        const tags = tagged.get(m.digest);
-        if (tags) index.putManifest(repo, m, tags, m.created);
-      }
-    }
+      for (const m of manifests) index.putManifest(repo, m, tagged.get(m.digest) ?? [], m.created);
+    })();
+    report.repositories++;
+    report.manifests += manifests.length;
+  }
 
-    for (const u of uploads) {
-      db.prepare('INSERT INTO uploads (id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)').run(
-        u.id,
-        u.repository,
-        u.createdAt,
-        u.modified,
-      );
-      report.uploads++;
+  for await (const u of store.listUploads(signal)) {
+    const info = await store.get(keys.uploadInfo(u.id), signal);
+    try {
+      const parsed = info ? (JSON.parse(info.toString('utf8')) as { repository?: string; createdAt?: number }) : {};
+      if (parsed.repository) {
+        index.insertUpload(u.id, parsed.repository, parsed.createdAt ?? u.modified.getTime(), u.modified.getTime());
+        report.uploads++;
+      }
+    } catch {
+      report.skipped.push({ key: keys.uploadInfo(u.id), reason: 'unreadable upload info' });
     }
-  })();
+  }
   return report;
 }

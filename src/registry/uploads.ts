@@ -1,6 +1,6 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { Digest } from '../oci/digest.js';
-import { RegistryError } from '../oci/errors.js';
+import { RegistryError, UploadRangeError } from '../oci/errors.js';
 import { NotFoundError, UploadOffsetError, type BlobStore } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
 import type { RegistryIndex } from '../index/registry-index.js';
@@ -113,8 +113,7 @@ export class UploadService {
       try {
         await this.store.createUpload(id, signal);
         const hash = createHash(digest.algorithm);
-        const counter = { bytes: 0 };
-        const size = await this.store.appendUpload(id, 0, hashing(body, hash, counter), signal);
+        const size = await this.store.appendUpload(id, 0, hashing(body, hash, { bytes: 0, dropped: 0 }), signal);
         if (length !== undefined && size !== length) {
           throw new RegistryError('SIZE_INVALID', undefined, { detail: { expected: length, received: size } });
         }
@@ -140,8 +139,20 @@ export class UploadService {
       // Uploads without a session row (monolithic pushes cut short) go by their age in the store.
       if (u.modified < cutoff && !this.index.upload(u.id)) stale.add(u.id);
     }
-    const purged = [...stale].filter((id) => !this.locks.isLocked(id));
-    if (!dryRun) for (const id of purged) await this.discard(id);
+    const purged: string[] = [];
+    for (const id of stale) {
+      if (dryRun) {
+        purged.push(id);
+        continue;
+      }
+      // Under the upload's lock, and only if it is still idle: a request may have touched it since.
+      await this.locks.run(id, async () => {
+        const row = this.index.upload(id);
+        if (row && row.updatedAt >= cutoff.getTime()) return;
+        await this.discard(id);
+        purged.push(id);
+      });
+    }
     return purged;
   }
 
@@ -178,10 +189,13 @@ export class UploadService {
     }
     const state = await this.hashState(id, size, signal);
     this.hashes.delete(id); // re-added only if the append completes
-    const counter = { bytes: 0 };
+    const counter = { bytes: 0, dropped: 0 };
+    // A chunk with a Content-Range may not carry more than it declares: the
+    // declared bytes are kept, those beyond are refused.
+    const declared = chunk.range ? chunk.range.end - chunk.range.start + 1 : undefined;
     let newSize: number;
     try {
-      newSize = await this.store.appendUpload(id, size, hashing(body, state.hash, counter), signal);
+      newSize = await this.store.appendUpload(id, size, hashing(body, state.hash, counter, declared), signal);
     } catch (err) {
       if (err instanceof UploadOffsetError) throw rangeMismatch(repo, id, err.expected);
       if (err instanceof NotFoundError) throw uploadUnknown(id);
@@ -189,11 +203,8 @@ export class UploadService {
     }
     if (newSize !== size + counter.bytes) return newSize; // hash state unknown; rebuilt on demand
     this.hashes.set(id, { hash: state.hash, size: newSize });
-    if (chunk.range && counter.bytes !== chunk.range.end - chunk.range.start + 1) {
-      throw new RegistryError('SIZE_INVALID', 'the chunk is not as long as its Content-Range says', {
-        detail: { received: counter.bytes },
-      });
-    }
+    if (counter.dropped > 0) throw chunkLengthError(declared!, 'longer');
+    if (declared !== undefined && counter.bytes !== declared) throw chunkLengthError(declared, 'shorter');
     return newSize;
   }
 
@@ -203,7 +214,7 @@ export class UploadService {
     if (cached && cached.size === size) return cached;
     const hash = createHash('sha256');
     let read = 0;
-    for await (const chunk of await this.store.readUpload(id, signal)) {
+    for await (const chunk of await this.readUpload(id, signal)) {
       hash.update(chunk as Buffer);
       read += (chunk as Buffer).length;
     }
@@ -217,8 +228,17 @@ export class UploadService {
       return Digest.fromHash('sha256', state.hash.copy());
     }
     const hash = createHash(algorithm);
-    for await (const chunk of await this.store.readUpload(id, signal)) hash.update(chunk as Buffer);
+    for await (const chunk of await this.readUpload(id, signal)) hash.update(chunk as Buffer);
     return Digest.fromHash(algorithm, hash);
+  }
+
+  private async readUpload(id: string, signal?: AbortSignal): Promise<AsyncIterable<unknown>> {
+    try {
+      return await this.store.readUpload(id, signal);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw uploadUnknown(id);
+      throw err;
+    }
   }
 
   /** Moves a verified upload into place (unless the content is already there) and links it. */
@@ -228,7 +248,12 @@ export class UploadService {
     if (existing && existing.size === size) {
       await this.store.cancelUpload(id);
     } else {
-      await this.store.commitUpload(id, key, signal);
+      try {
+        await this.store.commitUpload(id, key, signal);
+      } catch (err) {
+        if (err instanceof NotFoundError) throw uploadUnknown(id);
+        throw err;
+      }
     }
     await this.blobs.link(repo, digest, size);
     await this.discard(id);
@@ -250,6 +275,12 @@ export class UploadService {
   }
 }
 
+function chunkLengthError(declared: number, how: 'longer' | 'shorter'): RegistryError {
+  return new RegistryError('SIZE_INVALID', `the chunk is ${how} than its Content-Range says`, {
+    detail: { contentRange: declared },
+  });
+}
+
 function digestMismatch(expected: Digest, actual: Digest): RegistryError {
   return new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
     detail: { expected: expected.toString(), actual: actual.toString() },
@@ -260,24 +291,7 @@ export function uploadUnknown(id: string): RegistryError {
   return new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { detail: { uuid: id } });
 }
 
-/** The 416 a chunk gets when it does not continue the upload; it carries the upload's state. */
+/** The 416 a chunk gets when it does not continue the upload. */
 export function rangeMismatch(repo: string, id: string, size: number): RegistryError {
-  return new RegistryError('BLOB_UPLOAD_INVALID', 'the chunk does not continue the upload', {
-    status: 416,
-    detail: { uuid: id, size },
-    headers: {
-      Location: uploadPath(repo, id),
-      Range: rangeHeader(size),
-      'Docker-Upload-UUID': id,
-    },
-  });
-}
-
-export function uploadPath(repo: string, id: string): string {
-  return `/v2/${repo}/blobs/uploads/${id}`;
-}
-
-/** `0-<last byte>`, the form clients parse (`0-0` for an empty upload). */
-export function rangeHeader(size: number): string {
-  return `0-${Math.max(0, size - 1)}`;
+  return new UploadRangeError(repo, id, size);
 }

@@ -42,7 +42,9 @@ export class FsBlobStore implements BlobStore {
     this.uploadsDir = join(root, 'uploads');
   }
 
+  /** Creates the folders; temporary files left by a crash are removed. */
   async init(): Promise<void> {
+    await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.uploadsDir, { recursive: true });
   }

@@ -80,11 +80,3 @@ describe('Digest.equals', () => {
     expect(Digest.of('a').equals(Digest.of('a', 'sha512'))).toBe(false);
   });
 });
-
-describe('Digest.looksLikeDigest', () => {
-  it('tells a digest reference from a tag by its colon, whatever the algorithm', () => {
-    expect(Digest.looksLikeDigest(`sha256:${SHA256_ABC}`)).toBe(true);
-    expect(Digest.looksLikeDigest('md5:abc')).toBe(true);
-    expect(Digest.looksLikeDigest('latest')).toBe(false);
-  });
-});
