@@ -46,7 +46,7 @@ export const catalog: Handler<Record<string, never>> = async (ctx, _params, requ
   }));
 };
 
-/** Descriptors per referrers page, and a cap that keeps a page well under 4 MiB. */
+/** The size a referrers page stays under: the spec's 4 MiB manifest limit. */
 const REFERRERS_PAGE_BYTES = 4 * 1024 * 1024 - 4096;
 
 /** GET /v2/<name>/referrers/<digest>[?artifactType=] */
