@@ -1,0 +1,478 @@
+// Push workflow: monolithic and chunked blob uploads, upload status, mounts, manifests.
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  OCI_CONFIG,
+  OCI_EMPTY,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  descriptor,
+  expectError,
+  header,
+  imageManifest,
+  mediaTypeOf,
+  pushBlob,
+  pushImage,
+  pushImageBlobs,
+  putManifest,
+  randomBlob,
+  repoName,
+  request,
+  sha256,
+  startUpload,
+  unknownDigest,
+  withQuery,
+} from './support.js';
+
+const repo = repoName('push');
+const OCTET = { 'Content-Type': 'application/octet-stream' };
+
+async function expectBlobStored(repository: string, data: Buffer): Promise<void> {
+  const res = await request('GET', `/v2/${repository}/blobs/${sha256(data)}`);
+  expect(res.status).toBe(200);
+  expect(res.body.equals(data)).toBe(true);
+}
+
+async function expectBlobAbsent(repository: string, digest: string): Promise<void> {
+  const res = await request('HEAD', `/v2/${repository}/blobs/${digest}`);
+  expect(res.status).toBe(404);
+}
+
+function patchChunk(location: string, chunk: Buffer, start: number): ReturnType<typeof request> {
+  return request('PATCH', location, {
+    headers: { ...OCTET, 'Content-Range': `${start}-${start + chunk.length - 1}` },
+    body: chunk,
+  });
+}
+
+describe('push: monolithic blob upload', () => {
+  it('push: POST /blobs/uploads/ answers 202 with a Location for the session', async () => {
+    const res = await request('POST', `/v2/${repo}/blobs/uploads/`, { headers: { 'Content-Length': '0' } });
+    expect(res.status).toBe(202);
+    const location = header(res, 'location');
+    expect(location).toBeTruthy();
+    // The session it names is live.
+    const status = await request('GET', location!);
+    expect(status.status).toBe(204);
+  });
+
+  it('push: POST then PUT ?digest= answers 201 with a Location from which the blob is pullable', async () => {
+    const data = randomBlob(4096);
+    const location = await startUpload(repo);
+    const res = await request('PUT', withQuery(location, { digest: sha256(data) }), { headers: OCTET, body: data });
+    expect(res.status).toBe(201);
+    const blobLocation = header(res, 'location');
+    expect(blobLocation).toBeTruthy();
+    const pulled = await request('GET', blobLocation!);
+    expect(pulled.status).toBe(200);
+    expect(pulled.body.equals(data)).toBe(true);
+    await expectBlobStored(repo, data);
+  });
+
+  it('push: a single POST ?digest= with the blob answers 201 + Location (or, where unsupported, 202 + Location and the PUT completes it)', async () => {
+    const data = randomBlob(3000);
+    const digest = sha256(data);
+    const res = await request('POST', `/v2/${repo}/blobs/uploads/?digest=${encodeURIComponent(digest)}`, { headers: OCTET, body: data });
+    expect([201, 202]).toContain(res.status);
+    const location = header(res, 'location');
+    expect(location).toBeTruthy();
+    if (res.status === 201) {
+      const pulled = await request('GET', location!);
+      expect(pulled.status).toBe(200);
+      expect(pulled.body.equals(data)).toBe(true);
+    } else {
+      const put = await request('PUT', withQuery(location!, { digest }), { headers: OCTET, body: data });
+      expect(put.status).toBe(201);
+    }
+    await expectBlobStored(repo, data);
+  });
+
+  it('push: PUT with a digest that does not match the bytes answers 400 DIGEST_INVALID and stores nothing', async () => {
+    const data = randomBlob(1000);
+    const wrong = unknownDigest();
+    const location = await startUpload(repo);
+    const res = await request('PUT', withQuery(location, { digest: wrong }), { headers: OCTET, body: data });
+    expectError(res, 400, 'DIGEST_INVALID');
+    await expectBlobAbsent(repo, wrong);
+    await expectBlobAbsent(repo, sha256(data));
+  });
+
+  it('push: a single POST ?digest= whose digest does not match the bytes answers 400 DIGEST_INVALID', async () => {
+    const data = randomBlob(1000);
+    const wrong = unknownDigest();
+    const res = await request('POST', `/v2/${repo}/blobs/uploads/?digest=${encodeURIComponent(wrong)}`, { headers: OCTET, body: data });
+    expectError(res, 400, 'DIGEST_INVALID');
+    await expectBlobAbsent(repo, wrong);
+  });
+
+  it('push: (SHOULD, [main]) PUT with a malformed digest answers 400', async () => {
+    const data = randomBlob(100);
+    const location = await startUpload(repo);
+    const res = await request('PUT', withQuery(location, { digest: 'sha256:not-a-digest' }), { headers: OCTET, body: data });
+    expectError(res, 400, ['DIGEST_INVALID', 'BLOB_UPLOAD_INVALID']);
+  });
+
+  it('push: [main] concurrent upload sessions get distinct Locations and both complete', async () => {
+    const a = randomBlob(500);
+    const b = randomBlob(700);
+    const [la, lb] = await Promise.all([startUpload(repo), startUpload(repo)]);
+    expect(la).not.toBe(lb);
+    const [ra, rb] = await Promise.all([
+      request('PUT', withQuery(la, { digest: sha256(a) }), { headers: OCTET, body: a }),
+      request('PUT', withQuery(lb, { digest: sha256(b) }), { headers: OCTET, body: b }),
+    ]);
+    expect(ra.status).toBe(201);
+    expect(rb.status).toBe(201);
+    await expectBlobStored(repo, a);
+    await expectBlobStored(repo, b);
+  });
+});
+
+describe('push: chunked blob upload', () => {
+  it('push: each PATCH answers 202 with Location and Range 0-<last byte>, and the closing PUT answers 201', async () => {
+    const data = randomBlob(3 * 1024 + 17);
+    const chunks = [data.subarray(0, 1024), data.subarray(1024, 2048), data.subarray(2048)];
+    let location = await startUpload(repo);
+    let offset = 0;
+    for (const chunk of chunks) {
+      const res = await patchChunk(location, chunk, offset);
+      expect(res.status, res.body.toString('utf8')).toBe(202);
+      offset += chunk.length;
+      expect(header(res, 'range')).toBe(`0-${offset - 1}`);
+      const next = header(res, 'location');
+      expect(next).toBeTruthy();
+      location = next!;
+    }
+    const res = await request('PUT', withQuery(location, { digest: sha256(data) }));
+    expect(res.status).toBe(201);
+    expect(header(res, 'location')).toBeTruthy();
+    await expectBlobStored(repo, data);
+  });
+
+  it('push: GET on an upload session answers 204 with Location and Range 0-<last byte>', async () => {
+    const chunk = randomBlob(1500);
+    const location = await startUpload(repo);
+    const patched = await patchChunk(location, chunk, 0);
+    expect(patched.status).toBe(202);
+    const res = await request('GET', header(patched, 'location')!);
+    expect(res.status).toBe(204);
+    expect(header(res, 'location')).toBeTruthy();
+    expect(header(res, 'range')).toBe(`0-${chunk.length - 1}`);
+  });
+
+  it('push: PATCH with a Content-Range that skips ahead of the upload answers 416', async () => {
+    const data = randomBlob(2048);
+    const location = await startUpload(repo);
+    const first = await patchChunk(location, data.subarray(0, 1024), 0);
+    expect(first.status).toBe(202);
+    const res = await patchChunk(header(first, 'location')!, data.subarray(1024), 1500);
+    expect(res.status).toBe(416);
+  });
+
+  it('push: PATCH with a Content-Range that restarts inside the upload answers 416', async () => {
+    const data = randomBlob(2048);
+    const location = await startUpload(repo);
+    const first = await patchChunk(location, data.subarray(0, 1024), 0);
+    expect(first.status).toBe(202);
+    const res = await patchChunk(header(first, 'location')!, data.subarray(0, 1024), 0);
+    expect(res.status).toBe(416);
+  });
+
+  it('push: a first PATCH whose Content-Range does not begin at 0 answers 416', async () => {
+    const location = await startUpload(repo);
+    const res = await patchChunk(location, randomBlob(100), 100);
+    expect(res.status).toBe(416);
+  });
+
+  it('push: after a 416, GET on the session reports the range before it and the upload can go on', async () => {
+    const data = randomBlob(2048);
+    const location = await startUpload(repo);
+    const first = await patchChunk(location, data.subarray(0, 1024), 0);
+    expect(first.status).toBe(202);
+    const bad = await patchChunk(header(first, 'location')!, data.subarray(1024), 2000);
+    expect(bad.status).toBe(416);
+    const status = await request('GET', header(first, 'location')!);
+    expect(status.status).toBe(204);
+    expect(header(status, 'range')).toBe('0-1023');
+    const second = await patchChunk(header(status, 'location')!, data.subarray(1024), 1024);
+    expect(second.status).toBe(202);
+    expect(header(second, 'range')).toBe('0-2047');
+    const done = await request('PUT', withQuery(header(second, 'location')!, { digest: sha256(data) }));
+    expect(done.status).toBe(201);
+    await expectBlobStored(repo, data);
+  });
+
+  it('push: the final chunk may come in the closing PUT (with Content-Range), answering 201', async () => {
+    const data = randomBlob(2500);
+    const location = await startUpload(repo);
+    const first = await patchChunk(location, data.subarray(0, 1000), 0);
+    expect(first.status).toBe(202);
+    const res = await request('PUT', withQuery(header(first, 'location')!, { digest: sha256(data) }), {
+      headers: { ...OCTET, 'Content-Range': `1000-${data.length - 1}` },
+      body: data.subarray(1000),
+    });
+    expect(res.status).toBe(201);
+    await expectBlobStored(repo, data);
+  });
+
+  it('push: [main] a closing PUT whose chunk does not continue the upload answers 416', async () => {
+    const data = randomBlob(2500);
+    const location = await startUpload(repo);
+    const first = await patchChunk(location, data.subarray(0, 1000), 0);
+    expect(first.status).toBe(202);
+    const res = await request('PUT', withQuery(header(first, 'location')!, { digest: sha256(data) }), {
+      headers: { ...OCTET, 'Content-Range': `1200-${data.length + 199}` },
+      body: data.subarray(1000),
+    });
+    expect(res.status).toBe(416);
+    await expectBlobAbsent(repo, sha256(data));
+  });
+
+  it('push: a chunked upload closed with a digest that does not match answers 400 DIGEST_INVALID', async () => {
+    const data = randomBlob(1500);
+    const location = await startUpload(repo);
+    const first = await patchChunk(location, data, 0);
+    expect(first.status).toBe(202);
+    const res = await request('PUT', withQuery(header(first, 'location')!, { digest: unknownDigest() }));
+    expectError(res, 400, 'DIGEST_INVALID');
+    await expectBlobAbsent(repo, sha256(data));
+  });
+});
+
+describe('push: upload sessions', () => {
+  it('push: GET on an unknown upload session answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
+    const res = await request('GET', `/v2/${repo}/blobs/uploads/${randomUUID()}`);
+    expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
+  });
+
+  it('push: PATCH on an unknown upload session answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
+    const res = await request('PATCH', `/v2/${repo}/blobs/uploads/${randomUUID()}`, {
+      headers: { ...OCTET, 'Content-Range': '0-9' },
+      body: randomBlob(10),
+    });
+    expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
+  });
+
+  it('push: (API of the original v2 protocol, not in the 1.1 text) DELETE on an upload session cancels it; it then answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
+    const location = await startUpload(repo);
+    const patched = await patchChunk(location, randomBlob(100), 0);
+    expect(patched.status).toBe(202);
+    const current = header(patched, 'location')!;
+    const res = await request('DELETE', current);
+    expect(res.status).toBe(204);
+    const after = await request('GET', current);
+    expectError(after, 404, 'BLOB_UPLOAD_UNKNOWN');
+    const put = await request('PUT', withQuery(current, { digest: unknownDigest() }), { headers: OCTET, body: randomBlob(10) });
+    expectError(put, 404, 'BLOB_UPLOAD_UNKNOWN');
+  });
+
+  it('push: a completed upload session is gone (GET answers 404 BLOB_UPLOAD_UNKNOWN)', async () => {
+    const data = randomBlob(300);
+    const location = await startUpload(repo);
+    const done = await request('PUT', withQuery(location, { digest: sha256(data) }), { headers: OCTET, body: data });
+    expect(done.status).toBe(201);
+    const res = await request('GET', location);
+    expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
+  });
+});
+
+describe('push: cross-repository mount', () => {
+  const source = repoName('push-mount-source');
+
+  it('push: mount with from= of a blob in another repository answers 201 with Location, and the blob is pullable there', async () => {
+    const data = randomBlob(1200);
+    const digest = await pushBlob(source, data);
+    const target = repoName('push-mount-a');
+    const res = await request('POST', `/v2/${target}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(source)}`, {
+      headers: { 'Content-Length': '0' },
+    });
+    expect(res.status).toBe(201);
+    const location = header(res, 'location');
+    expect(location).toBeTruthy();
+    const pulled = await request('GET', location!);
+    expect(pulled.status).toBe(200);
+    expect(pulled.body.equals(data)).toBe(true);
+    await expectBlobStored(target, data);
+  });
+
+  it('push: (SHOULD) mount of an unknown blob answers 202 with an upload session that works', async () => {
+    const target = repoName('push-mount-b');
+    const data = randomBlob(800);
+    const res = await request('POST', `/v2/${target}/blobs/uploads/?mount=${encodeURIComponent(unknownDigest())}&from=${encodeURIComponent(source)}`, {
+      headers: { 'Content-Length': '0' },
+    });
+    expect(res.status).toBe(202);
+    const location = header(res, 'location');
+    expect(location).toBeTruthy();
+    const put = await request('PUT', withQuery(location!, { digest: sha256(data) }), { headers: OCTET, body: data });
+    expect(put.status).toBe(201);
+    await expectBlobStored(target, data);
+  });
+
+  it('push: mount without from= answers 201 with the blob mounted (MAY) or 202 with a working session', async () => {
+    const data = randomBlob(900);
+    const digest = await pushBlob(source, data);
+    const target = repoName('push-mount-c');
+    const res = await request('POST', `/v2/${target}/blobs/uploads/?mount=${encodeURIComponent(digest)}`, { headers: { 'Content-Length': '0' } });
+    expect([201, 202]).toContain(res.status);
+    const location = header(res, 'location');
+    expect(location).toBeTruthy();
+    if (res.status === 202) {
+      const status = await request('GET', location!);
+      expect(status.status).toBe(204);
+      const put = await request('PUT', withQuery(location!, { digest }), { headers: OCTET, body: data });
+      expect(put.status).toBe(201);
+    }
+    await expectBlobStored(target, data);
+  });
+});
+
+describe('push: manifests', () => {
+  it('push: PUT manifest by tag answers 201 with Location and Docker-Content-Digest of the bytes', async () => {
+    const image = await pushImageBlobs(repo);
+    const res = await putManifest(repo, 'by-tag', image.manifest);
+    expect(res.status, res.body.toString('utf8')).toBe(201);
+    expect(header(res, 'docker-content-digest')).toBe(image.digest);
+    const location = header(res, 'location');
+    expect(location).toBeTruthy();
+    const pulled = await request('GET', location!, { headers: { Accept: OCI_MANIFEST } });
+    expect(pulled.status).toBe(200);
+    expect(pulled.body.equals(image.manifest)).toBe(true);
+    const byTag = await request('GET', `/v2/${repo}/manifests/by-tag`, { headers: { Accept: OCI_MANIFEST } });
+    expect(byTag.status).toBe(200);
+    expect(byTag.body.equals(image.manifest)).toBe(true);
+  });
+
+  it('push: PUT manifest by digest answers 201 with Location and Docker-Content-Digest equal to that digest', async () => {
+    const image = await pushImageBlobs(repo);
+    const res = await putManifest(repo, image.digest, image.manifest);
+    expect(res.status, res.body.toString('utf8')).toBe(201);
+    expect(header(res, 'docker-content-digest')).toBe(image.digest);
+    expect(header(res, 'location')).toBeTruthy();
+    const pulled = await request('GET', `/v2/${repo}/manifests/${image.digest}`, { headers: { Accept: OCI_MANIFEST } });
+    expect(pulled.status).toBe(200);
+    expect(pulled.body.equals(image.manifest)).toBe(true);
+  });
+
+  it('push: the manifest is stored in the exact bytes given (odd whitespace and key order survive)', async () => {
+    const image = await pushImageBlobs(repo);
+    const doc = JSON.parse(image.manifest.toString('utf8')) as Record<string, unknown>;
+    const odd = Buffer.from(
+      `{ "layers" :${JSON.stringify(doc.layers)},\n\t"config":  ${JSON.stringify(doc.config)} ,"mediaType":"${OCI_MANIFEST}",   "schemaVersion" : 2 }\n\n`,
+    );
+    const digest = sha256(odd);
+    const res = await putManifest(repo, 'odd-bytes', odd);
+    expect(res.status, res.body.toString('utf8')).toBe(201);
+    expect(header(res, 'docker-content-digest')).toBe(digest);
+    for (const ref of ['odd-bytes', digest]) {
+      const pulled = await request('GET', `/v2/${repo}/manifests/${ref}`, { headers: { Accept: OCI_MANIFEST } });
+      expect(pulled.status).toBe(200);
+      expect(pulled.body.equals(odd)).toBe(true);
+    }
+  });
+
+  it('push: an image index is accepted and served back with its media type', async () => {
+    const a = await pushImage(repo, `index-child-a`);
+    const b = await pushImage(repo, `index-child-b`);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [
+          { ...descriptor(OCI_MANIFEST, a.manifest), platform: { architecture: 'amd64', os: 'linux' } },
+          { ...descriptor(OCI_MANIFEST, b.manifest), platform: { architecture: 'arm64', os: 'linux' } },
+        ],
+      }),
+    );
+    const res = await putManifest(repo, 'an-index', index, OCI_INDEX);
+    expect(res.status, res.body.toString('utf8')).toBe(201);
+    expect(header(res, 'docker-content-digest')).toBe(sha256(index));
+    const pulled = await request('GET', `/v2/${repo}/manifests/an-index`, { headers: { Accept: OCI_INDEX } });
+    expect(pulled.status).toBe(200);
+    expect(mediaTypeOf(pulled)).toBe(OCI_INDEX);
+    expect(pulled.body.equals(index)).toBe(true);
+  });
+
+  it('push: a manifest whose layer is missing is either rejected with 400 MANIFEST_BLOB_UNKNOWN or (MAY) accepted and pullable', async () => {
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomUUID() }));
+    await pushBlob(repo, config);
+    const manifest = imageManifest(config, [randomBlob(512)]); // the layer is never pushed
+    const res = await putManifest(repo, 'missing-layer', manifest);
+    if (res.status === 201) {
+      const pulled = await request('GET', `/v2/${repo}/manifests/missing-layer`, { headers: { Accept: OCI_MANIFEST } });
+      expect(pulled.status).toBe(200);
+      expect(pulled.body.equals(manifest)).toBe(true);
+    } else {
+      expectError(res, 400, 'MANIFEST_BLOB_UNKNOWN');
+      const pulled = await request('GET', `/v2/${repo}/manifests/missing-layer`, { headers: { Accept: OCI_MANIFEST } });
+      expect(pulled.status).toBe(404);
+    }
+  });
+
+  it('push: a manifest that is not valid JSON answers 400 MANIFEST_INVALID', async () => {
+    const res = await putManifest(repo, 'not-json', Buffer.from('{"schemaVersion": 2, "mediaType": '));
+    expectError(res, 400, 'MANIFEST_INVALID');
+    const pulled = await request('GET', `/v2/${repo}/manifests/not-json`, { headers: { Accept: OCI_MANIFEST } });
+    expect(pulled.status).toBe(404);
+  });
+
+  it('push: an image manifest without a config answers 400 MANIFEST_INVALID', async () => {
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [] }));
+    const res = await putManifest(repo, 'no-config', body);
+    expectError(res, 400, 'MANIFEST_INVALID');
+  });
+
+  it('push: PUT manifest by a digest that does not match its bytes answers 400 (DIGEST_INVALID) and stores nothing', async () => {
+    const image = await pushImageBlobs(repo);
+    const wrong = unknownDigest();
+    const res = await putManifest(repo, wrong, image.manifest);
+    expectError(res, 400, 'DIGEST_INVALID');
+    for (const ref of [wrong, image.digest]) {
+      const pulled = await request('GET', `/v2/${repo}/manifests/${ref}`, { headers: { Accept: OCI_MANIFEST } });
+      expect(pulled.status).toBe(404);
+    }
+  });
+
+  it('push: a manifest whose subject does not exist yet is accepted (201)', async () => {
+    const image = await pushImageBlobs(repo, { subject: { mediaType: OCI_MANIFEST, digest: unknownDigest(), size: 1234 } });
+    const res = await putManifest(repo, image.digest, image.manifest);
+    expect(res.status, res.body.toString('utf8')).toBe(201);
+    const pulled = await request('GET', `/v2/${repo}/manifests/${image.digest}`, { headers: { Accept: OCI_MANIFEST } });
+    expect(pulled.status).toBe(200);
+  });
+
+  it('push: a manifest with a subject answers 201 with OCI-Subject: <subject digest> (registries with the referrers API)', async () => {
+    const subject = await pushImage(repo, 'subject-target');
+    const artifact = Buffer.from('{}');
+    await pushBlob(repo, artifact);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        artifactType: 'application/vnd.example.conformance.v1',
+        config: descriptor(OCI_EMPTY, artifact),
+        layers: [descriptor(OCI_EMPTY, artifact)],
+        subject: descriptor(OCI_MANIFEST, subject.manifest),
+      }),
+    );
+    const res = await putManifest(repo, sha256(manifest), manifest);
+    expect(res.status, res.body.toString('utf8')).toBe(201);
+    expect(header(res, 'oci-subject')).toBe(subject.digest);
+  });
+
+  it('push: (SHOULD) a manifest of nearly 4 MB is accepted and served back byte for byte', async () => {
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomUUID() }));
+    await pushBlob(repo, config);
+    const annotations: Record<string, string> = {};
+    const filler = 'x'.repeat(1000);
+    for (let i = 0; i < 3700; i++) annotations[`org.example.conformance.k${i}`] = filler;
+    const manifest = imageManifest(config, [], { annotations }, OCI_CONFIG);
+    expect(manifest.length).toBeGreaterThan(3_800_000);
+    expect(manifest.length).toBeLessThan(4_000_000);
+    const res = await putManifest(repo, 'large', manifest);
+    expect(res.status, res.body.toString('utf8').slice(0, 300)).toBe(201);
+    const pulled = await request('GET', `/v2/${repo}/manifests/large`, { headers: { Accept: OCI_MANIFEST } });
+    expect(pulled.status).toBe(200);
+    expect(pulled.body.equals(manifest)).toBe(true);
+  });
+});
