@@ -1,0 +1,87 @@
+// Starts what the end-to-end suite drives, and stops it (by pid) afterwards:
+// - the built registry on a free loopback port with a fresh data folder;
+// - a private dockerd, unless DOCKER_HOST already names a running one (CI starts one with
+//   scripts/dockerd.sh; so can a developer).
+// It installs nothing: a missing client fails the run with a pointer to scripts/install-e2e-deps.sh.
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { PROJECT_ROOT } from '../support/built-server.js';
+import { BUILT_CLI, run, startRegistryProcess, tempFolder } from './harness.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** `http://127.0.0.1:<port>` of the shared registry. */
+    registryUrl: string;
+    /** `127.0.0.1:<port>`, for image references. */
+    registryHost: string;
+    /** The shared registry's log file (pino JSON lines). */
+    registryLog: string;
+    /** `unix:///.../docker.sock` of the daemon the docker cases use. */
+    dockerHost: string;
+  }
+}
+
+const CLIENTS = ['docker', 'dockerd', 'skopeo', 'podman', 'buildah', 'umoci'];
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const missing: string[] = [];
+  for (const client of CLIENTS) {
+    const found = await run('sh', ['-c', `command -v ${client}`], { allowFailure: true, timeoutMs: 5_000 });
+    if (found.code !== 0) missing.push(client);
+  }
+  if (missing.length > 0) {
+    throw new Error(`the end-to-end suite needs ${missing.join(', ')}: run scripts/install-e2e-deps.sh (as root) first`);
+  }
+  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run the suite with npm run test:e2e, which builds it`);
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const teardown = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((err: unknown) => console.error('e2e teardown:', err));
+    }
+  };
+
+  try {
+    // dockerd: reuse the one named by DOCKER_HOST, or start our own and stop it at the end.
+    let dockerHost = process.env.DOCKER_HOST ?? '';
+    if (dockerHost) {
+      await run('docker', ['-H', dockerHost, 'version'], { timeoutMs: 20_000 }).catch((err: Error) => {
+        throw new Error(`DOCKER_HOST=${dockerHost} does not answer: ${err.message}`);
+      });
+    } else {
+      // A short path: the daemon's unix socket path must stay under ~100 bytes.
+      const dir = await mkdtemp('/tmp/ocireg-dk-');
+      const script = join(PROJECT_ROOT, 'scripts', 'dockerd.sh');
+      cleanups.push(async () => {
+        await run('bash', [script, 'stop', dir], { timeoutMs: 90_000, allowFailure: true });
+        await rm(dir, { recursive: true, force: true });
+      });
+      const started = await run('bash', [script, 'start', dir], { timeoutMs: 120_000 });
+      const m = /DOCKER_HOST=(\S+)/.exec(started.stdout);
+      if (!m) throw new Error(`scripts/dockerd.sh printed no DOCKER_HOST:\n${started.stdout}${started.stderr}`);
+      dockerHost = m[1]!;
+    }
+
+    const work = await tempFolder('ocireg-e2e-');
+    const dataDir = join(work, 'data');
+    await mkdir(dataDir);
+    const registry = await startRegistryProcess({ dataDir, logFile: join(work, 'registry.log') });
+    cleanups.push(async () => {
+      await registry.stop();
+      if (process.env.OCIREG_E2E_KEEP) console.log(`e2e: kept ${work}`);
+      else await rm(work, { recursive: true, force: true });
+    });
+    console.log(`e2e: registry pid ${registry.pid} at ${registry.url}, data ${dataDir}; docker at ${dockerHost}`);
+
+    project.provide('registryUrl', registry.url);
+    project.provide('registryHost', registry.host);
+    project.provide('registryLog', registry.logFile);
+    project.provide('dockerHost', dockerHost);
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+  return teardown;
+}

@@ -1,0 +1,284 @@
+// Shared pieces of the end-to-end suite: running client commands (bounded), a registry
+// process with its log in a file, and the private environments each client needs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { freePort, PROJECT_ROOT } from '../support/built-server.js';
+import { sleep } from '../support/socket.js';
+
+/** The registry's compiled entry point; `npm run test:e2e` builds it first. */
+export const BUILT_CLI = join(PROJECT_ROOT, 'dist', 'cli.js');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs?: number;
+  /** Resolve with a non-zero exit instead of throwing. */
+  allowFailure?: boolean;
+}
+
+/**
+ * Runs a command to completion with a time limit; kills it (SIGKILL) when the limit passes.
+ * Throws with the command's output on a non-zero exit unless `allowFailure` is set.
+ */
+export async function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout = (stdout + c.toString('utf8')).slice(-1_000_000);
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString('utf8')).slice(-1_000_000);
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  let code: number;
+  try {
+    code = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+  const shown = `${command} ${args.join(' ')}`;
+  if (timedOut) throw new Error(`${shown}: no exit within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+  if (code !== 0 && !options.allowFailure) {
+    throw new Error(`${shown}: exit ${code}\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+  }
+  return { code, stdout, stderr };
+}
+
+/** A registry process (`node dist/cli.js serve`) on a free loopback port, logging to a file. */
+export interface RegistryProcess {
+  pid: number;
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** `127.0.0.1:<port>`, the registry part of image references. */
+  host: string;
+  logFile: string;
+  /** SIGTERM, then SIGKILL after `graceMs`; waits for the exit. */
+  stop(graceMs?: number): Promise<void>;
+  /** SIGKILL at once, as a crash would; waits for the exit. */
+  kill(): Promise<void>;
+}
+
+export async function startRegistryProcess(options: {
+  dataDir: string;
+  logFile: string;
+  port?: number;
+  env?: Record<string, string>;
+  readyMs?: number;
+}): Promise<RegistryProcess> {
+  const port = options.port ?? (await freePort());
+  const host = `127.0.0.1:${port}`;
+  const url = `http://${host}`;
+  const log = createWriteStream(options.logFile, { flags: 'a' });
+  await once(log, 'open');
+  const child: ChildProcess = spawn(process.execPath, [BUILT_CLI, 'serve'], {
+    cwd: options.dataDir,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? tmpdir(),
+      REGISTRY_HTTP_ADDR: host,
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: options.dataDir,
+      REGISTRY_LOG_LEVEL: 'info',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  let exited = false;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    });
+  });
+  const closeLog = async () => {
+    await exit;
+    log.end();
+    await once(log, 'close').catch(() => {});
+  };
+
+  const stop = async (graceMs = 10_000) => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exit;
+      clearTimeout(timer);
+    }
+    await closeLog();
+  };
+  const kill = async () => {
+    if (!exited) child.kill('SIGKILL');
+    await closeLog();
+  };
+
+  const deadline = Date.now() + (options.readyMs ?? 20_000);
+  for (;;) {
+    if (exited) throw new Error(`the registry exited before it was ready; see ${options.logFile}:\n${await tail(options.logFile)}`);
+    try {
+      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() >= deadline) {
+      await stop();
+      throw new Error(`the registry was not ready in time; see ${options.logFile}:\n${await tail(options.logFile)}`);
+    }
+    await sleep(100);
+  }
+  return { pid: child.pid!, url, host, logFile: options.logFile, stop, kill };
+}
+
+async function tail(file: string, lines = 40): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').slice(-lines).join('\n');
+}
+
+/** The access-log lines of a registry log file that answered 5xx, or were logged at error level or above. */
+export async function serverFaults(logFile: string): Promise<string[]> {
+  const text = await readFile(logFile, 'utf8');
+  const faults: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: { level?: number; res?: { statusCode?: number } };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      continue;
+    }
+    if ((entry.level ?? 0) >= 50 || (entry.res?.statusCode ?? 0) >= 500) faults.push(line);
+  }
+  return faults;
+}
+
+/** The access-log entries (method, url, status) of a registry log file, in order. */
+export async function accessLog(logFile: string): Promise<Array<{ method: string; url: string; status: number }>> {
+  const text = await readFile(logFile, 'utf8');
+  const requests = new Map<string, { method: string; url: string }>();
+  const done: Array<{ method: string; url: string; status: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: { reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number } };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      continue;
+    }
+    if (!entry.reqId) continue;
+    if (entry.req) requests.set(entry.reqId, entry.req);
+    if (entry.res) {
+      const req = requests.get(entry.reqId);
+      if (req) done.push({ method: req.method, url: req.url, status: entry.res.statusCode });
+    }
+  }
+  return done;
+}
+
+/** Writes `size` bytes of random data to `path`, in 1 MiB pieces; returns their sha256 hex. */
+export async function writeRandomFile(path: string, size: number): Promise<string> {
+  const { randomBytes } = await import('node:crypto');
+  const hash = createHash('sha256');
+  const out = createWriteStream(path);
+  let left = size;
+  async function* pieces() {
+    while (left > 0) {
+      const piece = randomBytes(Math.min(left, 1024 * 1024));
+      left -= piece.length;
+      hash.update(piece);
+      yield piece;
+    }
+  }
+  await pipeline(pieces, out);
+  return hash.digest('hex');
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+export function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A fresh folder under the system temp folder. */
+export function tempFolder(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** Environment for the docker CLI: the suite's daemon, a private config folder, the classic builder. */
+export async function dockerEnv(dockerHost: string, work: string): Promise<NodeJS.ProcessEnv> {
+  const config = join(work, 'docker-config');
+  await mkdir(config, { recursive: true });
+  await writeFile(join(config, 'config.json'), '{}\n');
+  return {
+    ...process.env,
+    DOCKER_HOST: dockerHost,
+    DOCKER_CONFIG: config,
+    DOCKER_BUILDKIT: '0',
+    DOCKER_CLI_EXPERIMENTAL: 'enabled',
+  };
+}
+
+/** Flags and environment giving podman and buildah a private vfs store under `work`. */
+export async function containersEnv(work: string): Promise<{ env: NodeJS.ProcessEnv; storage: string[]; podman: string[] }> {
+  await mkdir(work, { recursive: true });
+  const auth = join(work, 'auth.json');
+  await writeFile(auth, '{"auths":{}}\n');
+  const storage = ['--root', join(work, 'root'), '--runroot', join(work, 'runroot'), '--storage-driver', 'vfs'];
+  return {
+    env: { ...process.env, REGISTRY_AUTH_FILE: auth },
+    storage,
+    podman: [...storage, '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'],
+  };
+}
+
+/** GETs (or HEADs) a manifest from the registry, accepting every manifest type. */
+export async function fetchManifest(
+  registryUrl: string,
+  repo: string,
+  reference: string,
+  method: 'GET' | 'HEAD' = 'GET',
+): Promise<{ status: number; digest: string | null; mediaType: string | null; body: Buffer }> {
+  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${reference}`, {
+    method,
+    headers: {
+      accept: [
+        'application/vnd.oci.image.manifest.v1+json',
+        'application/vnd.oci.image.index.v1+json',
+        'application/vnd.docker.distribution.manifest.v2+json',
+        'application/vnd.docker.distribution.manifest.list.v2+json',
+      ].join(', '),
+    },
+    signal: AbortSignal.timeout(15_000),
+  });
+  const body = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, digest: res.headers.get('docker-content-digest'), mediaType: res.headers.get('content-type'), body };
+}
