@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test suite, in order: typecheck, unit tests, then the real clients and the conformance
+# suite against the built registry. Installs the clients (Debian packages; needs root or sudo)
+# and runs a private dockerd for the docker cases, stopped again on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+npm run typecheck
+npm run build
+npm test
+
+bash scripts/install-e2e-deps.sh
+
+dockerd_dir=$(mktemp -d /tmp/ocireg-dk-XXXXXX)   # short: the socket path must stay under ~100 bytes
+stop_dockerd() {
+  bash scripts/dockerd.sh stop "$dockerd_dir" || true
+  rm -rf "$dockerd_dir"
+}
+trap stop_dockerd EXIT
+eval "$(bash scripts/dockerd.sh start "$dockerd_dir")"
+export DOCKER_HOST
+
+npm run test:e2e
+npm run conformance
