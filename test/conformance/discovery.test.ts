@@ -215,6 +215,7 @@ describe('content discovery: referrers', () => {
 
   it("referrers: a descriptor carries the manifest's artifactType and all its annotations", async () => {
     const res = await request('GET', `/v2/${repo}/referrers/${subject.digest}`);
+    expect(res.status).toBe(200);
     const entry = json<Index>(res).manifests.find((m) => m.digest === sha256(sbom));
     expect(entry?.artifactType).toBe(SBOM);
     expect(entry?.annotations).toEqual({ 'org.example.format': 'json', 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' });
@@ -222,6 +223,7 @@ describe('content discovery: referrers', () => {
 
   it("referrers: a manifest without artifactType is listed with the config's media type as artifactType", async () => {
     const res = await request('GET', `/v2/${repo}/referrers/${subject.digest}`);
+    expect(res.status).toBe(200);
     const entry = json<Index>(res).manifests.find((m) => m.digest === sha256(signature));
     expect(entry?.artifactType).toBe(CONFIG_TYPE);
     expect(entry?.annotations).toEqual({ 'org.example.signer': 'conformance' });
@@ -229,6 +231,7 @@ describe('content discovery: referrers', () => {
 
   it('referrers: an index without artifactType is listed without artifactType, with its annotations', async () => {
     const res = await request('GET', `/v2/${repo}/referrers/${subject.digest}`);
+    expect(res.status).toBe(200);
     const entry = json<Index>(res).manifests.find((m) => m.digest === sha256(referrerIndex));
     expect(entry).toBeDefined();
     expect(entry).not.toHaveProperty('artifactType');
