@@ -270,6 +270,29 @@ describe('content discovery: referrers', () => {
     expect(body.manifests[0]?.artifactType).toBe(SIG);
   });
 
+  it('referrers: a referrer pushed to another repository is not listed for this one', async () => {
+    const other = repoName('referrers-elsewhere');
+    const empty = Buffer.from('{}');
+    await pushBlob(other, empty);
+    const foreign = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        artifactType: 'application/vnd.example.elsewhere.v1',
+        config: descriptor(OCI_EMPTY, empty),
+        layers: [descriptor(OCI_EMPTY, empty)],
+        subject: descriptor(OCI_MANIFEST, subject.manifest),
+      }),
+    );
+    expect((await putManifest(other, sha256(foreign), foreign)).status).toBe(201);
+    const here = await request('GET', `/v2/${repo}/referrers/${subject.digest}`);
+    expect(here.status).toBe(200);
+    expect(json<Index>(here).manifests.map((m) => m.digest)).not.toContain(sha256(foreign));
+    const there = await request('GET', `/v2/${other}/referrers/${subject.digest}`);
+    expect(there.status).toBe(200);
+    expect(json<Index>(there).manifests.map((m) => m.digest)).toEqual([sha256(foreign)]);
+  });
+
   it('referrers: a malformed digest answers 400', async () => {
     const res = await request('GET', `/v2/${repo}/referrers/sha256:not-hex`);
     expect(res.status).toBe(400);

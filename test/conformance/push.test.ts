@@ -158,9 +158,14 @@ describe('push: monolithic blob upload', () => {
 
 describe('push: chunked blob upload', () => {
   it('push: each PATCH answers 202 with Location and Range 0-<last byte>, and the closing PUT answers 201', async () => {
-    const data = randomBlob(3 * 1024 + 17);
-    const chunks = [data.subarray(0, 1024), data.subarray(1024, 2048), data.subarray(2048)];
-    let location = await startUpload(repo);
+    // Chunks of 1 KiB, or of the registry's OCI-Chunk-Min-Length where it announces a larger one.
+    const post = await request('POST', `/v2/${repo}/blobs/uploads/`, { headers: { 'Content-Length': '0' } });
+    expect(post.status).toBe(202);
+    const size = Math.max(1024, Number(header(post, 'oci-chunk-min-length') ?? 0) || 0);
+    const data = randomBlob(3 * size + 17);
+    const chunks = [data.subarray(0, size), data.subarray(size, 2 * size), data.subarray(2 * size)];
+    let location = header(post, 'location')!;
+    expect(location).toBeTruthy();
     let offset = 0;
     for (const chunk of chunks) {
       const res = await patchChunk(location, chunk, offset);
@@ -395,6 +400,28 @@ describe('push: manifests', () => {
     expect(old.body.equals(first.manifest)).toBe(true);
   });
 
+  it('push: a tag of 128 characters from the whole tag alphabet is accepted and pullable', async () => {
+    const image = await pushImageBlobs(repo);
+    const tag = `A_b.c-D${'x'.repeat(121)}`;
+    expect(tag.length).toBe(128);
+    const res = await putManifest(repo, tag, image.manifest);
+    expect(res.status, res.body.toString('utf8')).toBe(201);
+    const pulled = await request('GET', `/v2/${repo}/manifests/${tag}`, { headers: { Accept: OCI_MANIFEST } });
+    expect(pulled.status).toBe(200);
+    expect(pulled.body.equals(image.manifest)).toBe(true);
+  });
+
+  it('push: (SHOULD) parameters on the PUT Content-Type are ignored, and GET answers the media type without parameters', async () => {
+    const image = await pushImageBlobs(repo);
+    const res = await putManifest(repo, 'ct-params', image.manifest, `${OCI_MANIFEST}; charset=utf-8`);
+    expect(res.status, res.body.toString('utf8')).toBe(201);
+    expect(header(res, 'docker-content-digest')).toBe(image.digest);
+    const pulled = await request('GET', `/v2/${repo}/manifests/ct-params`, { headers: { Accept: OCI_MANIFEST } });
+    expect(pulled.status).toBe(200);
+    expect(header(pulled, 'content-type')).toBe(OCI_MANIFEST);
+    expect(pulled.body.equals(image.manifest)).toBe(true);
+  });
+
   it('push: the manifest is stored in the exact bytes given (odd whitespace and key order survive)', async () => {
     const image = await pushImageBlobs(repo);
     const doc = JSON.parse(image.manifest.toString('utf8')) as Record<string, unknown>;
@@ -447,6 +474,21 @@ describe('push: manifests', () => {
       expectError(res, 400, 'MANIFEST_BLOB_UNKNOWN');
       const pulled = await request('GET', `/v2/${repo}/manifests/missing-layer`, { headers: { Accept: OCI_MANIFEST } });
       expect(pulled.status).toBe(404);
+    }
+  });
+
+  it('push: an index whose child manifest is missing is either rejected with 400 MANIFEST_BLOB_UNKNOWN or (MAY) accepted and pullable', async () => {
+    const missing = await pushImageBlobs(repo); // blobs only: the manifest itself is never pushed
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [descriptor(OCI_MANIFEST, missing.manifest)] }));
+    const res = await putManifest(repo, 'index-missing-child', index, OCI_INDEX);
+    const pulled = () => request('GET', `/v2/${repo}/manifests/index-missing-child`, { headers: { Accept: OCI_INDEX } });
+    if (res.status === 201) {
+      const got = await pulled();
+      expect(got.status).toBe(200);
+      expect(got.body.equals(index)).toBe(true);
+    } else {
+      expectError(res, 400, 'MANIFEST_BLOB_UNKNOWN');
+      expect((await pulled()).status).toBe(404);
     }
   });
 
