@@ -32,7 +32,9 @@ describe.runIf(target.deletes)('content management (deletes enabled)', () => {
     const keep = await putManifest(repo, 'keep-tag', image.manifest);
     expect(keep.status).toBe(201);
     const res = await request('DELETE', `/v2/${repo}/manifests/to-untag`);
-    expect([202, 400, 405], res.body.toString('utf8')).toContain(res.status);
+    // The spec lets a registry refuse tag deletion; ours deletes tags, so for ours only 202 passes.
+    const allowed = target.own ? [202] : [202, 400, 405];
+    expect(allowed, res.body.toString('utf8')).toContain(res.status);
     const tags = json<{ tags: string[] | null }>(await request('GET', `/v2/${repo}/tags/list`)).tags ?? [];
     if (res.status === 202) {
       expect(await status('GET', `/v2/${repo}/manifests/to-untag`)).toBe(404);

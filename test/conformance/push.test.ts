@@ -20,11 +20,14 @@ import {
   request,
   sha256,
   startUpload,
+  target,
   unknownDigest,
   withQuery,
 } from './support.js';
 
 const repo = repoName('push');
+/** Where the spec allows two answers, our own registry is held to the one it gives. */
+const own = target.own;
 const OCTET = { 'Content-Type': 'application/octet-stream' };
 
 async function expectBlobStored(repository: string, data: Buffer): Promise<void> {
@@ -82,7 +85,7 @@ describe('push: monolithic blob upload', () => {
     const data = randomBlob(3000);
     const digest = sha256(data);
     const res = await request('POST', `/v2/${repo}/blobs/uploads/?digest=${encodeURIComponent(digest)}`, { headers: OCTET, body: data });
-    expect([201, 202]).toContain(res.status);
+    expect(own ? [201] : [201, 202]).toContain(res.status); // ours completes single-POST uploads
     const location = header(res, 'location');
     expect(location).toBeTruthy();
     if (res.status === 201) {
@@ -347,7 +350,7 @@ describe('push: cross-repository mount', () => {
     const digest = await pushBlob(source, data);
     const target = repoName('push-mount-c');
     const res = await request('POST', `/v2/${target}/blobs/uploads/?mount=${encodeURIComponent(digest)}`, { headers: { 'Content-Length': '0' } });
-    expect([201, 202]).toContain(res.status);
+    expect(own ? [201] : [201, 202]).toContain(res.status); // ours mounts automatically
     const location = header(res, 'location');
     expect(location).toBeTruthy();
     if (res.status === 202) {
@@ -466,6 +469,7 @@ describe('push: manifests', () => {
     await pushBlob(repo, config);
     const manifest = imageManifest(config, [randomBlob(512)]); // the layer is never pushed
     const res = await putManifest(repo, 'missing-layer', manifest);
+    if (own) expect(res.status).toBe(400); // ours rejects it
     if (res.status === 201) {
       const pulled = await request('GET', `/v2/${repo}/manifests/missing-layer`, { headers: { Accept: OCI_MANIFEST } });
       expect(pulled.status).toBe(200);
@@ -481,6 +485,7 @@ describe('push: manifests', () => {
     const missing = await pushImageBlobs(repo); // blobs only: the manifest itself is never pushed
     const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [descriptor(OCI_MANIFEST, missing.manifest)] }));
     const res = await putManifest(repo, 'index-missing-child', index, OCI_INDEX);
+    if (own) expect(res.status).toBe(400); // ours rejects it
     const pulled = () => request('GET', `/v2/${repo}/manifests/index-missing-child`, { headers: { Accept: OCI_INDEX } });
     if (res.status === 201) {
       const got = await pulled();

@@ -63,6 +63,13 @@ async function patch(base: string, location: string, offset: number, chunk: Buff
   return res.headers.get('location')!;
 }
 
+/** Opens an upload session and sends its first chunk; returns the Location to continue at. */
+async function beginUpload(base: string, repo: string, first: Buffer): Promise<string> {
+  const post = await http(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  expect(post.status).toBe(202);
+  return patch(base, post.headers.get('location')!, 0, first);
+}
+
 /** Completes the upload with the final PUT and checks the stored blob byte for byte. */
 async function finishAndVerify(base: string, repo: string, location: string, offset: number, rest: Buffer, blob: Buffer) {
   const digest = `sha256:${sha256(blob)}`;
@@ -93,10 +100,7 @@ describe('registry restart in the middle of a chunked upload', () => {
     const repo = 'e2e/restart-clean';
     const blob = randomBytes(12 * MiB + 123);
 
-    const post = await http(`${registry.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-    expect(post.status).toBe(202);
-    let location = post.headers.get('location')!;
-    location = await patch(registry.url, location, 0, blob.subarray(0, 5 * MiB));
+    let location = await beginUpload(registry.url, repo, blob.subarray(0, 5 * MiB));
 
     await registry.stop();
     registry = await start('clean', port);
@@ -113,10 +117,7 @@ describe('registry restart in the middle of a chunked upload', () => {
     const repo = 'e2e/restart-killed';
     const blob = randomBytes(16 * MiB + 77);
 
-    const post = await http(`${registry.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
-    expect(post.status).toBe(202);
-    let location = post.headers.get('location')!;
-    location = await patch(registry.url, location, 0, blob.subarray(0, 4 * MiB));
+    let location = await beginUpload(registry.url, repo, blob.subarray(0, 4 * MiB));
 
     // A second chunk (4 MiB .. 12 MiB) of which only the first half is sent before the kill.
     const chunk = blob.subarray(4 * MiB, 12 * MiB);
