@@ -34,6 +34,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (missing.length > 0) {
     throw new Error(`the end-to-end suite needs ${missing.join(', ')}: run scripts/install-e2e-deps.sh (as root) first`);
   }
+  for (const client of ['docker', 'skopeo', 'podman', 'buildah', 'umoci']) {
+    const version = await run(client, ['--version'], { allowFailure: true, timeoutMs: 10_000 });
+    console.log(`e2e: ${(version.stdout || version.stderr).trim().split('\n')[0]}`);
+  }
   if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run the suite with npm run test:e2e, which builds it`);
 
   const cleanups: Array<() => Promise<void>> = [];
@@ -73,7 +77,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       if (process.env.OCIREG_E2E_KEEP) console.log(`e2e: kept ${work}`);
       else await rm(work, { recursive: true, force: true });
     });
-    console.log(`e2e: registry pid ${registry.pid} at ${registry.url}, data ${dataDir}; docker at ${dockerHost}`);
+    const server = await run('docker', ['-H', dockerHost, 'version', '--format', '{{.Server.Version}}'], { timeoutMs: 20_000 });
+    console.log(`e2e: registry pid ${registry.pid} at ${registry.url}, data ${dataDir}; dockerd ${server.stdout.trim()} at ${dockerHost}`);
 
     project.provide('registryUrl', registry.url);
     project.provide('registryHost', registry.host);
