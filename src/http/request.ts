@@ -81,7 +81,7 @@ export function pagination(request: FastifyRequest): { n: number | undefined; la
   if (raw !== undefined && raw !== '') {
     n = Number(raw);
     if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) {
-      throw new RegistryError('PAGINATION_NUMBER_INVALID', 'n must be a non-negative integer', { detail: { n: raw } });
+      throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer', { status: 400, detail: { n: raw } });
     }
   }
   return { n, last: queryParam(request, 'last') ?? '' };

@@ -1,6 +1,10 @@
 /**
- * The OCI distribution error codes, as one table. Code that fails raises a
- * RegistryError; the HTTP layer alone turns it into the spec's JSON envelope.
+ * The OCI distribution error codes, as one table. Code that fails raises a RegistryError;
+ * the HTTP layer alone turns it into the spec's JSON envelope.
+ *
+ * Every client error uses a code of the spec's table, which says the code MUST be one of
+ * them: a malformed tag is MANIFEST_INVALID, a malformed query parameter is UNSUPPORTED
+ * ("an invalid set of parameters") with status 400.
  */
 export const ERROR_CODES = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
@@ -17,9 +21,7 @@ export const ERROR_CODES = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
-  // Codes of the Docker registry API that clients understand too.
-  TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
-  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
+  // Not in the spec's table, which binds client errors only: server faults and shutdown.
   UNKNOWN: { status: 500, message: 'unknown error' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -21,6 +21,6 @@ export function isValidTag(tag: string): boolean {
 }
 
 export function assertTag(tag: string): string {
-  if (!isValidTag(tag)) throw new RegistryError('TAG_INVALID', 'invalid tag', { status: 400, detail: { tag } });
+  if (!isValidTag(tag)) throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { status: 400, detail: { tag } });
   return tag;
 }

@@ -74,10 +74,10 @@ describe('tags and catalog', () => {
     expect(res.headers.link).toBeUndefined();
   });
 
-  it.each(['-1', 'abc', '1.5'])('n=%s answers 400 PAGINATION_NUMBER_INVALID', async (n) => {
+  it.each(['-1', 'abc', '1.5'])('n=%s answers 400 UNSUPPORTED (an invalid parameter)', async (n) => {
     const res = await list(`?n=${n}`);
     expect(res.statusCode).toBe(400);
-    expect(errorCode(res)).toBe('PAGINATION_NUMBER_INVALID');
+    expect(errorCode(res)).toBe('UNSUPPORTED');
   });
 
   it('an unknown repository answers 404 NAME_UNKNOWN, even with n=0', async () => {

@@ -98,7 +98,7 @@ describe('manifests', () => {
       payload: image.body,
     });
     expect(bad.statusCode).toBe(400);
-    expect(errorCode(bad)).toBe('TAG_INVALID');
+    expect(errorCode(bad)).toBe('MANIFEST_INVALID');
   });
 
   it('moving a tag points it at the new manifest; the old one stays reachable by digest', async () => {
@@ -278,11 +278,11 @@ describe('manifests', () => {
     expect(errorCode(res)).toBe('MANIFEST_INVALID');
   });
 
-  it('PUT with an invalid tag answers 400 TAG_INVALID; GET and HEAD of one answer 404', async () => {
+  it('PUT with an invalid tag answers 400 MANIFEST_INVALID; GET and HEAD of one answer 404', async () => {
     const image = await makeImage(reg.app, 'lib/app');
     const put = await putManifest(reg.app, 'lib/app', '.INVALID_MANIFEST_NAME', image);
     expect(put.statusCode).toBe(400);
-    expect(errorCode(put)).toBe('TAG_INVALID');
+    expect(errorCode(put)).toBe('MANIFEST_INVALID');
     const res = await get('/v2/lib/app/manifests/.INVALID_MANIFEST_NAME');
     expect(res.statusCode).toBe(404);
     expect(errorCode(res)).toBe('MANIFEST_UNKNOWN');

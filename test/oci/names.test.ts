@@ -79,9 +79,9 @@ describe('tags', () => {
     expect(isValidTag(tag)).toBe(false);
   });
 
-  it('assertTag throws TAG_INVALID (400) naming the tag', () => {
+  it('assertTag throws MANIFEST_INVALID (400) naming the tag', () => {
     expect(() => assertTag('-bad')).toThrow(
-      expect.objectContaining({ code: 'TAG_INVALID', status: 400, detail: { tag: '-bad' } }),
+      expect.objectContaining({ code: 'MANIFEST_INVALID', status: 400, detail: { tag: '-bad' } }),
     );
   });
 });
