@@ -1,6 +1,8 @@
 // Black-box helpers for the conformance suite: plain HTTP against the registry under test.
 // Nothing here imports from src/; every request has a timeout.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { expect, inject } from 'vitest';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -47,7 +49,7 @@ export function resolveUrl(pathOrLocation: string): string {
   return new URL(pathOrLocation, `${target.url}/`).toString();
 }
 
-/** One HTTP request, bounded by REQUEST_MS; the whole body is read. */
+/** One HTTP request, bounded by REQUEST_MS; the whole body is read. Every 4xx JSON body is checked as an error envelope. */
 export async function request(method: string, pathOrUrl: string, options: RequestOptions = {}): Promise<Reply> {
   const url = resolveUrl(pathOrUrl);
   const res = await fetch(url, {
@@ -58,7 +60,68 @@ export async function request(method: string, pathOrUrl: string, options: Reques
     signal: AbortSignal.timeout(REQUEST_MS),
   });
   const body = Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: res.headers, body, url };
+  const reply = { status: res.status, headers: res.headers, body, url };
+  checkEnvelopeIfJson(reply, method);
+  return reply;
+}
+
+export interface RawHeadReply {
+  status: number;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
+  /** Whatever the server sent after the blank line that ends the header block (must be empty for HEAD). */
+  afterHeaders: Buffer;
+}
+
+/**
+ * A HEAD request on a raw socket, so that bytes a server wrongly sends after a HEAD response's
+ * header block can be seen (fetch never exposes a HEAD body). Sends `Connection: close` and reads
+ * until the server closes, bounded by REQUEST_MS.
+ */
+export function rawHead(pathOrUrl: string, headers: Record<string, string> = {}): Promise<RawHeadReply> {
+  const url = new URL(resolveUrl(pathOrUrl));
+  const tls = url.protocol === 'https:';
+  const port = Number(url.port || (tls ? 443 : 80));
+  const lines = [
+    `HEAD ${url.pathname}${url.search} HTTP/1.1`,
+    `Host: ${url.host}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    'Connection: close',
+    '',
+    '',
+  ];
+  return new Promise<RawHeadReply>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const socket: Socket = tls
+      ? tlsConnect({ host: url.hostname, port, servername: url.hostname })
+      : netConnect({ host: url.hostname, port });
+    const finish = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) return reject(err);
+      const raw = Buffer.concat(chunks);
+      const end = raw.indexOf('\r\n\r\n');
+      if (end < 0) return reject(new Error(`no complete header block in ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`));
+      const [statusLine, ...headerLines] = raw.subarray(0, end).toString('latin1').split('\r\n');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '');
+      if (!m) return reject(new Error(`bad status line ${JSON.stringify(statusLine)}`));
+      const parsed: Record<string, string> = {};
+      for (const line of headerLines) {
+        const i = line.indexOf(':');
+        if (i > 0) parsed[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+      }
+      resolve({ status: Number(m[1]), headers: parsed, afterHeaders: raw.subarray(end + 4) });
+    };
+    const timer = setTimeout(() => finish(new Error(`HEAD ${url.href}: no close within ${REQUEST_MS} ms`)), REQUEST_MS);
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write(lines.join('\r\n')));
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('end', () => finish());
+    socket.on('close', () => finish());
+    socket.on('error', (err) => finish(err));
+  });
 }
 
 /** Adds (or replaces) query parameters on a Location, keeping the ones it already has. */
@@ -85,7 +148,55 @@ export function randomTagSuffix(): string {
   return randomUUID().slice(0, 8);
 }
 
-/** The error codes of an error body, asserting the spec's envelope `{errors:[{code, message?, detail?}]}`. */
+/**
+ * The 1.1 error-code table (spec.md "Error Codes": "The `code` field MUST be one of the following"):
+ * code-1 .. code-14.
+ */
+export const SPEC_ERROR_CODES: readonly string[] = [
+  'BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED',
+  'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS',
+];
+
+function isClientError(status: number): boolean {
+  return status >= 400 && status < 500;
+}
+
+/**
+ * "A `4XX` response code from the registry MAY return a body in any format. If the response body
+ * is in JSON format, it MUST have the following format: {"errors":[{code, message, detail}]}", and
+ * "The `code` field MUST be one of the following" (the 14 codes above). Called on every reply:
+ * a 4xx body that parses as JSON is held to that; any other body is left alone.
+ */
+function checkEnvelopeIfJson(reply: Reply, method: string): void {
+  if (!isClientError(reply.status) || reply.body.length === 0) return;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(reply.body.toString('utf8'));
+  } catch {
+    return; // not JSON: the spec allows any format
+  }
+  checkEnvelope(parsed, reply, `${method} ${reply.url}`);
+}
+
+function checkEnvelope(parsed: unknown, reply: Reply, where: string): string[] {
+  const text = reply.body.toString('utf8').slice(0, 300);
+  const errors = (parsed as { errors?: unknown } | null)?.errors;
+  expect(Array.isArray(errors), `${where}: ${reply.status} JSON body without an "errors" array: ${text}`).toBe(true);
+  const list = errors as Array<Record<string, unknown>>;
+  expect(list.length, `${where}: empty "errors" array`).toBeGreaterThan(0);
+  for (const e of list) {
+    expect(typeof e?.code, `${where}: error entry without a string code: ${text}`).toBe('string');
+    const code = e.code as string;
+    expect(code, `${where}: code must be upper-case letters and underscores`).toMatch(/^[A-Z_]+$/);
+    expect(SPEC_ERROR_CODES, `${where}: code ${code} is not in the 1.1 error-code table`).toContain(code);
+    if (e.message !== undefined) expect(typeof e.message, `${where}: message must be a string`).toBe('string');
+    // Other keys in an entry are allowed: the spec does not forbid them.
+  }
+  return list.map((e) => e.code as string);
+}
+
+/** The error codes of an error body, asserting it is JSON in the spec's envelope with codes from the 1.1 table. */
 export function errorCodes(reply: Reply): string[] {
   let parsed: unknown;
   try {
@@ -93,28 +204,32 @@ export function errorCodes(reply: Reply): string[] {
   } catch {
     throw new Error(`expected a JSON error body, got ${reply.status} ${JSON.stringify(reply.body.toString('utf8').slice(0, 200))}`);
   }
-  const errors = (parsed as { errors?: unknown }).errors;
-  expect(Array.isArray(errors), `"errors" array in ${reply.body.toString('utf8').slice(0, 200)}`).toBe(true);
-  const list = errors as Array<Record<string, unknown>>;
-  expect(list.length).toBeGreaterThan(0);
-  for (const e of list) {
-    expect(typeof e.code).toBe('string');
-    expect(e.code as string).toMatch(/^[A-Z_]+$/);
-    if (e.message !== undefined) expect(typeof e.message).toBe('string');
-  }
-  return list.map((e) => e.code as string);
+  return checkEnvelope(parsed, reply, reply.url);
 }
 
-/** Asserts status and that the error envelope contains `code`. */
-export function expectError(reply: Reply, status: number | number[], code: string | string[]): void {
-  const statuses = Array.isArray(status) ? status : [status];
-  expect(statuses, `status ${reply.status}, body ${reply.body.toString('utf8').slice(0, 300)}`).toContain(reply.status);
+/** Any status from 400 to 499. */
+export const ANY_4XX = '4xx';
+
+/** Asserts status (a list, one status, or ANY_4XX) and that the error envelope contains `code`. */
+export function expectError(reply: Reply, status: number | number[] | typeof ANY_4XX, code: string | string[]): void {
+  const detail = `status ${reply.status}, body ${reply.body.toString('utf8').slice(0, 300)}`;
+  if (status === ANY_4XX) {
+    expect(isClientError(reply.status), detail).toBe(true);
+  } else {
+    const statuses = Array.isArray(status) ? status : [status];
+    expect(statuses, detail).toContain(reply.status);
+  }
   const codes = errorCodes(reply);
   const wanted = Array.isArray(code) ? code : [code];
   expect(
     codes.some((c) => wanted.includes(c)),
     `one of ${wanted.join(', ')} in ${codes.join(', ')}`,
   ).toBe(true);
+}
+
+/** Asserts a 4xx answer (any body format: the spec lets a 4xx carry a body in any format). */
+export function expectClientError(reply: Reply): void {
+  expect(isClientError(reply.status), `status ${reply.status}, body ${reply.body.toString('utf8').slice(0, 300)}`).toBe(true);
 }
 
 export function header(reply: Reply, name: string): string | null {
