@@ -43,6 +43,15 @@ async function expectBlobAbsent(repository: string, digest: string): Promise<voi
   expect(res.status).toBe(404);
 }
 
+/**
+ * An unknown, cancelled or completed session: 1.1 gives 404 as the failure status of end-5, end-6 and
+ * end-13 but names no error code for it, so the code is checked only against ours.
+ */
+function expectSessionUnknown(res: Awaited<ReturnType<typeof request>>): void {
+  if (own) expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
+  else expect(res.status, res.body.toString('utf8')).toBe(404);
+}
+
 function patchChunk(location: string, chunk: Buffer, start: number): ReturnType<typeof request> {
   return request('PATCH', location, {
     headers: { ...OCTET, 'Content-Range': `${start}-${start + chunk.length - 1}` },
@@ -279,20 +288,20 @@ describe('push: chunked blob upload', () => {
 });
 
 describe('push: upload sessions', () => {
-  it('push: GET on an unknown upload session answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
+  it('push: GET on an unknown upload session answers 404 ((beyond 1.1) ours: BLOB_UPLOAD_UNKNOWN)', async () => {
     const res = await request('GET', `/v2/${repo}/blobs/uploads/${randomUUID()}`);
-    expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
+    expectSessionUnknown(res);
   });
 
-  it('push: PATCH on an unknown upload session answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
+  it('push: PATCH on an unknown upload session answers 404 ((beyond 1.1) ours: BLOB_UPLOAD_UNKNOWN)', async () => {
     const res = await request('PATCH', `/v2/${repo}/blobs/uploads/${randomUUID()}`, {
       headers: { ...OCTET, 'Content-Range': '0-9' },
       body: randomBlob(10),
     });
-    expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
+    expectSessionUnknown(res);
   });
 
-  it('push: (API of the original v2 protocol, not in the 1.1 text) DELETE on an upload session cancels it; it then answers 404 BLOB_UPLOAD_UNKNOWN', async () => {
+  it('push: (API of the original v2 protocol, not in the 1.1 text) DELETE on an upload session cancels it; it then answers 404 ((beyond 1.1) ours: BLOB_UPLOAD_UNKNOWN)', async () => {
     const location = await startUpload(repo);
     const patched = await patchChunk(location, randomBlob(100), 0);
     expect(patched.status).toBe(202);
@@ -300,18 +309,18 @@ describe('push: upload sessions', () => {
     const res = await request('DELETE', current);
     expect(res.status).toBe(204);
     const after = await request('GET', current);
-    expectError(after, 404, 'BLOB_UPLOAD_UNKNOWN');
+    expectSessionUnknown(after);
     const put = await request('PUT', withQuery(current, { digest: unknownDigest() }), { headers: OCTET, body: randomBlob(10) });
-    expectError(put, 404, 'BLOB_UPLOAD_UNKNOWN');
+    expectSessionUnknown(put);
   });
 
-  it('push: a completed upload session is gone (GET answers 404 BLOB_UPLOAD_UNKNOWN)', async () => {
+  it('push: a completed upload session is gone (GET answers 404; (beyond 1.1) ours: BLOB_UPLOAD_UNKNOWN)', async () => {
     const data = randomBlob(300);
     const location = await startUpload(repo);
     const done = await request('PUT', withQuery(location, { digest: sha256(data) }), { headers: OCTET, body: data });
     expect(done.status).toBe(201);
     const res = await request('GET', location);
-    expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
+    expectSessionUnknown(res);
   });
 });
 
