@@ -17,7 +17,9 @@ stop_dockerd() {
   rm -rf "$dockerd_dir"
 }
 trap stop_dockerd EXIT
-eval "$(bash scripts/dockerd.sh start "$dockerd_dir")"
+# Not eval "$(...)" directly: that would hide a failed start from set -e.
+started=$(bash scripts/dockerd.sh start "$dockerd_dir")
+eval "$started"
 export DOCKER_HOST
 
 npm run test:e2e

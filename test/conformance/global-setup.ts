@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,9 +59,21 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await rm(data, { recursive: true, force: true });
     throw err;
   }
+  // An interrupted run (Ctrl-C) exits without calling the teardown below: kill the registry
+  // and remove its folder synchronously on the way out.
+  const lastChance = () => {
+    try {
+      process.kill(server.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    rmSync(data, { recursive: true, force: true });
+  };
+  process.once('exit', lastChance);
   project.provide('conformanceUrl', server.url);
   project.provide('conformanceOwn', true);
   return async () => {
+    process.removeListener('exit', lastChance);
     try {
       await server.stop(10_000);
     } finally {

@@ -3,7 +3,8 @@
 // - a private dockerd, unless DOCKER_HOST already names a running one (CI starts one with
 //   scripts/dockerd.sh; so can a developer).
 // It installs nothing: a missing client fails the run with a pointer to scripts/install-e2e-deps.sh.
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -18,6 +19,8 @@ declare module 'vitest' {
     registryHost: string;
     /** The shared registry's log file (pino JSON lines). */
     registryLog: string;
+    /** The run's own folder (removed at the end, also after an interrupt): test files make theirs inside. */
+    e2eWork: string;
     /** `unix:///.../docker.sock` of the daemon the docker cases use. */
     dockerHost: string;
   }
@@ -41,7 +44,22 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run the suite with npm run test:e2e, which builds it`);
 
   const cleanups: Array<() => Promise<void>> = [];
+  // An interrupted run (Ctrl-C) exits without calling the teardown: this last-chance handler
+  // stops our dockerd (it runs in its own session, so the signal never reached it) and removes
+  // our folders, synchronously. The registry process has its own (see harness.ts).
+  const onExit: Array<() => void> = [];
+  const lastChance = () => {
+    for (const undo of onExit.reverse()) {
+      try {
+        undo();
+      } catch {
+        // best effort while exiting
+      }
+    }
+  };
+  process.once('exit', lastChance);
   const teardown = async () => {
+    process.removeListener('exit', lastChance);
     for (const cleanup of cleanups.reverse()) {
       await cleanup().catch((err: unknown) => console.error('e2e teardown:', err));
     }
@@ -58,6 +76,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
       // A short path: the daemon's unix socket path must stay under ~100 bytes.
       const dir = await mkdtemp('/tmp/ocireg-dk-');
       const script = join(PROJECT_ROOT, 'scripts', 'dockerd.sh');
+      onExit.push(() => {
+        spawnSync('bash', [script, 'stop', dir], { stdio: 'ignore', timeout: 90_000 });
+        rmSync(dir, { recursive: true, force: true });
+      });
       cleanups.push(async () => {
         await run('bash', [script, 'stop', dir], { timeoutMs: 90_000, allowFailure: true });
         await rm(dir, { recursive: true, force: true });
@@ -69,9 +91,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
 
     const work = await tempFolder('ocireg-e2e-');
+    onExit.push(() => rmSync(work, { recursive: true, force: true }));
     const dataDir = join(work, 'data');
     await mkdir(dataDir);
     const registry = await startRegistryProcess({ dataDir, logFile: join(work, 'registry.log') });
+    onExit.push(() => process.kill(registry.pid, 'SIGKILL'));
     cleanups.push(async () => {
       await registry.stop();
       if (process.env.OCIREG_E2E_KEEP) console.log(`e2e: kept ${work}`);
@@ -84,6 +108,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('registryHost', registry.host);
     project.provide('registryLog', registry.logFile);
     project.provide('dockerHost', dockerHost);
+    project.provide('e2eWork', work);
   } catch (err) {
     await teardown();
     throw err;

@@ -2,9 +2,8 @@
 // process with its log in a file, and the private environments each client needs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { closeSync, createReadStream, createWriteStream, openSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -51,6 +50,11 @@ export async function run(command: string, args: string[], options: RunOptions =
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGKILL');
+    // A grandchild that inherited the pipes would keep 'close' from ever firing: let go of them.
+    setTimeout(() => {
+      child.stdout.destroy();
+      child.stderr.destroy();
+    }, 5_000).unref();
   }, timeoutMs);
   let code: number;
   try {
@@ -93,52 +97,56 @@ export async function startRegistryProcess(options: {
   const port = options.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
-  const log = createWriteStream(options.logFile, { flags: 'a' });
-  await once(log, 'open');
-  const child: ChildProcess = spawn(process.execPath, [BUILT_CLI, 'serve'], {
-    cwd: options.dataDir,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: process.env.HOME ?? tmpdir(),
-      REGISTRY_HTTP_ADDR: host,
-      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: options.dataDir,
-      REGISTRY_LOG_LEVEL: 'info',
-      ...options.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.pipe(log, { end: false });
-  child.stderr!.pipe(log, { end: false });
+  // The registry writes its log straight into the file (no relay through this process).
+  const logFd = openSync(options.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [BUILT_CLI, 'serve'], {
+      cwd: options.dataDir,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? tmpdir(),
+        REGISTRY_HTTP_ADDR: host,
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: options.dataDir,
+        REGISTRY_LOG_LEVEL: 'info',
+        ...options.env,
+      },
+      stdio: ['ignore', logFd, logFd],
+    });
+  } finally {
+    closeSync(logFd);
+  }
   let exited = false;
+  // Should the test process end without stopping it (an interrupted run), take the registry along.
+  const killOnExit = () => {
+    if (!exited) child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   const exit = new Promise<void>((resolve) => {
     child.once('exit', () => {
       exited = true;
+      process.removeListener('exit', killOnExit);
       resolve();
     });
   });
-  const closeLog = async () => {
-    await exit;
-    log.end();
-    await once(log, 'close').catch(() => {});
-  };
 
   const stop = async (graceMs = 10_000) => {
-    if (!exited) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await exit;
-      clearTimeout(timer);
-    }
-    await closeLog();
+    if (exited) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exit;
+    clearTimeout(timer);
   };
   const kill = async () => {
     if (!exited) child.kill('SIGKILL');
-    await closeLog();
+    await exit;
   };
 
   const deadline = Date.now() + (options.readyMs ?? 20_000);
   for (;;) {
-    if (exited) throw new Error(`the registry exited before it was ready; see ${options.logFile}:\n${await tail(options.logFile)}`);
+    if (exited) {
+      throw new Error(`the registry exited before it was ready; see ${options.logFile}:\n${await tail(options.logFile)}`);
+    }
     try {
       const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
       await res.arrayBuffer();
@@ -160,9 +168,23 @@ async function tail(file: string, lines = 40): Promise<string> {
   return text.split('\n').slice(-lines).join('\n');
 }
 
-/** The access-log lines of a registry log file that answered 5xx, or were logged at error level or above. */
-export async function serverFaults(logFile: string): Promise<string[]> {
-  const text = await readFile(logFile, 'utf8');
+/** How far a log file has grown (bytes), to look later at only what was logged after this point. */
+export async function logMark(logFile: string): Promise<number> {
+  return (await stat(logFile)).size;
+}
+
+async function logSince(logFile: string, from: number): Promise<string> {
+  return (await readFile(logFile)).subarray(from).toString('utf8');
+}
+
+/**
+ * The lines of a registry log file (from byte `from` on) that answered 5xx or were logged at
+ * error level or above. Throws if that part of the log has no access-log entry at all, so that
+ * a change of log format cannot make the check pass unseen.
+ */
+export async function serverFaults(logFile: string, from = 0): Promise<string[]> {
+  if ((await accessLog(logFile, from)).length === 0) throw new Error(`no access-log entries in ${logFile} after byte ${from}`);
+  const text = await logSince(logFile, from);
   const faults: string[] = [];
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
@@ -177,9 +199,28 @@ export async function serverFaults(logFile: string): Promise<string[]> {
   return faults;
 }
 
+/**
+ * Polls (bounded) the access log from byte `from` on until an entry satisfies `until`, since a
+ * line can reach the file a moment after the client has its answer; returns the entries then.
+ */
+export async function accessLogUntil(
+  logFile: string,
+  from: number,
+  until: (entry: { method: string; url: string; status: number }) => boolean,
+  timeoutMs = 10_000,
+): Promise<Array<{ method: string; url: string; status: number }>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const entries = await accessLog(logFile, from);
+    if (entries.some(until)) return entries;
+    if (Date.now() >= deadline) throw new Error(`the expected request did not appear in ${logFile} within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
 /** The access-log entries (method, url, status) of a registry log file, in order. */
-export async function accessLog(logFile: string): Promise<Array<{ method: string; url: string; status: number }>> {
-  const text = await readFile(logFile, 'utf8');
+export async function accessLog(logFile: string, from = 0): Promise<Array<{ method: string; url: string; status: number }>> {
+  const text = await logSince(logFile, from);
   const requests = new Map<string, { method: string; url: string }>();
   const done: Array<{ method: string; url: string; status: number }> = [];
   for (const line of text.split('\n')) {
@@ -228,9 +269,9 @@ export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** A fresh folder under the system temp folder. */
-export function tempFolder(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+/** A fresh folder under the system temp folder, or under `parent`. */
+export function tempFolder(prefix: string, parent = tmpdir()): Promise<string> {
+  return mkdtemp(join(parent, prefix));
 }
 
 /** Environment for the docker CLI: the suite's daemon, a private config folder, the classic builder. */
@@ -252,7 +293,7 @@ export async function containersEnv(work: string): Promise<{ env: NodeJS.Process
   await mkdir(work, { recursive: true });
   const auth = join(work, 'auth.json');
   await writeFile(auth, '{"auths":{}}\n');
-  const storage = ['--root', join(work, 'root'), '--runroot', join(work, 'runroot'), '--storage-driver', 'vfs'];
+  const storage = ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs'];
   return {
     env: { ...process.env, REGISTRY_AUTH_FILE: auth },
     storage,
