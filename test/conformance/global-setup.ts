@@ -59,16 +59,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await rm(data, { recursive: true, force: true });
     throw err;
   }
-  // An interrupted run (Ctrl-C) exits without calling the teardown below: kill the registry
-  // and remove its folder synchronously on the way out.
-  const lastChance = () => {
-    try {
-      process.kill(server.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-    rmSync(data, { recursive: true, force: true });
-  };
+  // An interrupted run (Ctrl-C) exits without calling the teardown below: spawnServer kills the
+  // registry on the way out; this removes its folder.
+  const lastChance = () => rmSync(data, { recursive: true, force: true });
   process.once('exit', lastChance);
   project.provide('conformanceUrl', server.url);
   project.provide('conformanceOwn', true);

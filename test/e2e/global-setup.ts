@@ -46,7 +46,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const cleanups: Array<() => Promise<void>> = [];
   // An interrupted run (Ctrl-C) exits without calling the teardown: this last-chance handler
   // stops our dockerd (it runs in its own session, so the signal never reached it) and removes
-  // our folders, synchronously. The registry process has its own (see harness.ts).
+  // our folders, synchronously.
   const onExit: Array<() => void> = [];
   const lastChance = () => {
     for (const undo of onExit.reverse()) {
@@ -94,7 +94,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     onExit.push(() => rmSync(work, { recursive: true, force: true }));
     const dataDir = join(work, 'data');
     await mkdir(dataDir);
-    const registry = await startRegistryProcess({ dataDir, logFile: join(work, 'registry.log') });
+    const logFile = join(work, 'registry.log');
+    const registry = await startRegistryProcess(dataDir, logFile);
+    // Before the folder goes (spawnServer's own exit handler would come after this one).
     onExit.push(() => process.kill(registry.pid, 'SIGKILL'));
     cleanups.push(async () => {
       await registry.stop();
@@ -105,8 +107,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     console.log(`e2e: registry pid ${registry.pid} at ${registry.url}, data ${dataDir}; dockerd ${server.stdout.trim()} at ${dockerHost}`);
 
     project.provide('registryUrl', registry.url);
-    project.provide('registryHost', registry.host);
-    project.provide('registryLog', registry.logFile);
+    project.provide('registryHost', new URL(registry.url).host);
+    project.provide('registryLog', logFile);
     project.provide('dockerHost', dockerHost);
     project.provide('e2eWork', work);
   } catch (err) {

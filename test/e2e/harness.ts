@@ -1,13 +1,13 @@
 // Shared pieces of the end-to-end suite: running client commands (bounded), a registry
 // process with its log in a file, and the private environments each client needs.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, openSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { freePort, PROJECT_ROOT } from '../support/built-server.js';
+import { PROJECT_ROOT, spawnServer, type ServerProcess } from '../support/built-server.js';
 import { sleep } from '../support/socket.js';
 
 /** The registry's compiled entry point; `npm run test:e2e` builds it first. */
@@ -73,99 +73,17 @@ export async function run(command: string, args: string[], options: RunOptions =
   return { code, stdout, stderr };
 }
 
-/** A registry process (`node dist/cli.js serve`) on a free loopback port, logging to a file. */
-export interface RegistryProcess {
-  pid: number;
-  /** `http://127.0.0.1:<port>` */
-  url: string;
-  /** `127.0.0.1:<port>`, the registry part of image references. */
-  host: string;
-  logFile: string;
-  /** SIGTERM, then SIGKILL after `graceMs`; waits for the exit. */
-  stop(graceMs?: number): Promise<void>;
-  /** SIGKILL at once, as a crash would; waits for the exit. */
-  kill(): Promise<void>;
-}
-
-export async function startRegistryProcess(options: {
-  dataDir: string;
-  logFile: string;
-  port?: number;
-  env?: Record<string, string>;
-  readyMs?: number;
-}): Promise<RegistryProcess> {
-  const port = options.port ?? (await freePort());
-  const host = `127.0.0.1:${port}`;
-  const url = `http://${host}`;
-  // The registry writes its log straight into the file (no relay through this process).
-  const logFd = openSync(options.logFile, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, [BUILT_CLI, 'serve'], {
-      cwd: options.dataDir,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? tmpdir(),
-        REGISTRY_HTTP_ADDR: host,
-        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: options.dataDir,
-        REGISTRY_LOG_LEVEL: 'info',
-        ...options.env,
-      },
-      stdio: ['ignore', logFd, logFd],
-    });
-  } finally {
-    closeSync(logFd);
-  }
-  let exited = false;
-  // Should the test process end without stopping it (an interrupted run), take the registry along.
-  const killOnExit = () => {
-    if (!exited) child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      exited = true;
-      process.removeListener('exit', killOnExit);
-      resolve();
-    });
-  });
-
-  const stop = async (graceMs = 10_000) => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exit;
-    clearTimeout(timer);
-  };
-  const kill = async () => {
-    if (!exited) child.kill('SIGKILL');
-    await exit;
-  };
-
-  const deadline = Date.now() + (options.readyMs ?? 20_000);
-  for (;;) {
-    if (exited) {
-      throw new Error(`the registry exited before it was ready; see ${options.logFile}:\n${await tail(options.logFile)}`);
-    }
-    try {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() >= deadline) {
-      await stop();
-      throw new Error(`the registry was not ready in time; see ${options.logFile}:\n${await tail(options.logFile)}`);
-    }
-    await sleep(100);
-  }
-  return { pid: child.pid!, url, host, logFile: options.logFile, stop, kill };
-}
-
-async function tail(file: string, lines = 40): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').slice(-lines).join('\n');
+/**
+ * The built registry on 127.0.0.1 (`port`, or a free one) over `dataDir`, logging (level info,
+ * with the access log) into `logFile`.
+ */
+export function startRegistryProcess(dataDir: string, logFile: string, port?: number): Promise<ServerProcess> {
+  return spawnServer(
+    BUILT_CLI,
+    { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dataDir, REGISTRY_LOG_LEVEL: 'info' },
+    dataDir,
+    { port, logFile },
+  );
 }
 
 /** How far a log file has grown (bytes), to look later at only what was logged after this point. */
@@ -243,7 +161,6 @@ export async function accessLog(logFile: string, from = 0): Promise<Array<{ meth
 
 /** Writes `size` bytes of random data to `path`, in 1 MiB pieces; returns their sha256 hex. */
 export async function writeRandomFile(path: string, size: number): Promise<string> {
-  const { randomBytes } = await import('node:crypto');
   const hash = createHash('sha256');
   const out = createWriteStream(path);
   let left = size;

@@ -5,14 +5,14 @@ import { request } from 'node:http';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort } from '../support/built-server.js';
+import { freePort, type ServerProcess } from '../support/built-server.js';
 import { fileSize, sleep } from '../support/socket.js';
-import { serverFaults, sha256, startRegistryProcess, tempFolder, type RegistryProcess } from './harness.js';
+import { serverFaults, sha256, startRegistryProcess, tempFolder } from './harness.js';
 
 const MiB = 1024 * 1024;
 
 let work: string;
-let running: RegistryProcess | undefined;
+let running: ServerProcess | undefined;
 
 beforeAll(async () => {
   work = await tempFolder('restart-', inject('e2eWork'));
@@ -27,11 +27,14 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
+/** The log file of a case's registry (kept across its restarts). */
+const logOf = (name: string) => join(work, `${name}.log`);
+
 /** Starts (or restarts) the registry of a case on its own data folder and port. */
-async function start(name: string, port: number): Promise<RegistryProcess> {
+async function start(name: string, port: number): Promise<ServerProcess> {
   const dataDir = join(work, name);
   await mkdir(dataDir, { recursive: true });
-  running = await startRegistryProcess({ dataDir, port, logFile: join(work, `${name}.log`) });
+  running = await startRegistryProcess(dataDir, logOf(name), port);
   return running;
 }
 
@@ -108,7 +111,7 @@ describe('registry restart in the middle of a chunked upload', () => {
     expect(await uploadedBytes(registry.url, location)).toBe(5 * MiB);
     location = await patch(registry.url, location, 5 * MiB, blob.subarray(5 * MiB, 10 * MiB));
     await finishAndVerify(registry.url, repo, location, 10 * MiB, blob.subarray(10 * MiB), blob);
-    expect(await serverFaults(registry.logFile)).toEqual([]);
+    expect(await serverFaults(logOf('clean'))).toEqual([]);
   });
 
   it('continues an upload after the registry is killed while a chunk is arriving, from the offset it reports', async () => {
@@ -160,6 +163,6 @@ describe('registry restart in the middle of a chunked upload', () => {
 
     location = await patch(registry.url, location, held, blob.subarray(held, 14 * MiB));
     await finishAndVerify(registry.url, repo, location, 14 * MiB, blob.subarray(14 * MiB), blob);
-    expect(await serverFaults(registry.logFile)).toEqual([]);
+    expect(await serverFaults(logOf('killed'))).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -80,31 +81,58 @@ export async function freePort(): Promise<number> {
 
 export interface ServerProcess {
   pid: number;
+  /** `http://127.0.0.1:<port>` */
   url: string;
   /** What the process wrote so far (the last 64 KiB), for failure messages. */
   output(): string;
-  /** SIGTERM, then SIGKILL if it has not exited within `timeoutMs`. */
+  /** SIGTERM, then SIGKILL if it has not exited within `timeoutMs`; waits for the exit. */
   stop(timeoutMs?: number): Promise<void>;
+  /** SIGKILL at once, as a crash would; waits for the exit. */
+  kill(): Promise<void>;
 }
 
-/** Spawns `node <cli> serve` on 127.0.0.1:<free port> and waits (bounded) until /v2/ answers. */
-export async function spawnServer(cli: string, env: Record<string, string>, cwd: string, readyMs = 20_000): Promise<ServerProcess> {
-  const port = await freePort();
+export interface SpawnOptions {
+  /** Port on 127.0.0.1 (default: a free one). */
+  port?: number;
+  /** Append the server's stdout and stderr to this file (written by the server itself) instead of keeping them in memory. */
+  logFile?: string;
+  readyMs?: number;
+}
+
+/**
+ * Spawns `node <cli> serve` on 127.0.0.1 and waits (bounded) until /v2/ answers. Should the
+ * test process exit without stopping it (an interrupted run), the server is killed with it.
+ */
+export async function spawnServer(cli: string, env: Record<string, string>, cwd: string, options: SpawnOptions = {}): Promise<ServerProcess> {
+  const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(process.execPath, [cli, 'serve'], {
-    cwd,
-    env: baseEnv({ REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [cli, 'serve'], {
+      cwd,
+      env: baseEnv({ REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, ...env }),
+      stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'],
+    });
+  } finally {
+    if (logFd !== undefined) closeSync(logFd);
+  }
   let log = '';
   const collect = (chunk: Buffer) => {
     log = (log + chunk.toString('utf8')).slice(-65536);
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
+  const output = () => (options.logFile === undefined ? log : tailOf(options.logFile));
+
   let exited = child.exitCode !== null;
+  const killOnExit = () => {
+    if (!exited) child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   const exit = once(child, 'exit').then(() => {
     exited = true;
+    process.removeListener('exit', killOnExit);
   });
 
   const stop = async (timeoutMs = 10_000) => {
@@ -114,23 +142,44 @@ export async function spawnServer(cli: string, env: Record<string, string>, cwd:
     await exit;
     clearTimeout(timer);
   };
+  const kill = async () => {
+    if (!exited) child.kill('SIGKILL');
+    await exit;
+  };
 
+  try {
+    await pollReady(url, () => exited, output, options.readyMs ?? 20_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { pid: child.pid!, url, output, stop, kill };
+}
+
+/** The last 64 KiB of a file ('' when it cannot be read). */
+function tailOf(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').slice(-65536);
+  } catch {
+    return '';
+  }
+}
+
+/** Polls `<url>/v2/` until it answers 200 (bounded); throws, with the output so far, if the process exits first. */
+async function pollReady(url: string, exited: () => boolean, output: () => string, readyMs: number): Promise<void> {
   const deadline = Date.now() + readyMs;
   for (;;) {
-    if (exited) throw new Error(`the server exited before it was ready:\n${log}`);
+    if (exited()) throw new Error(`the server exited before it was ready:\n${output()}`);
     try {
       const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200) break;
+      await res.arrayBuffer();
+      if (res.status === 200) return;
     } catch {
       // not listening yet
     }
-    if (Date.now() >= deadline) {
-      await stop();
-      throw new Error(`the server was not ready within ${readyMs} ms:\n${log}`);
-    }
+    if (Date.now() >= deadline) throw new Error(`the server was not ready within ${readyMs} ms:\n${output()}`);
     await sleep(100);
   }
-  return { pid: child.pid!, url, output: () => log, stop };
 }
 
 export interface MemoryFigures {
@@ -267,18 +316,6 @@ export function startCli(cli: string, args: string[], options: { env?: Record<st
 }
 
 /** Polls `<url>/v2/` until it answers 200 (bounded); throws if the process exits first. */
-export async function waitUntilReady(proc: CliProcess, url: string, readyMs = 20_000): Promise<void> {
-  const deadline = Date.now() + readyMs;
-  for (;;) {
-    if (proc.exited()) throw new Error(`the server exited before it was ready:\n${proc.output()}`);
-    try {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() >= deadline) throw new Error(`the server was not ready within ${readyMs} ms:\n${proc.output()}`);
-    await sleep(100);
-  }
+export function waitUntilReady(proc: CliProcess, url: string, readyMs = 20_000): Promise<void> {
+  return pollReady(url, proc.exited, proc.output, readyMs);
 }
