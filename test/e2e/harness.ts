@@ -86,6 +86,13 @@ export function startRegistryProcess(dataDir: string, logFile: string, port?: nu
   );
 }
 
+/** One answered request of a registry access log. */
+export interface AccessEntry {
+  method: string;
+  url: string;
+  status: number;
+}
+
 /** How far a log file has grown (bytes), to look later at only what was logged after this point. */
 export async function logMark(logFile: string): Promise<number> {
   return (await stat(logFile)).size;
@@ -101,8 +108,8 @@ async function logSince(logFile: string, from: number): Promise<string> {
  * a change of log format cannot make the check pass unseen.
  */
 export async function serverFaults(logFile: string, from = 0): Promise<string[]> {
-  if ((await accessLog(logFile, from)).length === 0) throw new Error(`no access-log entries in ${logFile} after byte ${from}`);
   const text = await logSince(logFile, from);
+  if (accessEntries(text).length === 0) throw new Error(`no access-log entries in ${logFile} after byte ${from}`);
   const faults: string[] = [];
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
@@ -124,9 +131,9 @@ export async function serverFaults(logFile: string, from = 0): Promise<string[]>
 export async function accessLogUntil(
   logFile: string,
   from: number,
-  until: (entry: { method: string; url: string; status: number }) => boolean,
+  until: (entry: AccessEntry) => boolean,
   timeoutMs = 10_000,
-): Promise<Array<{ method: string; url: string; status: number }>> {
+): Promise<AccessEntry[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const entries = await accessLog(logFile, from);
@@ -137,10 +144,13 @@ export async function accessLogUntil(
 }
 
 /** The access-log entries (method, url, status) of a registry log file, in order. */
-export async function accessLog(logFile: string, from = 0): Promise<Array<{ method: string; url: string; status: number }>> {
-  const text = await logSince(logFile, from);
+export async function accessLog(logFile: string, from = 0): Promise<AccessEntry[]> {
+  return accessEntries(await logSince(logFile, from));
+}
+
+function accessEntries(text: string): AccessEntry[] {
   const requests = new Map<string, { method: string; url: string }>();
-  const done: Array<{ method: string; url: string; status: number }> = [];
+  const done: AccessEntry[] = [];
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
     let entry: { reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number } };
