@@ -1,7 +1,7 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { Digest } from '../oci/digest.js';
 import { RegistryError, UploadRangeError } from '../oci/errors.js';
-import { NotFoundError, UploadOffsetError, type BlobStore } from '../storage/blob-store.js';
+import { NotFoundError, UploadOffsetError, UploadTooLargeError, type BlobStore } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
 import type { RegistryIndex } from '../index/registry-index.js';
 import type { BlobService } from './blobs.js';
@@ -33,7 +33,10 @@ interface HashState {
  * the index; the upload's size in the store is the truth about progress.
  */
 export class UploadService {
-  /** Running SHA-256 states; after a restart a state is rebuilt by reading the upload back. */
+  /**
+   * Running SHA-256 states. Without one (after a restart), the digest is
+   * computed by reading the upload back when it completes.
+   */
   private readonly hashes = new Map<string, HashState>();
   /**
    * One request at a time per upload: a chunk that arrives while another is
@@ -123,7 +126,7 @@ export class UploadService {
         return { digest, size };
       } catch (err) {
         await this.store.cancelUpload(id);
-        throw err;
+        throw err instanceof UploadTooLargeError ? tooLarge(err) : err;
       }
     });
   }
@@ -187,7 +190,11 @@ export class UploadService {
         });
       }
     }
-    const state = await this.hashState(id, size, signal);
+    // The running hash goes on only if it covers exactly the bytes before this
+    // chunk; otherwise (after a restart, or on another replica) the digest is
+    // computed from the stored bytes when the upload completes.
+    const cached = this.hashes.get(id);
+    const hash = cached?.size === size ? cached.hash : undefined;
     this.hashes.delete(id); // re-added only if the append completes
     const counter = { bytes: 0, dropped: 0 };
     // A chunk with a Content-Range may not carry more than it declares: the
@@ -195,14 +202,15 @@ export class UploadService {
     const declared = chunk.range ? chunk.range.end - chunk.range.start + 1 : undefined;
     let newSize: number;
     try {
-      newSize = await this.store.appendUpload(id, size, hashing(body, state.hash, counter, declared), signal);
+      newSize = await this.store.appendUpload(id, size, hashing(body, hash, counter, declared), signal);
     } catch (err) {
       if (err instanceof UploadOffsetError) throw rangeMismatch(repo, id, err.expected);
       if (err instanceof NotFoundError) throw uploadUnknown(id);
+      if (err instanceof UploadTooLargeError) throw tooLarge(err);
       throw err;
     }
-    if (newSize !== size + counter.bytes) return newSize; // hash state unknown; rebuilt on demand
-    this.hashes.set(id, { hash: state.hash, size: newSize });
+    if (newSize !== size + counter.bytes) return newSize; // hash state unknown; rebuilt on completion
+    if (hash) this.hashes.set(id, { hash, size: newSize });
     if (counter.dropped > 0) throw chunkLengthError(declared!, 'longer');
     if (declared !== undefined && counter.bytes !== declared) throw chunkLengthError(declared, 'shorter');
     return newSize;
@@ -279,6 +287,10 @@ function chunkLengthError(declared: number, how: 'longer' | 'shorter'): Registry
   return new RegistryError('SIZE_INVALID', `the chunk is ${how} than its Content-Range says`, {
     detail: { contentRange: declared },
   });
+}
+
+function tooLarge(err: UploadTooLargeError): RegistryError {
+  return new RegistryError('SIZE_INVALID', err.message, { detail: { limit: err.limit } });
 }
 
 function digestMismatch(expected: Digest, actual: Digest): RegistryError {

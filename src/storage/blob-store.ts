@@ -32,6 +32,31 @@ export class UploadOffsetError extends Error {
 }
 
 /**
+ * Raised when the backend cannot serve a request for now (an object store that
+ * throttles, answers 5xx or times out after its retries). The request may be
+ * repeated later; nothing was half-written.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+  constructor(
+    message: string,
+    /** The backend asked to slow down (as opposed to failing). */
+    readonly throttled: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Raised when an upload grows past what the backend can hold as one object. */
+export class UploadTooLargeError extends Error {
+  override name = 'UploadTooLargeError';
+  constructor(readonly limit: number) {
+    super(`the upload is larger than the storage backend accepts (${limit} bytes)`);
+  }
+}
+
+/**
  * Where bytes live. Shaped for object stores: whole objects addressed by key,
  * ranged reads, and resumable uploads that are committed to a key at the end.
  * Nothing here knows about OCI semantics, HTTP or the index.
@@ -71,6 +96,12 @@ export interface BlobStore {
   cancelUpload(id: string): Promise<void>;
   /** The uploads present, with the time each last received data. */
   listUploads(signal?: AbortSignal): AsyncIterable<{ id: string; modified: Date }>;
+
+  /**
+   * A time-limited URL from which a client can GET the object directly, or
+   * undefined when the backend has none (a local filesystem).
+   */
+  directUrl?(key: string): Promise<string | undefined>;
 
   close?(): Promise<void>;
 }

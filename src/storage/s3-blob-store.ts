@@ -1,0 +1,668 @@
+import { randomUUID } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import {
+  NotFoundError,
+  StoreUnavailableError,
+  UploadOffsetError,
+  UploadTooLargeError,
+  type BlobStore,
+  type ByteRange,
+  type ObjectInfo,
+} from './blob-store.js';
+
+export interface S3BlobStoreOptions {
+  bucket: string;
+  region: string;
+  /** An S3-compatible endpoint (MinIO, Ceph RGW, R2, ...); AWS when absent. */
+  endpoint?: string | undefined;
+  /** Static credentials; when absent, the AWS SDK's chain (environment, profile, instance role). */
+  credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
+  forcePathStyle?: boolean;
+  /** A key prefix inside the bucket ('' or 'a/b'). */
+  rootDirectory?: string;
+  /** Size of the multipart parts the store uploads, at least 5 MiB. */
+  chunkSize: number;
+  /** Largest object copied by one CopyObject; larger ones are copied part by part (default 5 GiB, S3's limit). */
+  copyLimit?: number;
+  /** Attempts per S3 request, the first included (default 5). */
+  maxAttempts?: number;
+  /** Lifetime of the URLs given by directUrl (default 20 minutes). */
+  urlLifetimeSeconds?: number;
+}
+
+/** S3's rules: parts are 5 MiB or more (all but the last), and an upload has 10,000 at most. */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+const MAX_PARTS = 10_000;
+const COPY_LIMIT = 5 * 1024 * 1024 * 1024;
+const UPLOAD_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+/** Times a blob read that breaks off mid-stream is resumed from where it stopped. */
+const READ_RESUMES = 3;
+
+/**
+ * What the store knows of an upload, kept as `uploads/<id>/state.json` so that
+ * any registry process (after a restart, or another replica) can continue it.
+ *
+ * The bytes are, in order: the parts of an S3 multipart upload into
+ * `uploads/<id>/data`, then a tail of fewer than 5 MiB kept as its own small
+ * object (S3 cannot take a part that small unless it is the last). Once
+ * sealed (for a read back, or on commit), the bytes are one object.
+ */
+interface UploadDoc {
+  v: 1;
+  multipart?: string;
+  parts: Array<{ n: number; etag: string; size: number }>;
+  tail?: { key: string; size: number };
+  sealed?: { key: string; size: number };
+}
+
+function docSize(doc: UploadDoc): number {
+  if (doc.sealed) return doc.sealed.size;
+  return doc.parts.reduce((sum, p) => sum + p.size, 0) + (doc.tail?.size ?? 0);
+}
+
+interface AwsError {
+  name?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+  $retryable?: unknown;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as AwsError)?.$metadata?.httpStatusCode;
+}
+
+function isMissing(err: unknown): boolean {
+  const name = (err as AwsError)?.name;
+  return name === 'NoSuchKey' || name === 'NotFound' || (statusOf(err) === 404 && name !== 'NoSuchBucket');
+}
+
+function isNoSuchUpload(err: unknown): boolean {
+  return (err as AwsError)?.name === 'NoSuchUpload';
+}
+
+function isAbort(err: unknown, signal?: AbortSignal): boolean {
+  return (err as Error)?.name === 'AbortError' || signal?.aborted === true;
+}
+
+const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests']);
+const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** Whether a failure is the backend's passing trouble (as opposed to a configuration or programming error). */
+function isTransient(err: unknown): boolean {
+  const e = err as AwsError & NodeJS.ErrnoException;
+  const status = statusOf(err);
+  if (THROTTLING.has(e?.name ?? '') || status === 429 || status === 503) return true;
+  if (status !== undefined && status >= 500) return true;
+  if (e?.name === 'TimeoutError' || e?.name === 'RequestTimeout') return true;
+  return NETWORK.has(e?.code ?? '') || e?.$retryable !== undefined;
+}
+
+/** Turns what the SDK throws, once its own retries are spent, into the store's errors. */
+function storeError(err: unknown, what: string): unknown {
+  if (isTransient(err)) {
+    const e = err as AwsError;
+    const throttled = THROTTLING.has(e?.name ?? '') || statusOf(err) === 429;
+    return new StoreUnavailableError(`S3 ${what} failed: ${e?.name ?? 'error'}`, throttled, { cause: err });
+  }
+  return err;
+}
+
+/**
+ * Gathers bytes into parts of `size` and hands each to `flush`, one at a time;
+ * the next part is gathered while the previous uploads, so memory holds two
+ * parts at most.
+ */
+class PartBuffer {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private inflight: Promise<void> | undefined;
+
+  constructor(
+    private readonly size: number,
+    private readonly flush: (part: Buffer) => Promise<void>,
+  ) {}
+
+  get length(): number {
+    return this.buffered;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (chunk.length === 0) return;
+    this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    this.buffered += chunk.length;
+    while (this.buffered >= this.size) await this.emit(this.take(this.size));
+  }
+
+  /** Waits for the part in flight; the bytes still buffered stay. */
+  async settle(): Promise<void> {
+    const inflight = this.inflight;
+    this.inflight = undefined;
+    await inflight;
+  }
+
+  /** Everything still buffered, as one buffer. */
+  rest(): Buffer {
+    return this.take(this.buffered);
+  }
+
+  private async emit(part: Buffer): Promise<void> {
+    await this.settle();
+    const upload = this.flush(part);
+    upload.catch(() => undefined); // observed by the next settle()
+    this.inflight = upload;
+  }
+
+  private take(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const head = this.chunks[0]!;
+      const used = Math.min(head.length, n - filled);
+      head.copy(out, filled, 0, used);
+      filled += used;
+      if (used === head.length) this.chunks.shift();
+      else this.chunks[0] = head.subarray(used);
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
+
+/**
+ * A blob store in an S3-compatible bucket. Objects are S3 objects under the
+ * root prefix; uploads are S3 multipart uploads whose progress is kept in the
+ * bucket, so that they survive a restart; a committed upload is copied to its
+ * key inside the bucket, which makes it appear whole or not at all.
+ */
+export class S3BlobStore implements BlobStore {
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly chunkSize: number;
+  private readonly copyLimit: number;
+  private readonly urlLifetime: number;
+
+  constructor(options: S3BlobStoreOptions) {
+    if (options.chunkSize < MIN_PART_SIZE) throw new Error(`chunk size must be at least ${MIN_PART_SIZE} bytes`);
+    this.bucket = options.bucket;
+    const root = (options.rootDirectory ?? '').replace(/^\/+|\/+$/g, '');
+    this.prefix = root ? `${root}/` : '';
+    this.chunkSize = options.chunkSize;
+    this.copyLimit = options.copyLimit ?? COPY_LIMIT;
+    this.urlLifetime = options.urlLifetimeSeconds ?? 20 * 60;
+    this.client = new S3Client({
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      forcePathStyle: options.forcePathStyle ?? false,
+      maxAttempts: options.maxAttempts ?? 5,
+      retryMode: 'standard',
+      // Checksums only where S3 requires them: S3-compatible servers differ
+      // in which of the newer checksum headers they accept.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: 5_000,
+        // A socket silent this long is given up; the SDK retries the request.
+        socketTimeout: 120_000,
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 256 }),
+        httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
+      },
+    });
+  }
+
+  /** Checks that the bucket exists and the credentials open it. */
+  async init(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      const status = statusOf(err);
+      const reason =
+        status === 404 ? 'it does not exist' : status === 403 || status === 401 ? 'access was denied' : (err as Error).message;
+      throw new Error(`cannot open S3 bucket ${JSON.stringify(this.bucket)}: ${reason}`, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private key(key: string): string {
+    if (key.split('/').some((p) => p === '..' || p === '.' || p === '') || key.includes('\0')) {
+      throw new Error(`invalid storage key ${JSON.stringify(key)}`);
+    }
+    return this.prefix + key;
+  }
+
+  /** Runs one SDK request, turning its failures into the store's errors. */
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw storeError(err, what);
+    }
+  }
+
+  async stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }), {
+        abortSignal: signal,
+      });
+      return { key, size: head.ContentLength ?? 0, modified: head.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw storeError(err, 'HeadObject');
+    }
+  }
+
+  async read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    const first = await this.getObject(key, range, undefined, signal);
+    if (!first) throw new NotFoundError(key);
+    return Readable.from(this.resumingBody(key, range, first, signal), { objectMode: false });
+  }
+
+  /**
+   * An object's bytes; when the connection to S3 breaks off in the middle, the
+   * read continues from where it stopped (a few times), with If-Match so that
+   * the bytes come from the same version of the object.
+   */
+  private async *resumingBody(
+    key: string,
+    range: ByteRange | undefined,
+    first: { body: AsyncIterable<Uint8Array>; length: number; etag: string | undefined },
+    signal?: AbortSignal,
+  ): AsyncGenerator<Uint8Array> {
+    let body = first.body;
+    let position = range?.start ?? 0;
+    const end = (range?.start ?? 0) + first.length - 1;
+    for (let resumes = 0; ; resumes++) {
+      try {
+        for await (const chunk of body) {
+          position += chunk.length;
+          yield chunk;
+        }
+        if (position > end) return;
+        throw Object.assign(new Error('S3 ended the object early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+      } catch (err) {
+        if (isAbort(err, signal) || resumes >= READ_RESUMES || !isTransient(err)) throw storeError(err, 'GetObject');
+        await sleep(100 * 2 ** resumes, undefined, signal ? { signal } : {});
+        const next = await this.getObject(key, { start: position, end }, first.etag, signal);
+        if (!next) throw new NotFoundError(key);
+        body = next.body;
+      }
+    }
+  }
+
+  private async getObject(
+    key: string,
+    range: ByteRange | undefined,
+    ifMatch: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ body: AsyncIterable<Uint8Array>; length: number; etag: string | undefined } | null> {
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(key),
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+          ...(ifMatch ? { IfMatch: ifMatch } : {}),
+        }),
+        { abortSignal: signal },
+      );
+      const body = (out.Body as AsyncIterable<Uint8Array> | undefined) ?? (async function* () {})();
+      return { body, length: out.ContentLength ?? 0, etag: out.ETag };
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw storeError(err, 'GetObject');
+    }
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Buffer | null> {
+    const out = await this.getObject(key, undefined, undefined, signal);
+    if (!out) return null;
+    const chunks: Uint8Array[] = [];
+    try {
+      for await (const chunk of out.body) chunks.push(chunk);
+    } catch (err) {
+      throw storeError(err, 'GetObject');
+    }
+    return Buffer.concat(chunks);
+  }
+
+  async put(key: string, data: Uint8Array, signal?: AbortSignal): Promise<void> {
+    await this.call('PutObject', () =>
+      this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: data, ContentLength: data.length }),
+        { abortSignal: signal },
+      ),
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call('DeleteObject', () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) })));
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    let token: string | undefined;
+    do {
+      const page = await this.call('ListObjectsV2', () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+          { abortSignal: signal },
+        ),
+      );
+      for (const item of page.Contents ?? []) {
+        if (!item.Key?.startsWith(this.prefix)) continue;
+        yield { key: item.Key.slice(this.prefix.length), size: item.Size ?? 0, modified: item.LastModified ?? new Date(0) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async directUrl(key: string): Promise<string> {
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }), {
+      expiresIn: this.urlLifetime,
+    });
+  }
+
+  // ---- uploads ----
+
+  private uploadKey(id: string, name: string): string {
+    if (!UPLOAD_ID_RE.test(id)) throw new NotFoundError(`uploads/${id}`);
+    return `uploads/${id}/${name}`;
+  }
+
+  private async loadDoc(id: string, signal?: AbortSignal): Promise<UploadDoc | null> {
+    if (!UPLOAD_ID_RE.test(id)) return null;
+    const raw = await this.get(this.uploadKey(id, 'state.json'), signal);
+    if (!raw) return null;
+    const doc = JSON.parse(raw.toString('utf8')) as UploadDoc;
+    if (doc.v !== 1 || !Array.isArray(doc.parts)) throw new Error(`upload ${id} has a state this version cannot read`);
+    return doc;
+  }
+
+  private async saveDoc(id: string, doc: UploadDoc): Promise<void> {
+    await this.put(this.uploadKey(id, 'state.json'), Buffer.from(JSON.stringify(doc)));
+  }
+
+  async createUpload(id: string, signal?: AbortSignal): Promise<void> {
+    this.uploadKey(id, 'state.json');
+    signal?.throwIfAborted();
+    await this.saveDoc(id, { v: 1, parts: [] });
+  }
+
+  async uploadSize(id: string, signal?: AbortSignal): Promise<number | null> {
+    const doc = await this.loadDoc(id, signal);
+    return doc ? docSize(doc) : null;
+  }
+
+  async appendUpload(id: string, offset: number, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
+    signal?.throwIfAborted();
+    const old = await this.loadDoc(id, signal);
+    if (!old) throw new NotFoundError(`uploads/${id}`);
+    const size = docSize(old);
+    if (size !== offset) throw new UploadOffsetError(size, offset);
+
+    // The new state is built beside the old one and saved after each part, so
+    // the stored state always describes bytes that are really there. A sealed
+    // upload (read back earlier) is reopened by streaming its bytes into new
+    // parts; its state is replaced only once all of them are in again.
+    const reopening = old.sealed !== undefined;
+    const doc: UploadDoc = reopening ? { v: 1, parts: [] } : { v: 1, parts: [...old.parts], ...(old.multipart ? { multipart: old.multipart } : {}) };
+    let savedMultipart = !reopening && old.multipart !== undefined;
+    let garbage: string[] = [];
+    const parts = new PartBuffer(this.chunkSize, async (part) => {
+      await this.uploadPart(id, doc, part);
+      if (reopening) return;
+      // The old tail's bytes were the first of these parts.
+      if (doc.tail === undefined && old.tail) garbage = [old.tail.key];
+      await this.saveDoc(id, doc);
+      savedMultipart = true;
+    });
+    const carried = reopening ? await this.read(old.sealed!.key) : old.tail ? await this.read(old.tail.key) : undefined;
+
+    let failure: unknown;
+    try {
+      if (carried) for await (const chunk of carried) await parts.write(chunk as Buffer);
+      let received = 0;
+      try {
+        for await (const chunk of source) {
+          signal?.throwIfAborted();
+          received += chunk.length;
+          await parts.write(chunk);
+        }
+        signal?.throwIfAborted();
+      } catch (err) {
+        // The client's bytes stop here; those received are still kept below.
+        failure = err;
+      }
+      // Nothing new: a carried tail (under 5 MiB) has not left the buffer.
+      if (received === 0 && !reopening) {
+        if (failure !== undefined) throw failure;
+        return size;
+      }
+      await parts.settle();
+      const rest = parts.rest();
+      if (rest.length >= MIN_PART_SIZE) {
+        await this.uploadPart(id, doc, rest);
+      } else if (rest.length > 0) {
+        const tailKey = this.uploadKey(id, `tail-${randomUUID()}`);
+        await this.put(tailKey, rest);
+        doc.tail = { key: tailKey, size: rest.length };
+      }
+      await this.saveDoc(id, doc);
+      savedMultipart = true;
+      if (old.tail) garbage = [old.tail.key];
+      if (reopening && old.sealed!.key !== this.uploadKey(id, 'data')) garbage.push(old.sealed!.key);
+    } catch (err) {
+      failure ??= err;
+      if (doc.multipart && !savedMultipart) await this.abortMultipart(id, doc.multipart);
+      if (doc.tail && doc.tail.key !== old.tail?.key) garbage.push(doc.tail.key);
+    } finally {
+      await Promise.all(garbage.map((key) => this.delete(key).catch(() => undefined)));
+    }
+    if (failure !== undefined) throw failure;
+    return docSize(doc);
+  }
+
+  /** Uploads the next part of `doc`'s multipart upload, starting that upload when needed. */
+  private async uploadPart(id: string, doc: UploadDoc, part: Buffer): Promise<void> {
+    const n = doc.parts.length + 1;
+    if (n > MAX_PARTS) throw new UploadTooLargeError(MAX_PARTS * this.chunkSize);
+    if (!doc.multipart) {
+      const created = await this.call('CreateMultipartUpload', () =>
+        this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(this.uploadKey(id, 'data')) })),
+      );
+      if (!created.UploadId) throw new Error('S3 gave no UploadId');
+      doc.multipart = created.UploadId;
+    }
+    const uploadId = doc.multipart;
+    const out = await this.call('UploadPart', () =>
+      this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: this.key(this.uploadKey(id, 'data')),
+          UploadId: uploadId,
+          PartNumber: n,
+          Body: part,
+          ContentLength: part.length,
+        }),
+      ),
+    );
+    if (!out.ETag) throw new Error('S3 gave no ETag for a part');
+    doc.parts.push({ n, etag: out.ETag, size: part.length });
+    delete doc.tail;
+  }
+
+  private async abortMultipart(id: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(this.uploadKey(id, 'data')), UploadId: uploadId }),
+      );
+    } catch (err) {
+      if (!isNoSuchUpload(err) && !isMissing(err)) throw storeError(err, 'AbortMultipartUpload');
+    }
+  }
+
+  /**
+   * Makes the upload's bytes one object: the tail becomes the last part and
+   * the multipart upload is completed (or, without parts, the tail object is
+   * the whole). Appends after this reopen the upload.
+   */
+  private async seal(id: string, doc: UploadDoc): Promise<{ key: string; size: number }> {
+    if (doc.sealed) return doc.sealed;
+    const size = docSize(doc);
+    const dataKey = this.uploadKey(id, 'data');
+    let sealed: { key: string; size: number };
+    if (doc.parts.length === 0) {
+      if (doc.tail) {
+        sealed = { key: doc.tail.key, size };
+      } else {
+        await this.put(dataKey, new Uint8Array(0));
+        sealed = { key: dataKey, size: 0 };
+      }
+    } else {
+      const tailKey = doc.tail?.key;
+      if (doc.tail) {
+        const tail = await this.get(doc.tail.key);
+        if (!tail || tail.length !== doc.tail.size) throw new Error(`upload ${id} lost its tail`);
+        await this.uploadPart(id, doc, tail);
+      }
+      await this.completeMultipart(dataKey, doc.multipart!, doc.parts, size);
+      if (tailKey) await this.delete(tailKey).catch(() => undefined);
+      sealed = { key: dataKey, size };
+    }
+    await this.saveDoc(id, { v: 1, parts: [], sealed });
+    return sealed;
+  }
+
+  /**
+   * Completes a multipart upload. A retry of a completion that succeeded
+   * unseen answers NoSuchUpload; the object being there with its size is then
+   * the success it missed.
+   */
+  private async completeMultipart(key: string, uploadId: string, parts: UploadDoc['parts'], size: number): Promise<void> {
+    try {
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.key(key),
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
+        }),
+      );
+    } catch (err) {
+      if (isNoSuchUpload(err) && (await this.stat(key))?.size === size) return;
+      throw storeError(err, 'CompleteMultipartUpload');
+    }
+  }
+
+  async readUpload(id: string, signal?: AbortSignal): Promise<Readable> {
+    const doc = await this.loadDoc(id, signal);
+    if (!doc) throw new NotFoundError(`uploads/${id}`);
+    const sealed = await this.seal(id, doc);
+    if (sealed.size === 0) return Readable.from([]);
+    return this.read(sealed.key, undefined, signal);
+  }
+
+  async commitUpload(id: string, key: string, signal?: AbortSignal): Promise<void> {
+    const doc = await this.loadDoc(id, signal);
+    if (!doc) throw new NotFoundError(`uploads/${id}`);
+    const sealed = await this.seal(id, doc);
+    await this.copy(sealed.key, key, sealed.size, signal);
+    await this.delete(this.uploadKey(id, 'state.json'));
+    await this.delete(sealed.key);
+  }
+
+  /** Copies an object inside the bucket: the target appears whole or not at all. */
+  private async copy(from: string, to: string, size: number, signal?: AbortSignal): Promise<void> {
+    if (size <= this.copyLimit) {
+      await this.call('CopyObject', () =>
+        this.client.send(
+          new CopyObjectCommand({
+            Bucket: this.bucket,
+            Key: this.key(to),
+            CopySource: `${this.bucket}/${this.key(from).split('/').map(encodeURIComponent).join('/')}`,
+          }),
+          { abortSignal: signal },
+        ),
+      );
+      return;
+    }
+    // Past CopyObject's limit: through the registry, part by part.
+    const created = await this.call('CreateMultipartUpload', () =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(to) })),
+    );
+    const uploadId = created.UploadId;
+    if (!uploadId) throw new Error('S3 gave no UploadId');
+    const done: UploadDoc['parts'] = [];
+    const sendPart = async (part: Buffer) => {
+      const n = done.length + 1;
+      const out = await this.call('UploadPart', () =>
+        this.client.send(
+          new UploadPartCommand({ Bucket: this.bucket, Key: this.key(to), UploadId: uploadId, PartNumber: n, Body: part, ContentLength: part.length }),
+        ),
+      );
+      if (!out.ETag) throw new Error('S3 gave no ETag for a part');
+      done.push({ n, etag: out.ETag, size: part.length });
+    };
+    try {
+      const parts = new PartBuffer(this.chunkSize, sendPart);
+      for await (const chunk of await this.read(from, undefined, signal)) await parts.write(chunk as Buffer);
+      await parts.settle();
+      const rest = parts.rest();
+      if (rest.length > 0 || done.length === 0) await sendPart(rest);
+      await this.completeMultipart(to, uploadId, done, size);
+    } catch (err) {
+      await this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(to), UploadId: uploadId }))
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async cancelUpload(id: string): Promise<void> {
+    if (!UPLOAD_ID_RE.test(id)) return;
+    const doc = await this.loadDoc(id).catch(() => null);
+    if (doc?.multipart && !doc.sealed) await this.abortMultipart(id, doc.multipart);
+    const leftovers: string[] = [];
+    for await (const obj of this.list(`uploads/${id}/`)) leftovers.push(obj.key);
+    // The state goes first: from then on the upload is gone, whatever else remains.
+    const state = this.uploadKey(id, 'state.json');
+    if (leftovers.includes(state)) await this.delete(state);
+    await Promise.all(leftovers.filter((k) => k !== state).map((k) => this.delete(k)));
+  }
+
+  async *listUploads(signal?: AbortSignal): AsyncIterable<{ id: string; modified: Date }> {
+    const uploads = new Map<string, Date>();
+    for await (const obj of this.list('uploads/', signal)) {
+      const id = obj.key.split('/')[1]!;
+      if (!UPLOAD_ID_RE.test(id)) continue;
+      const seen = uploads.get(id);
+      if (!seen || seen < obj.modified) uploads.set(id, obj.modified);
+    }
+    for (const [id, modified] of uploads) yield { id, modified };
+  }
+}
