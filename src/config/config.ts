@@ -15,6 +15,16 @@ export interface Config {
     readonly drainTimeoutMs: number;
   };
   readonly storage: {
+    /** The blob store's driver: distribution's storage.filesystem or storage.s3 section. */
+    readonly driver: 'filesystem' | 's3';
+    /** Present if and only if the driver is s3. */
+    readonly s3?: S3Config;
+    /**
+     * Whether blob reads may be answered with a redirect to the backend
+     * (!storage.redirect.disable, true by default as in distribution); only the s3 driver acts on it.
+     */
+    readonly redirect: boolean;
+    /** The filesystem driver's root, and the default directory of the index. */
     readonly rootDirectory: string;
     readonly deleteEnabled: boolean;
     readonly readOnly: boolean;
@@ -36,6 +46,21 @@ export interface Config {
   readonly ignoredKeys: readonly string[];
 }
 
+export interface S3Config {
+  readonly region: string;
+  readonly bucket: string;
+  /** storage.s3.regionendpoint with a scheme (https:// unless storage.s3.secure is false), trailing slashes removed. */
+  readonly endpoint?: string;
+  /** Static credentials: both or neither; without them the SDK's default credential chain applies. */
+  readonly accessKey?: string;
+  readonly secretKey?: string;
+  readonly forcePathStyle: boolean;
+  /** Key prefix inside the bucket: '' or 'a/b', without leading or trailing slashes. */
+  readonly rootDirectory: string;
+  /** Size in bytes of each multipart upload part. */
+  readonly chunkSize: number;
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -52,6 +77,7 @@ export interface LoadOptions {
 
 export const DEFAULT_PORT = 5000;
 export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
+export const S3_DEFAULT_CHUNK_SIZE = 10 * 1024 * 1024;
 
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
@@ -89,10 +115,17 @@ export function loadConfig(options: LoadOptions = {}): Config {
     });
     throw new ConfigError(`invalid configuration${path ? ` in ${path}` : ''}:\n  ${problems.join('\n  ')}`);
   }
-  return resolveConfig(result.data, cwd);
+  return resolveConfig(result.data, cwd, env);
 }
 
-function resolveConfig(file: ConfigFile, cwd: string): Config {
+function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): Config {
+  if (file.storage?.filesystem && file.storage.s3) {
+    throw new ConfigError(
+      'storage: configure one storage driver, filesystem or s3, not both, or choose one with REGISTRY_STORAGE',
+    );
+  }
+  const driver = file.storage?.s3 ? 's3' : 'filesystem';
+  const s3 = file.storage?.s3 ? resolveS3(file.storage.s3, env) : undefined;
   const { host, port } = parseAddr(file.http?.addr ?? `0.0.0.0:${DEFAULT_PORT}`);
   const root = resolve(cwd, file.storage?.filesystem?.rootdirectory ?? 'storage');
   const indexPath = file.index?.path
@@ -111,6 +144,9 @@ function resolveConfig(file: ConfigFile, cwd: string): Config {
       drainTimeoutMs: parseDuration(file.http?.draintimeout ?? '10s'),
     },
     storage: {
+      driver,
+      ...(s3 ? { s3 } : {}),
+      redirect: !(file.storage?.redirect?.disable ?? false),
       rootDirectory: root,
       deleteEnabled: file.storage?.delete?.enabled ?? true,
       readOnly: file.storage?.maintenance?.readonly?.enabled ?? false,
@@ -128,12 +164,67 @@ function resolveConfig(file: ConfigFile, cwd: string): Config {
       accessLog: !(file.log?.accesslog?.disabled ?? false),
     },
     limits: { manifestMaxBytes: MANIFEST_MAX_BYTES },
-    ignoredKeys: IGNORED_KEYS.filter((k) => getPath(file, k) !== undefined),
+    ignoredKeys: IGNORED_KEYS.filter(
+      (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && driver === 's3'),
+    ),
   };
   if (config.storage.uploadPurging.intervalMs <= 0) {
     throw new ConfigError('storage.maintenance.uploadpurging.interval must be greater than zero');
   }
   return deepFreeze(config);
+}
+
+type S3File = NonNullable<NonNullable<ConfigFile['storage']>['s3']>;
+
+function resolveS3(s3: S3File, env: NodeJS.ProcessEnv): S3Config {
+  // An empty string means unset, as it does for distribution (and for REGISTRY_* variables).
+  const given = (v: string | undefined): string | undefined => (v === undefined || v === '' ? undefined : v);
+  const regionEndpoint = given(s3.regionendpoint);
+  const endpoint = regionEndpoint === undefined ? undefined : endpointUrl(regionEndpoint, s3.secure ?? true);
+  const region = given(s3.region) ?? given(env.AWS_REGION) ?? given(env.AWS_DEFAULT_REGION) ?? (endpoint ? 'us-east-1' : undefined);
+  if (region === undefined) {
+    throw new ConfigError('storage.s3.region is required (or AWS_REGION) unless storage.s3.regionendpoint is set');
+  }
+  const accessKey = given(s3.accesskey);
+  const secretKey = given(s3.secretkey);
+  if ((accessKey === undefined) !== (secretKey === undefined)) {
+    throw new ConfigError('storage.s3: set both accesskey and secretkey, or neither to use the default AWS credential chain');
+  }
+  return {
+    region,
+    bucket: s3.bucket,
+    ...(endpoint ? { endpoint } : {}),
+    ...(accessKey !== undefined ? { accessKey, secretKey: secretKey! } : {}),
+    forcePathStyle: s3.forcepathstyle ?? false,
+    rootDirectory: keyPrefix(s3.rootdirectory ?? ''),
+    chunkSize: s3.chunksize ?? S3_DEFAULT_CHUNK_SIZE,
+  };
+}
+
+/** regionendpoint as a URL: a bare host[:port] gets https://, or http:// when `secure` is false. */
+function endpointUrl(value: string, secure: boolean): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `${secure ? 'https' : 'http'}://${value}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ConfigError(`storage.s3.regionendpoint: expected a URL or host[:port], got ${JSON.stringify(value)}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError(`storage.s3.regionendpoint: expected an http or https URL, got ${JSON.stringify(value)}`);
+  }
+  return withScheme.replace(/\/+$/, '');
+}
+
+/** storage.s3.rootdirectory as a key prefix: '' or 'a/b'. */
+function keyPrefix(value: string): string {
+  const prefix = value.replace(/^\/+|\/+$/g, '');
+  if (prefix !== '' && prefix.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) {
+    throw new ConfigError(
+      `storage.s3.rootdirectory: expected a path such as /registry, without empty, "." or ".." segments, got ${JSON.stringify(value)}`,
+    );
+  }
+  return prefix;
 }
 
 /** Parses distribution-style `host:port`, `:port` or `[v6]:port`. */
@@ -159,6 +250,25 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
     }
     setPath(raw, key, typed);
   }
+  selectStorageDriver(raw, env);
+}
+
+const STORAGE_DRIVERS = ['filesystem', 's3'] as const;
+
+/**
+ * distribution's REGISTRY_STORAGE: the named driver's section is kept (created empty if absent) and the
+ * other driver's section is dropped, so a file configured for one driver can be run with the other.
+ */
+function selectStorageDriver(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const value = env.REGISTRY_STORAGE;
+  if (value === undefined || value === '') return;
+  const driver = STORAGE_DRIVERS.find((d) => d === value.toLowerCase());
+  if (!driver) {
+    throw new ConfigError(`REGISTRY_STORAGE: expected ${STORAGE_DRIVERS.join(' or ')}, got ${JSON.stringify(value)}`);
+  }
+  if (getPath(raw, `storage.${driver}`) === undefined) setPath(raw, `storage.${driver}`, {});
+  const storage = raw.storage as Record<string, unknown>;
+  for (const other of STORAGE_DRIVERS) if (other !== driver) delete storage[other];
 }
 
 function getPath(obj: unknown, key: string): unknown {
@@ -201,5 +311,19 @@ function deepFreeze<T>(value: T): T {
 
 /** A copy of the configuration that is safe to log. */
 export function redact(config: Config): unknown {
-  return { ...config, http: { ...config.http, tls: config.http.tls ? { certificate: config.http.tls.certificate, key: '[redacted]' } : undefined } };
+  const s3 = config.storage.s3;
+  return {
+    ...config,
+    http: { ...config.http, tls: config.http.tls ? { certificate: config.http.tls.certificate, key: '[redacted]' } : undefined },
+    storage: {
+      ...config.storage,
+      s3: s3
+        ? {
+            ...s3,
+            accessKey: s3.accessKey === undefined ? undefined : '[redacted]',
+            secretKey: s3.secretKey === undefined ? undefined : '[redacted]',
+          }
+        : undefined,
+    },
+  };
 }

@@ -13,6 +13,39 @@ const duration = z.string().refine(
   { message: 'expected a duration such as 30s, 10m or 24h' },
 );
 
+const MIB = 1024 * 1024;
+
+/** distribution's storage.s3 section; the keys marked ignored in IGNORED_KEYS change nothing here. */
+const s3Schema = z
+  .object({
+    region: z.string().optional(),
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9.-]{3,63}$/, { message: 'expected an S3 bucket name: 3 to 63 lowercase letters, digits, dots or hyphens' }),
+    regionendpoint: z.string().optional(),
+    accesskey: z.string().optional(),
+    secretkey: z.string().optional(),
+    forcepathstyle: z.boolean().optional(),
+    rootdirectory: z.string().optional(),
+    chunksize: z
+      .number()
+      .int({ message: 'expected a whole number of bytes' })
+      .min(5 * MIB, { message: 'must be at least 5242880 bytes (5 MiB), the smallest S3 multipart part' })
+      .max(5 * 1024 * MIB, { message: 'must be at most 5368709120 bytes (5 GiB), the largest S3 multipart part' })
+      .optional(),
+    secure: z.boolean().optional(),
+    v4auth: z
+      .boolean()
+      .refine((v) => v, { message: 'only SigV4 request signing is supported; set it to true or remove it' })
+      .optional(),
+    loglevel: z.string().optional(),
+    multipartcopychunksize: z.number().optional(),
+    multipartcopymaxconcurrency: z.number().optional(),
+    multipartcopythresholdsize: z.number().optional(),
+    useragent: z.string().optional(),
+  })
+  .strict();
+
 /**
  * The configuration file. Its keys follow CNCF distribution's config.yml so
  * that a registry:2 configuration can be brought as it is. Keys that
@@ -49,6 +82,7 @@ export const fileSchema = z
           .object({ rootdirectory: z.string().min(1).optional(), maxthreads: z.number().int().positive().optional() })
           .strict()
           .optional(),
+        s3: s3Schema.optional(),
         delete: z.object({ enabled: z.boolean().optional() }).strict().optional(),
         maintenance: z
           .object({
@@ -85,13 +119,21 @@ export const fileSchema = z
 
 export type ConfigFile = z.infer<typeof fileSchema>;
 
-/** Keys accepted for compatibility with distribution's config.yml that change nothing here. */
+/**
+ * Keys accepted for compatibility with distribution's config.yml that change nothing here.
+ * `storage.redirect` acts with the s3 driver and is ignored with the filesystem driver only.
+ */
 export const IGNORED_KEYS = [
   'version',
   'log.formatter',
   'http.secret',
   'http.relativeurls',
   'storage.filesystem.maxthreads',
+  'storage.s3.loglevel',
+  'storage.s3.multipartcopychunksize',
+  'storage.s3.multipartcopymaxconcurrency',
+  'storage.s3.multipartcopythresholdsize',
+  'storage.s3.useragent',
   'storage.cache',
   'storage.redirect',
   'health',
@@ -114,6 +156,21 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number'> = {
   'http.tls.key': 'string',
   'storage.filesystem.rootdirectory': 'string',
   'storage.filesystem.maxthreads': 'number',
+  'storage.s3.region': 'string',
+  'storage.s3.bucket': 'string',
+  'storage.s3.regionendpoint': 'string',
+  'storage.s3.accesskey': 'string',
+  'storage.s3.secretkey': 'string',
+  'storage.s3.forcepathstyle': 'boolean',
+  'storage.s3.rootdirectory': 'string',
+  'storage.s3.chunksize': 'number',
+  'storage.s3.secure': 'boolean',
+  'storage.s3.v4auth': 'boolean',
+  'storage.s3.loglevel': 'string',
+  'storage.s3.multipartcopychunksize': 'number',
+  'storage.s3.multipartcopymaxconcurrency': 'number',
+  'storage.s3.multipartcopythresholdsize': 'number',
+  'storage.s3.useragent': 'string',
   'storage.delete.enabled': 'boolean',
   'storage.maintenance.uploadpurging.enabled': 'boolean',
   'storage.maintenance.uploadpurging.age': 'string',

@@ -63,6 +63,9 @@ describe('loadConfig defaults', () => {
     expect(config.http.headers).toEqual({});
     expect(config.http.tls).toBeUndefined();
     expect(config.http.publicUrl).toBeUndefined();
+    expect(config.storage.driver).toBe('filesystem');
+    expect(config.storage.s3).toBeUndefined();
+    expect(config.storage.redirect).toBe(true);
     expect(config.storage.rootDirectory).toBe(join(dir, 'storage'));
     expect(config.index.path).toBe(join(dir, 'storage', 'index.db'));
     expect(config.storage.deleteEnabled).toBe(true);
@@ -149,6 +152,8 @@ log:
       tls: { certificate: join(dir, 'certs/server.pem'), key: join(dir, 'certs/server.key') },
     });
     expect(config.storage).toEqual({
+      driver: 'filesystem',
+      redirect: true,
       rootDirectory: join(dir, 'data'),
       deleteEnabled: false,
       readOnly: true,
@@ -168,7 +173,7 @@ describe('loadConfig rejects what it does not understand', () => {
   });
 
   it('names an unknown nested key with its parent', async () => {
-    expect(configError({ path: await configFile('storage:\n  s3:\n    bucket: b\n') })).toMatch(/storage: .*"s3"/);
+    expect(configError({ path: await configFile('storage:\n  azure:\n    container: c\n') })).toMatch(/storage: .*"azure"/);
     const deep = await configFile('storage:\n  maintenance:\n    uploadpurging:\n      every: 1h\n', 'deep.yml');
     expect(configError({ path: deep })).toMatch(/storage\.maintenance\.uploadpurging: .*"every"/);
   });
@@ -277,6 +282,290 @@ describe('loadConfig environment overrides', () => {
   });
 });
 
+/** distribution's documented S3 example, with the keys this registry accepts without acting on. */
+const DISTRIBUTION_S3 = `version: 0.1
+storage:
+  s3:
+    accesskey: AKIAEXAMPLEACCESSKEY
+    secretkey: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY
+    region: eu-west-1
+    regionendpoint: http://minio:9000/
+    forcepathstyle: true
+    bucket: registry-blobs
+    secure: true
+    v4auth: true
+    chunksize: 5242880
+    multipartcopychunksize: 33554432
+    multipartcopymaxconcurrency: 100
+    multipartcopythresholdsize: 33554432
+    rootdirectory: /s3/object/name/prefix/
+    useragent: registry
+    loglevel: debug
+  redirect:
+    disable: true
+`;
+
+describe('loadConfig with the s3 driver', () => {
+  it('reads distribution\'s s3 section and lists the s3 keys it ignores', async () => {
+    const config = load({ path: await configFile(DISTRIBUTION_S3) });
+    expect(config.storage.driver).toBe('s3');
+    expect(config.storage.s3).toEqual({
+      region: 'eu-west-1',
+      bucket: 'registry-blobs',
+      endpoint: 'http://minio:9000',
+      accessKey: 'AKIAEXAMPLEACCESSKEY',
+      secretKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+      forcePathStyle: true,
+      rootDirectory: 's3/object/name/prefix',
+      chunkSize: 5_242_880,
+    });
+    // The redirect setting acts with s3, so it is not reported as ignored.
+    expect(config.storage.redirect).toBe(false);
+    expect([...config.ignoredKeys].sort()).toEqual([
+      'storage.s3.loglevel',
+      'storage.s3.multipartcopychunksize',
+      'storage.s3.multipartcopymaxconcurrency',
+      'storage.s3.multipartcopythresholdsize',
+      'storage.s3.useragent',
+      'version',
+    ]);
+    expect(Object.isFrozen(config.storage.s3)).toBe(true);
+  });
+
+  it('defaults to no endpoint, no static credentials, no prefix, virtual-hosted style, 10 MiB parts and redirects', () => {
+    const config = load({ overrides: { storage: { s3: { bucket: 'blobs', region: 'us-west-2' } } } });
+    expect(config.storage.s3).toEqual({
+      region: 'us-west-2',
+      bucket: 'blobs',
+      forcePathStyle: false,
+      rootDirectory: '',
+      chunkSize: 10_485_760,
+    });
+    expect(config.storage.redirect).toBe(true);
+    expect(config.ignoredKeys).toEqual([]);
+  });
+
+  it('keeps the index local, under storage.rootDirectory', () => {
+    const config = load({ overrides: { storage: { s3: { bucket: 'blobs', region: 'us-west-2' } } } });
+    expect(config.storage.rootDirectory).toBe(join(dir, 'storage'));
+    expect(config.index.path).toBe(join(dir, 'storage', 'index.db'));
+  });
+
+  it('still reports storage.redirect as ignored with the filesystem driver', () => {
+    const config = load({ overrides: { storage: { redirect: { disable: true } } } });
+    expect(config.storage.driver).toBe('filesystem');
+    expect(config.storage.redirect).toBe(false);
+    expect(config.ignoredKeys).toEqual(['storage.redirect']);
+  });
+
+  it('takes every s3 key from REGISTRY_STORAGE_S3_* variables', () => {
+    const config = load({
+      env: {
+        REGISTRY_STORAGE_S3_BUCKET: 'env-bucket',
+        REGISTRY_STORAGE_S3_REGION: 'ap-south-1',
+        REGISTRY_STORAGE_S3_REGIONENDPOINT: 'minio.local:9000',
+        REGISTRY_STORAGE_S3_ACCESSKEY: 'env-access',
+        REGISTRY_STORAGE_S3_SECRETKEY: 'env-secret',
+        REGISTRY_STORAGE_S3_FORCEPATHSTYLE: 'TRUE',
+        REGISTRY_STORAGE_S3_ROOTDIRECTORY: '/registry',
+        REGISTRY_STORAGE_S3_CHUNKSIZE: '16777216',
+        REGISTRY_STORAGE_S3_SECURE: 'false',
+        REGISTRY_STORAGE_S3_V4AUTH: 'true',
+        REGISTRY_STORAGE_S3_LOGLEVEL: 'debug',
+        REGISTRY_STORAGE_S3_MULTIPARTCOPYCHUNKSIZE: '33554432',
+        REGISTRY_STORAGE_S3_MULTIPARTCOPYMAXCONCURRENCY: '100',
+        REGISTRY_STORAGE_S3_MULTIPARTCOPYTHRESHOLDSIZE: '33554432',
+        REGISTRY_STORAGE_S3_USERAGENT: 'registry',
+      },
+    });
+    expect(config.storage.driver).toBe('s3');
+    expect(config.storage.s3).toEqual({
+      region: 'ap-south-1',
+      bucket: 'env-bucket',
+      endpoint: 'http://minio.local:9000',
+      accessKey: 'env-access',
+      secretKey: 'env-secret',
+      forcePathStyle: true,
+      rootDirectory: 'registry',
+      chunkSize: 16_777_216,
+    });
+    expect(config.ignoredKeys).toHaveLength(5);
+  });
+
+  it('refuses a numeric s3 variable that is not a number', () => {
+    expect(configError({ env: { REGISTRY_STORAGE_S3_BUCKET: 'blobs', REGISTRY_STORAGE_S3_CHUNKSIZE: '10MiB' } })).toMatch(
+      /REGISTRY_STORAGE_S3_CHUNKSIZE.*"10MiB"/,
+    );
+  });
+
+  describe('regionendpoint', () => {
+    const endpointOf = (s3: Record<string, unknown>) =>
+      load({ overrides: { storage: { s3: { bucket: 'blobs', ...s3 } } } }).storage.s3?.endpoint;
+
+    it.each([
+      [{ regionendpoint: 'minio:9000' }, 'https://minio:9000'],
+      [{ regionendpoint: 'minio:9000', secure: true }, 'https://minio:9000'],
+      [{ regionendpoint: 'minio:9000', secure: false }, 'http://minio:9000'],
+      [{ regionendpoint: 'minio:9000/', secure: false }, 'http://minio:9000'],
+      [{ regionendpoint: 'https://s3.example.com//' }, 'https://s3.example.com'],
+      // A scheme that is given wins over `secure`.
+      [{ regionendpoint: 'https://s3.example.com', secure: false }, 'https://s3.example.com'],
+      [{ regionendpoint: 'http://127.0.0.1:9000', secure: true }, 'http://127.0.0.1:9000'],
+      [{ regionendpoint: '' }, undefined],
+    ])('%j → %s', (s3, endpoint) => {
+      expect(endpointOf({ region: 'eu-west-1', ...s3 })).toBe(endpoint);
+    });
+
+    it.each(['ftp://files.example.com', 'https://', 'http://bad host'])('refuses %j', (regionendpoint) => {
+      expect(configError({ overrides: { storage: { s3: { bucket: 'blobs', region: 'eu-west-1', regionendpoint } } } })).toMatch(
+        /storage\.s3\.regionendpoint/,
+      );
+    });
+  });
+
+  describe('region', () => {
+    const regionOf = (s3: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) =>
+      load({ env, overrides: { storage: { s3: { bucket: 'blobs', ...s3 } } } }).storage.s3?.region;
+
+    it('prefers storage.s3.region over the AWS variables', () => {
+      expect(regionOf({ region: 'eu-west-1' }, { AWS_REGION: 'us-west-1', AWS_DEFAULT_REGION: 'us-west-2' })).toBe('eu-west-1');
+    });
+
+    it('falls back to AWS_REGION, then AWS_DEFAULT_REGION', () => {
+      expect(regionOf({}, { AWS_REGION: 'us-west-1', AWS_DEFAULT_REGION: 'us-west-2' })).toBe('us-west-1');
+      expect(regionOf({}, { AWS_DEFAULT_REGION: 'us-west-2' })).toBe('us-west-2');
+      expect(regionOf({}, { AWS_REGION: '', AWS_DEFAULT_REGION: 'us-west-2' })).toBe('us-west-2');
+    });
+
+    it('uses us-east-1 with an endpoint and nothing else', () => {
+      expect(regionOf({ regionendpoint: 'http://minio:9000' })).toBe('us-east-1');
+      expect(regionOf({ regionendpoint: 'http://minio:9000' }, { AWS_REGION: 'eu-central-1' })).toBe('eu-central-1');
+    });
+
+    it('is required without an endpoint', () => {
+      expect(configError({ overrides: { storage: { s3: { bucket: 'blobs' } } } })).toMatch(/storage\.s3\.region is required/);
+    });
+  });
+
+  it.each([
+    ['/', ''],
+    ['registry', 'registry'],
+    ['//a/b//', 'a/b'],
+  ])('turns rootdirectory %j into the key prefix %j', (rootdirectory, prefix) => {
+    const config = load({ overrides: { storage: { s3: { bucket: 'blobs', region: 'eu-west-1', rootdirectory } } } });
+    expect(config.storage.s3?.rootDirectory).toBe(prefix);
+  });
+
+  it.each(['a//b', '/a/./b', '../a', '/a/..'])('refuses the rootdirectory %j', (rootdirectory) => {
+    expect(configError({ overrides: { storage: { s3: { bucket: 'blobs', region: 'eu-west-1', rootdirectory } } } })).toMatch(
+      /storage\.s3\.rootdirectory/,
+    );
+  });
+
+  it.each([
+    ['an access key alone', { accesskey: 'AKIAEXAMPLEACCESSKEY' }],
+    ['a secret key alone', { secretkey: 'wJalrXUtnFEMI' }],
+    ['an access key with an empty secret key', { accesskey: 'AKIAEXAMPLEACCESSKEY', secretkey: '' }],
+  ])('refuses %s', (_label, credentials) => {
+    expect(configError({ overrides: { storage: { s3: { bucket: 'blobs', region: 'eu-west-1', ...credentials } } } })).toMatch(
+      /accesskey and secretkey/,
+    );
+  });
+
+  it.each([
+    ['no bucket', 'storage:\n  s3:\n    region: eu-west-1\n', 'storage.s3.bucket:'],
+    ['a bucket with capitals', 'storage:\n  s3:\n    region: eu-west-1\n    bucket: My_Bucket\n', 'storage.s3.bucket:'],
+    ['a bucket too short', 'storage:\n  s3:\n    region: eu-west-1\n    bucket: ab\n', 'storage.s3.bucket:'],
+    ['a bucket too long', `storage:\n  s3:\n    region: eu-west-1\n    bucket: ${'a'.repeat(64)}\n`, 'storage.s3.bucket:'],
+    ['a chunk size under 5 MiB', 'storage:\n  s3:\n    bucket: blobs\n    chunksize: 5242879\n', 'storage.s3.chunksize:'],
+    ['a chunk size over 5 GiB', 'storage:\n  s3:\n    bucket: blobs\n    chunksize: 5368709121\n', 'storage.s3.chunksize:'],
+    ['a chunk size that is not whole', 'storage:\n  s3:\n    bucket: blobs\n    chunksize: 6000000.5\n', 'storage.s3.chunksize:'],
+    ['a chunk size as a string', 'storage:\n  s3:\n    bucket: blobs\n    chunksize: 10MiB\n', 'storage.s3.chunksize:'],
+    ['secure as a string', 'storage:\n  s3:\n    bucket: blobs\n    secure: "no"\n', 'storage.s3.secure:'],
+  ])('names the key of %s', async (_label, text, key) => {
+    expect(configError({ path: await configFile(text) })).toContain(key);
+  });
+
+  it('accepts the smallest and the largest chunk size', () => {
+    for (const chunksize of [5_242_880, 5_368_709_120]) {
+      const config = load({ overrides: { storage: { s3: { bucket: 'blobs', region: 'eu-west-1', chunksize } } } });
+      expect(config.storage.s3?.chunkSize).toBe(chunksize);
+    }
+  });
+
+  it('refuses v4auth: false, saying only SigV4 is supported', async () => {
+    const message = configError({ path: await configFile('storage:\n  s3:\n    bucket: blobs\n    v4auth: false\n') });
+    expect(message).toMatch(/storage\.s3\.v4auth: .*only SigV4/);
+  });
+
+  it('refuses an s3 key it does not know', async () => {
+    const path = await configFile('storage:\n  s3:\n    bucket: blobs\n    storageclass: STANDARD\n');
+    expect(configError({ path })).toMatch(/storage\.s3: .*"storageclass"/);
+  });
+
+  it('refuses both drivers at once and points at REGISTRY_STORAGE', async () => {
+    const path = await configFile('storage:\n  filesystem:\n    rootdirectory: /data\n  s3:\n    bucket: blobs\n    region: eu-west-1\n');
+    const message = configError({ path });
+    expect(message).toMatch(/one storage driver/);
+    expect(message).toContain('REGISTRY_STORAGE');
+    // A driver section from the environment counts the same as one from the file.
+    expect(configError({ path: await configFile(DISTRIBUTION_DEFAULT, 'fs.yml'), env: { REGISTRY_STORAGE_S3_BUCKET: 'blobs' } })).toMatch(
+      /one storage driver/,
+    );
+  });
+});
+
+describe('REGISTRY_STORAGE', () => {
+  it('s3 drops the filesystem section, even one set by REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY', async () => {
+    const config = load({
+      path: await configFile(DISTRIBUTION_S3),
+      env: { REGISTRY_STORAGE: 's3', REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv/registry' },
+    });
+    expect(config.storage.driver).toBe('s3');
+    expect(config.storage.s3?.bucket).toBe('registry-blobs');
+    expect(config.storage.rootDirectory).toBe(join(dir, 'storage'));
+  });
+
+  it('filesystem drops the s3 section, case-insensitively', async () => {
+    const config = load({
+      path: await configFile(DISTRIBUTION_S3),
+      env: { REGISTRY_STORAGE: 'FileSystem', REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv/registry' },
+    });
+    expect(config.storage.driver).toBe('filesystem');
+    expect(config.storage.s3).toBeUndefined();
+    expect(config.storage.rootDirectory).toBe('/srv/registry');
+    // The dropped section's ignored keys are not reported; storage.redirect is ignored again.
+    expect([...config.ignoredKeys].sort()).toEqual(['storage.redirect', 'version']);
+  });
+
+  it('chooses s3 over a file that configures the filesystem driver', async () => {
+    const config = load({
+      path: await configFile(DISTRIBUTION_DEFAULT),
+      env: { REGISTRY_STORAGE: 'S3', REGISTRY_STORAGE_S3_BUCKET: 'blobs', REGISTRY_STORAGE_S3_REGION: 'eu-west-1' },
+    });
+    expect(config.storage.driver).toBe('s3');
+    expect(config.storage.s3?.bucket).toBe('blobs');
+  });
+
+  it('s3 without an s3 section asks for a bucket', () => {
+    expect(configError({ env: { REGISTRY_STORAGE: 's3' } })).toContain('storage.s3.bucket:');
+  });
+
+  it('filesystem without a filesystem section uses the default root', () => {
+    const config = load({ env: { REGISTRY_STORAGE: 'filesystem' } });
+    expect(config.storage.driver).toBe('filesystem');
+    expect(config.storage.rootDirectory).toBe(join(dir, 'storage'));
+  });
+
+  it('is ignored when empty', async () => {
+    expect(load({ path: await configFile(DISTRIBUTION_S3), env: { REGISTRY_STORAGE: '' } }).storage.driver).toBe('s3');
+  });
+
+  it.each(['azure', 'inmemory', 'gcs'])('refuses %j, naming the variable', (value) => {
+    expect(configError({ env: { REGISTRY_STORAGE: value } })).toMatch(new RegExp(`REGISTRY_STORAGE: .*"${value}"`));
+  });
+});
+
 describe('parseAddr', () => {
   it.each([
     [':5000', '0.0.0.0', 5000],
@@ -307,6 +596,34 @@ describe('redact', () => {
     expect(JSON.stringify(safe)).not.toContain('secret.key');
     // The configuration itself is untouched.
     expect(config.http.tls?.key).toBe(join(dir, 'secret.key'));
+  });
+
+  it('hides the S3 access key and secret key and keeps the rest', async () => {
+    const config = load({ path: await configFile(DISTRIBUTION_S3) });
+    const safe = redact(config) as { storage: { s3: Record<string, unknown>; driver: string } };
+    expect(safe.storage.driver).toBe('s3');
+    expect(safe.storage.s3).toMatchObject({ bucket: 'registry-blobs', accessKey: '[redacted]', secretKey: '[redacted]' });
+    const text = JSON.stringify(safe);
+    expect(text).not.toContain('AKIAEXAMPLEACCESSKEY');
+    expect(text).not.toContain('wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY');
+    expect(config.storage.s3?.secretKey).toBe('wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY');
+  });
+
+  it('hides credentials that come from the environment along with the TLS key', () => {
+    const config = load({
+      env: {
+        REGISTRY_HTTP_TLS_CERTIFICATE: 'server.pem',
+        REGISTRY_HTTP_TLS_KEY: 'secret.key',
+        REGISTRY_STORAGE_S3_BUCKET: 'blobs',
+        REGISTRY_STORAGE_S3_REGION: 'eu-west-1',
+        REGISTRY_STORAGE_S3_ACCESSKEY: 'env-access-key-id',
+        REGISTRY_STORAGE_S3_SECRETKEY: 'env-secret-access-key',
+      },
+    });
+    const text = JSON.stringify(redact(config));
+    expect(text).not.toContain('secret.key');
+    expect(text).not.toContain('env-access-key-id');
+    expect(text).not.toContain('env-secret-access-key');
   });
 
   it('works without TLS', () => {
