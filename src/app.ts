@@ -7,7 +7,7 @@ import type { RouteContext } from './http/context.js';
 import { v2Routes } from './http/v2-router.js';
 import { Registry } from './registry/registry.js';
 import type { BlobStore } from './storage/blob-store.js';
-import { FsBlobStore } from './storage/fs-blob-store.js';
+import { openStore } from './storage/open-store.js';
 
 export interface BuildOptions {
   /** A logger configuration or instance for Fastify (default: pino at config.log.level). */
@@ -27,8 +27,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const https = config.http.tls
     ? { cert: readTlsFile(config.http.tls.certificate, 'certificate'), key: readTlsFile(config.http.tls.key, 'key') }
     : undefined;
-  const store: BlobStore = options.store ?? (await openFsStore(config));
-  const db: Db = openDatabase(config.index.path);
+  const store: BlobStore = options.store ?? (await openStore(config));
+  let db: Db;
+  try {
+    db = openDatabase(config.index.path);
+  } catch (err) {
+    await store.close?.();
+    throw err;
+  }
   const registry = new Registry(store, db);
 
   const logger =
@@ -134,12 +140,6 @@ function readTlsFile(path: string, what: 'certificate' | 'key'): Buffer {
   } catch (err) {
     throw new ConfigError(`cannot read http.tls.${what} ${path}: ${(err as Error).message}`);
   }
-}
-
-async function openFsStore(config: Config): Promise<FsBlobStore> {
-  const store = new FsBlobStore(config.storage.rootDirectory);
-  await store.init();
-  return store;
 }
 
 function isLoggerInstance(logger: unknown): logger is FastifyServerOptions['loggerInstance'] {

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from './config/config.js';
 import { runReindex, serve } from './main.js';
+import { StoreOpenError } from './storage/blob-store.js';
 
 const HELP = `Usage: ocireg <command> [config.yml]
 
 Commands:
   serve [config]    Run the registry (default: 0.0.0.0:5000, data under ./storage)
-  reindex [config]  Rebuild the SQLite index from the storage root (stop the registry first)
+  reindex [config]  Rebuild the SQLite index from the blob store (stop the registry first)
 
 The configuration file may also be named by REGISTRY_CONFIGURATION_PATH, and any key
 can be set by an environment variable such as REGISTRY_HTTP_ADDR=:5001.
@@ -34,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
     await runReindex(config);
     return 0;
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof StoreOpenError) {
       process.stderr.write(`${err.message}\n`);
       return 1;
     }

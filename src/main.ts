@@ -3,7 +3,7 @@ import { buildApp } from './app.js';
 import { redact, type Config } from './config/config.js';
 import { openDatabase } from './index/database.js';
 import { reindex } from './registry/reindex.js';
-import { FsBlobStore } from './storage/fs-blob-store.js';
+import { openStore, storeLocation } from './storage/open-store.js';
 
 /** Runs the registry until SIGTERM or SIGINT, then drains in-flight requests and closes the index. */
 export async function serve(config: Config): Promise<FastifyInstance> {
@@ -37,19 +37,19 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   return app;
 }
 
-/** Rebuilds the index from the storage root. The registry must not be running. */
+/** Rebuilds the index from the blob store (a folder or a bucket). The registry must not be running. */
 export async function runReindex(config: Config): Promise<void> {
-  const store = new FsBlobStore(config.storage.rootDirectory);
-  await store.init();
+  const store = await openStore(config);
   const db = openDatabase(config.index.path);
   try {
     const report = await reindex(store, db);
     process.stdout.write(
-      `reindexed ${config.storage.rootDirectory}: ${report.repositories} repositories, ${report.manifests} manifests, ` +
+      `reindexed ${storeLocation(config)}: ${report.repositories} repositories, ${report.manifests} manifests, ` +
         `${report.tags} tags, ${report.blobs} blobs, ${report.uploads} uploads in progress\n`,
     );
     for (const s of report.skipped) process.stdout.write(`skipped ${s.key}: ${s.reason}\n`);
   } finally {
     db.close();
+    await store.close?.();
   }
 }

@@ -11,12 +11,15 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
   const digest = Digest.parse(raw);
   const { size } = ctx.registry.blobs.stat(name, digest);
   const etag = `"${digest}"`;
-  const range = request.headers['if-none-match'] === etag ? undefined : parseRange(request.headers.range, size);
+  const fresh = request.headers['if-none-match'] === etag;
+  const range = fresh ? undefined : parseRange(request.headers.range, size);
   if (range === null) throw new RangeNotSatisfiableError(size);
   const length = range ? range.end - range.start + 1 : size;
+  // A GET may be sent to the object store itself (storage.redirect), which serves the Range too.
+  const direct = request.method === 'GET' && !fresh && ctx.config.storage.redirect ? await ctx.registry.blobs.directUrl(digest) : undefined;
   // Opened before any header is set: content missing from the store answers a plain 404.
   const stream =
-    request.method === 'GET' && length > 0 && request.headers['if-none-match'] !== etag
+    request.method === 'GET' && length > 0 && !fresh && !direct
       ? await ctx.registry.blobs.open(digest, range, requestSignal(request))
       : undefined;
 
@@ -25,7 +28,8 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
     .header('ETag', etag)
     .header('Accept-Ranges', 'bytes')
     .header('Cache-Control', 'max-age=31536000, immutable');
-  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+  if (fresh) return reply.code(304).send();
+  if (direct) return reply.code(307).header('Location', direct).header('Cache-Control', 'no-store').header('Content-Length', '0').send();
   reply.type(MediaType.OctetStream).header('Content-Length', String(length));
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   return reply.send(stream);

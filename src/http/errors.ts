@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RangeNotSatisfiableError, RegistryError, UploadRangeError, errorBody, type ErrorCode } from '../oci/errors.js';
+import { StoreUnavailableError } from '../storage/blob-store.js';
 import { rangeHeader, uploadPath } from './upload-routes.js';
 
 const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'EPIPE']);
@@ -32,6 +33,14 @@ export function registerErrorHandling(app: FastifyInstance, publicUrl: string | 
     if (err instanceof RegistryError) {
       if (err.status >= 500) request.log.error({ err }, 'request failed');
       return sendError(reply, err.status, err.code, err.message, err.detail);
+    }
+    if (err instanceof StoreUnavailableError) {
+      // The backend's passing trouble: the client may try again (docker and others do on 429 and 503).
+      request.log.warn({ err }, 'storage backend unavailable');
+      reply.header('Retry-After', '5');
+      return err.throttled
+        ? sendError(reply, 429, 'TOOMANYREQUESTS', 'the storage backend is throttling requests; retry later')
+        : sendError(reply, 503, 'UNAVAILABLE', 'the storage backend is unavailable; retry later');
     }
     if (isClientGone(err, request)) {
       request.log.info({ code: (err as NodeJS.ErrnoException).code }, 'client closed the connection mid-request');

@@ -33,6 +33,11 @@ export class BlobService {
     }
   }
 
+  /** A URL the client can fetch the blob from directly, when the store offers one. */
+  async directUrl(digest: Digest): Promise<string | undefined> {
+    return this.store.directUrl?.(keys.blob(digest));
+  }
+
   /**
    * Links an existing blob into `repo` (a cross-repository mount). With `from`,
    * the blob must be linked there; without it, or when it is not there, a blob

@@ -48,6 +48,11 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/** Raised at start when the backend cannot be opened (a missing bucket, refused credentials). */
+export class StoreOpenError extends Error {
+  override name = 'StoreOpenError';
+}
+
 /** Raised when an upload grows past what the backend can hold as one object. */
 export class UploadTooLargeError extends Error {
   override name = 'UploadTooLargeError';

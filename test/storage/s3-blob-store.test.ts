@@ -1,0 +1,292 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { NotFoundError, StoreUnavailableError } from '../../src/storage/blob-store.js';
+import { MIN_PART_SIZE, S3BlobStore, type S3BlobStoreOptions } from '../../src/storage/s3-blob-store.js';
+import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { listKeys, startS3Server, type S3Server } from '../support/s3.js';
+import { blobStoreContract } from './contract.js';
+
+const MiB = 1024 * 1024;
+
+let server: S3Server;
+beforeAll(async () => {
+  server = await startS3Server();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+function storeOptions(endpoint: string, root: string, extra: Partial<S3BlobStoreOptions> = {}): S3BlobStoreOptions {
+  return {
+    bucket: server.bucket,
+    region: server.region,
+    endpoint,
+    credentials: { accessKeyId: server.accessKey, secretAccessKey: server.secretKey },
+    forcePathStyle: true,
+    rootDirectory: root,
+    chunkSize: MIN_PART_SIZE,
+    ...extra,
+  };
+}
+
+async function openStore(endpoint: string, root: string, extra?: Partial<S3BlobStoreOptions>): Promise<S3BlobStore> {
+  const store = new S3BlobStore(storeOptions(endpoint, root, extra));
+  await store.init();
+  return store;
+}
+
+/** Every key in the bucket under a root, the root itself cut off. */
+async function keysUnder(root: string): Promise<string[]> {
+  return (await listKeys(server, `${root}/`)).map((k) => k.slice(root.length + 1)).sort();
+}
+
+blobStoreContract('S3BlobStore', async () => {
+  // Each test gets its own root in the shared bucket.
+  const root = `contract/${randomUUID()}`;
+  const store = await openStore(server.endpoint, root);
+  return {
+    store,
+    restart: () => openStore(server.endpoint, root),
+    cleanup: async () => {
+      try {
+        // Once the uploads a test left open are cancelled, no upload object may remain.
+        for await (const { id } of store.listUploads()) await store.cancelUpload(id);
+        expect((await keysUnder(root)).filter((k) => k.startsWith('uploads/'))).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    },
+  };
+});
+
+async function* chunksOf(data: Buffer, size: number): AsyncIterable<Uint8Array> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, Math.min(i + size, data.length));
+}
+
+async function readAll(source: AsyncIterable<unknown>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of source) parts.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(parts);
+}
+
+const isUploadPart = (r: ProxiedRequest) => r.method === 'PUT' && r.query.has('uploadId') && r.query.has('partNumber');
+
+describe('S3BlobStore against S3 rules', () => {
+  let proxy: FaultProxy;
+  let store: S3BlobStore;
+  let root: string;
+
+  beforeEach(async () => {
+    proxy = await startFaultProxy(server.endpoint);
+    root = `s3/${randomUUID()}`;
+    store = await openStore(proxy.url, root, { maxAttempts: 3 });
+  });
+  afterEach(async () => {
+    await store.close();
+    await proxy.close();
+  });
+
+  /** The sizes of the parts sent, per multipart upload, in part-number order. */
+  function partSizes(): number[][] {
+    const byUpload = new Map<string, Array<[number, number]>>();
+    for (const r of proxy.requests.filter(isUploadPart)) {
+      const id = r.query.get('uploadId')!;
+      const list = byUpload.get(id) ?? [];
+      list.push([Number(r.query.get('partNumber')), Number(r.headers['content-length'])]);
+      byUpload.set(id, list);
+    }
+    return [...byUpload.values()].map((l) => l.sort((a, b) => a[0] - b[0]).map(([, size]) => size));
+  }
+
+  it('sends parts of 5 MiB or more, except the last, whatever the sizes of the appends', async () => {
+    const data = randomBytes(23 * MiB + 12345);
+    const id = randomUUID();
+    await store.createUpload(id);
+    // Odd chunk and append sizes: 3 MiB + 1, 700 KiB, 64 KiB, a 9 MiB append, then the rest.
+    let offset = 0;
+    for (const [length, chunk] of [
+      [3 * MiB + 1, 100_000],
+      [700 * 1024, 4096],
+      [64 * 1024, 64 * 1024],
+      [9 * MiB, 1 * MiB + 7],
+      [data.length, 333_333],
+    ] as const) {
+      const end = Math.min(offset + length, data.length);
+      offset = await store.appendUpload(id, offset, chunksOf(data.subarray(offset, end), chunk));
+      expect(offset).toBe(end);
+      expect(await store.uploadSize(id)).toBe(end);
+    }
+    const key = 'blobs/sha256/xx/big';
+    await store.commitUpload(id, key);
+    await store.cancelUpload(id);
+
+    const uploads = partSizes();
+    expect(uploads).toHaveLength(1);
+    const sizes = uploads[0]!;
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(data.length);
+    for (const size of sizes.slice(0, -1)) expect(size).toBeGreaterThanOrEqual(MIN_PART_SIZE);
+    expect(createHash('sha256').update(await readAll(await store.read(key))).digest('hex')).toBe(
+      createHash('sha256').update(data).digest('hex'),
+    );
+    expect(await keysUnder(root)).toEqual([key]);
+  });
+
+  it('keeps small uploads out of multipart and commits them with one copy', async () => {
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, chunksOf(Buffer.from('small blob'), 3));
+    await store.commitUpload(id, 'blobs/small');
+    expect(proxy.requests.filter((r) => r.query.has('uploads') || r.query.has('uploadId'))).toEqual([]);
+    expect(proxy.requests.filter((r) => r.headers['x-amz-copy-source'] !== undefined)).toHaveLength(1);
+    expect((await store.get('blobs/small'))?.toString()).toBe('small blob');
+  });
+
+  it('copies an object past the copy limit part by part', async () => {
+    await store.close();
+    store = await openStore(proxy.url, root, { copyLimit: 6 * MiB });
+    const data = randomBytes(13 * MiB + 5);
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, chunksOf(data, MiB));
+    await store.commitUpload(id, 'blobs/copied');
+    expect(proxy.requests.filter((r) => r.headers['x-amz-copy-source'] !== undefined)).toEqual([]);
+    expect((await readAll(await store.read('blobs/copied'))).equals(data)).toBe(true);
+    expect(partSizes().map((sizes) => sizes.slice(0, -1).every((s) => s >= MIN_PART_SIZE))).toEqual([true, true]);
+    await store.cancelUpload(id);
+    expect(await keysUnder(root)).toEqual(['blobs/copied']);
+  });
+
+  it('retries throttling and server errors, and the upload is whole', async () => {
+    proxy.inject({ match: isUploadPart, fault: { kind: 'status', status: 503, code: 'SlowDown' }, times: 2 });
+    proxy.inject({ match: (r) => r.method === 'PUT', fault: { kind: 'status', status: 500, code: 'InternalError' }, times: 1 });
+    proxy.inject({ match: (r) => r.query.has('uploadId') && r.method === 'POST', fault: { kind: 'reset' }, times: 1 });
+    const data = randomBytes(11 * MiB);
+    const id = randomUUID();
+    await store.createUpload(id);
+    expect(await store.appendUpload(id, 0, chunksOf(data, 256 * 1024))).toBe(data.length);
+    await store.commitUpload(id, 'blobs/retried');
+    expect((await readAll(await store.read('blobs/retried'))).equals(data)).toBe(true);
+  });
+
+  it('reports an S3 that keeps failing as unavailable, keeps the upload where it was, and shows no object', async () => {
+    const id = randomUUID();
+    await store.createUpload(id);
+    const first = randomBytes(6 * MiB);
+    expect(await store.appendUpload(id, 0, chunksOf(first, MiB))).toBe(first.length);
+
+    proxy.inject({ match: isUploadPart, fault: { kind: 'status', status: 503, code: 'SlowDown' } });
+    const more = randomBytes(7 * MiB);
+    const failed = store.appendUpload(id, first.length, chunksOf(more, MiB));
+    await expect(failed).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(failed).rejects.toMatchObject({ throttled: true });
+    expect(await store.uploadSize(id)).toBe(first.length);
+
+    proxy.clear();
+    proxy.inject({ match: (r) => r.headers['x-amz-copy-source'] !== undefined, fault: { kind: 'status', status: 500, code: 'InternalError' } });
+    await expect(store.commitUpload(id, 'blobs/never')).rejects.toMatchObject({ name: 'StoreUnavailableError', throttled: false });
+    expect(await store.stat('blobs/never')).toBeNull();
+
+    proxy.clear();
+    // The upload goes on from where it stood, and commits.
+    expect(await store.appendUpload(id, first.length, chunksOf(more, MiB))).toBe(first.length + more.length);
+    await store.commitUpload(id, 'blobs/finally');
+    expect((await readAll(await store.read('blobs/finally'))).equals(Buffer.concat([first, more]))).toBe(true);
+    await store.cancelUpload(id);
+    expect(await keysUnder(root)).toEqual(['blobs/finally']);
+  });
+
+  it('resumes a read that S3 cuts off mid-stream, from where it stopped', async () => {
+    const data = randomBytes(3 * MiB);
+    await store.put('blobs/cut', data);
+    proxy.inject({ match: (r) => r.method === 'GET' && r.path.endsWith('/blobs/cut'), fault: { kind: 'cut', afterBytes: MiB }, times: 2 });
+    expect((await readAll(await store.read('blobs/cut'))).equals(data)).toBe(true);
+    const gets = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/blobs/cut'));
+    expect(gets).toHaveLength(3);
+    expect(gets[1]!.headers.range).toMatch(/^bytes=\d+-3145727$/);
+    expect(gets[1]!.headers['if-match']).toBeDefined();
+
+    proxy.inject({ match: (r) => r.method === 'GET' && r.path.endsWith('/blobs/cut'), fault: { kind: 'cut', afterBytes: 100 }, times: 2 });
+    const part = await readAll(await store.read('blobs/cut', { start: 1000, end: 2_000_000 }));
+    expect(part.equals(data.subarray(1000, 2_000_001))).toBe(true);
+  });
+
+  it('gives up a read that keeps breaking, with an error', async () => {
+    await store.put('blobs/broken', randomBytes(MiB));
+    proxy.inject({ match: (r) => r.method === 'GET' && r.path.endsWith('/blobs/broken'), fault: { kind: 'cut', afterBytes: 10 } });
+    await expect(readAll(await store.read('blobs/broken'))).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it('continues an upload on another store instance, in the middle of its parts and tail', async () => {
+    const data = randomBytes(12 * MiB + 999);
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, chunksOf(data.subarray(0, 7 * MiB), MiB));
+    const other = await openStore(server.endpoint, root);
+    try {
+      expect(await other.uploadSize(id)).toBe(7 * MiB);
+      expect(await other.appendUpload(id, 7 * MiB, chunksOf(data.subarray(7 * MiB), 100_000))).toBe(data.length);
+      expect((await readAll(await other.readUpload(id))).equals(data)).toBe(true);
+      await other.commitUpload(id, 'blobs/moved');
+      expect((await readAll(await store.read('blobs/moved'))).equals(data)).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('reopens an upload that was read back, and keeps its bytes if the reopening fails', async () => {
+    const data = randomBytes(8 * MiB);
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, chunksOf(data, MiB));
+    expect((await readAll(await store.readUpload(id))).equals(data)).toBe(true);
+
+    proxy.inject({ match: isUploadPart, fault: { kind: 'status', status: 500, code: 'InternalError' } });
+    await expect(store.appendUpload(id, data.length, chunksOf(Buffer.from('more'), 4))).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(await store.uploadSize(id)).toBe(data.length);
+    expect((await readAll(await store.readUpload(id))).equals(data)).toBe(true);
+
+    proxy.clear();
+    expect(await store.appendUpload(id, data.length, chunksOf(Buffer.from('more'), 4))).toBe(data.length + 4);
+    expect((await readAll(await store.readUpload(id))).equals(Buffer.concat([data, Buffer.from('more')]))).toBe(true);
+    await store.cancelUpload(id);
+    expect(await keysUnder(root)).toEqual([]);
+    // No multipart upload is left open either: every one created was completed or aborted.
+    const created = proxy.requests.filter((r) => r.method === 'POST' && r.query.has('uploads')).length;
+    const ended = proxy.requests.filter((r) => (r.method === 'POST' || r.method === 'DELETE') && r.query.has('uploadId')).length;
+    expect(ended).toBe(created);
+  });
+
+  it('aborts the multipart upload when an upload is cancelled', async () => {
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, chunksOf(randomBytes(6 * MiB), MiB));
+    await store.cancelUpload(id);
+    expect(proxy.requests.filter((r) => r.method === 'DELETE' && r.query.has('uploadId'))).toHaveLength(1);
+    expect(await store.uploadSize(id)).toBeNull();
+    expect(await keysUnder(root)).toEqual([]);
+  });
+
+  it('gives presigned URLs that S3 answers with the object', async () => {
+    await store.put('blobs/direct', Buffer.from('straight from the bucket'));
+    const url = await store.directUrl('blobs/direct');
+    expect(url).toContain('X-Amz-Signature=');
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('straight from the bucket');
+    const ranged = await fetch(url, { headers: { range: 'bytes=9-12' } });
+    expect(ranged.status).toBe(206);
+    expect(await ranged.text()).toBe('from');
+  });
+
+  it('refuses to start on a bucket that does not exist', async () => {
+    const missing = new S3BlobStore({ ...storeOptions(server.endpoint, root), bucket: 'no-such-bucket' });
+    await expect(missing.init()).rejects.toThrow(/no-such-bucket.*does not exist/);
+    await missing.close();
+  });
+
+  it('answers NotFoundError for an upload id that is not one', async () => {
+    await expect(store.appendUpload('../escape', 0, chunksOf(Buffer.from('x'), 1))).rejects.toBeInstanceOf(NotFoundError);
+    expect(await store.uploadSize('../escape')).toBeNull();
+    await expect(store.cancelUpload('../escape')).resolves.toBeUndefined();
+  });
+});
