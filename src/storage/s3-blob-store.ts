@@ -47,6 +47,8 @@ export interface S3BlobStoreOptions {
   maxAttempts?: number;
   /** Lifetime of the URLs given by directUrl (default 20 minutes). */
   urlLifetimeSeconds?: number;
+  /** Keys per listing page (default 1000, S3's maximum). */
+  pageSize?: number;
 }
 
 /** S3's rules: parts are 5 MiB or more (all but the last), and an upload has 10,000 at most. */
@@ -205,6 +207,7 @@ export class S3BlobStore implements BlobStore {
   private readonly chunkSize: number;
   private readonly copyLimit: number;
   private readonly urlLifetime: number;
+  private readonly pageSize: number;
 
   constructor(options: S3BlobStoreOptions) {
     if (options.chunkSize < MIN_PART_SIZE) throw new Error(`chunk size must be at least ${MIN_PART_SIZE} bytes`);
@@ -214,6 +217,7 @@ export class S3BlobStore implements BlobStore {
     this.chunkSize = options.chunkSize;
     this.copyLimit = options.copyLimit ?? COPY_LIMIT;
     this.urlLifetime = options.urlLifetimeSeconds ?? 20 * 60;
+    this.pageSize = options.pageSize ?? 1000;
     this.client = new S3Client({
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -384,6 +388,7 @@ export class S3BlobStore implements BlobStore {
           new ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
+            MaxKeys: this.pageSize,
             ...(token ? { ContinuationToken: token } : {}),
           }),
           { abortSignal: signal },

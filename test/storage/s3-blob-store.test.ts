@@ -278,6 +278,18 @@ describe('S3BlobStore against S3 rules', () => {
     expect(await ranged.text()).toBe('from');
   });
 
+  it('lists a prefix across pages', async () => {
+    await store.close();
+    store = await openStore(proxy.url, root, { pageSize: 3 });
+    const names = Array.from({ length: 8 }, (_, i) => `repositories/paged/_tags/t${i}`);
+    await Promise.all(names.map((key) => store.put(key, Buffer.from(key))));
+    await store.put('repositories/pagedx/_tags/other', Buffer.from('x'));
+    const listed: string[] = [];
+    for await (const item of store.list('repositories/paged/')) listed.push(item.key);
+    expect(listed.sort()).toEqual(names.sort());
+    expect(proxy.requests.filter((r) => r.query.get('list-type') === '2')).toHaveLength(3);
+  });
+
   it('refuses to start on a bucket that does not exist', async () => {
     const missing = new S3BlobStore({ ...storeOptions(server.endpoint, root), bucket: 'no-such-bucket' });
     await expect(missing.init()).rejects.toThrow(/no-such-bucket.*does not exist/);
