@@ -2,7 +2,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { accessLogUntil, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, sha256File, tempFolder, writeRandomFile } from './harness.js';
+import { accessLog, accessLogUntil, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, sha256File, tempFolder, writeRandomFile } from './harness.js';
 
 const registryUrl = inject('registryUrl');
 const host = inject('registryHost');
@@ -134,8 +134,14 @@ describe('docker', () => {
     expect(`sha256:${sha256(stored.body)}`).toBe(digest);
 
     await removeLocal(ref);
+    const mark = await logMark(logFile);
     await docker(['pull', ref], 300_000);
     expect(await readImage(ref, Object.keys(imageA))).toEqual(imageA);
+
+    // On S3 the layers come from the bucket (a 307 to a presigned URL); on a filesystem, from the registry.
+    const blobGets = (await accessLog(logFile, mark)).filter((r) => r.method === 'GET' && r.url.startsWith('/v2/e2e/docker-app/blobs/'));
+    expect(blobGets.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(blobGets.map((r) => r.status))).toEqual(new Set([inject('registryStorage') === 's3' ? 307 : 200]));
   });
 
   it('pushes the same image to a second repository by mounting its layers, not uploading them again', async () => {

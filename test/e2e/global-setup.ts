@@ -1,5 +1,6 @@
 // Starts what the end-to-end suite drives, and stops it (by pid) afterwards:
-// - the built registry on a free loopback port with a fresh data folder;
+// - the built registry on a free loopback port with a fresh data folder, or, with
+//   OCIREG_E2E_STORAGE=s3, on an in-process s3rver (its index still in the data folder);
 // - a private dockerd, unless DOCKER_HOST already names a running one (CI starts one with
 //   scripts/dockerd.sh; so can a developer).
 // It installs nothing: a missing client fails the run with a pointer to scripts/install-e2e-deps.sh.
@@ -9,7 +10,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { PROJECT_ROOT } from '../support/built-server.js';
-import { BUILT_CLI, run, startRegistryProcess, tempFolder } from './harness.js';
+import { startS3Server } from '../support/s3.js';
+import { BUILT_CLI, run, s3Env, startRegistryProcess, tempFolder } from './harness.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -23,6 +25,8 @@ declare module 'vitest' {
     e2eWork: string;
     /** `unix:///.../docker.sock` of the daemon the docker cases use. */
     dockerHost: string;
+    /** The shared registry's blob store: filesystem, or s3 (OCIREG_E2E_STORAGE=s3). */
+    registryStorage: 'filesystem' | 's3';
   }
 }
 
@@ -41,6 +45,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const version = await run(client, ['--version'], { allowFailure: true, timeoutMs: 10_000 });
     console.log(`e2e: ${(version.stdout || version.stderr).trim().split('\n')[0]}`);
   }
+  const storage = process.env.OCIREG_E2E_STORAGE || 'filesystem';
+  if (storage !== 'filesystem' && storage !== 's3') throw new Error(`OCIREG_E2E_STORAGE must be filesystem or s3, not ${storage}`);
   if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run the suite with npm run test:e2e, which builds it`);
 
   const cleanups: Array<() => Promise<void>> = [];
@@ -95,7 +101,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const dataDir = join(work, 'data');
     await mkdir(dataDir);
     const logFile = join(work, 'registry.log');
-    const registry = await startRegistryProcess(dataDir, logFile);
+    let env: Record<string, string> = {};
+    if (storage === 's3') {
+      // Its folder is inside the work folder, removed with it.
+      const s3 = await startS3Server({ directory: join(work, 's3') });
+      cleanups.push(() => s3.stop());
+      env = s3Env(s3, join(dataDir, 'index.db'));
+      console.log(`e2e: blobs in s3rver at ${s3.endpoint}, bucket ${s3.bucket}`);
+    }
+    const registry = await startRegistryProcess(dataDir, logFile, undefined, env);
     // Before the folder goes (spawnServer's own exit handler would come after this one).
     onExit.push(() => process.kill(registry.pid, 'SIGKILL'));
     cleanups.push(async () => {
@@ -111,6 +125,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('registryLog', logFile);
     project.provide('dockerHost', dockerHost);
     project.provide('e2eWork', work);
+    project.provide('registryStorage', storage);
   } catch (err) {
     await teardown();
     throw err;
