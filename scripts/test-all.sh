@@ -26,5 +26,6 @@ npm run test:e2e
 # The docker cases once more, with the registry's blobs in S3 (an s3rver the suite starts).
 OCIREG_E2E_STORAGE=s3 npm run test:e2e -- test/e2e/docker.test.ts
 npm run conformance
+OCI_CONFORMANCE_STORAGE=s3 npm run conformance
 # The deletes-disabled cases of the conformance suite, against ours started with deletes off.
 OCI_CONFORMANCE_DELETES=false npm run conformance -- test/conformance/management.test.ts

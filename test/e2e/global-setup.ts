@@ -10,8 +10,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { PROJECT_ROOT } from '../support/built-server.js';
-import { startS3Server } from '../support/s3.js';
-import { BUILT_CLI, run, s3Env, startRegistryProcess, tempFolder } from './harness.js';
+import { registryS3Env, startS3Server } from '../support/s3.js';
+import { BUILT_CLI, run, startRegistryProcess, tempFolder } from './harness.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -106,7 +106,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       // Its folder is inside the work folder, removed with it.
       const s3 = await startS3Server({ directory: join(work, 's3') });
       cleanups.push(() => s3.stop());
-      env = s3Env(s3, join(dataDir, 'index.db'));
+      env = registryS3Env(s3, join(dataDir, 'index.db'), '/e2e');
       console.log(`e2e: blobs in s3rver at ${s3.endpoint}, bucket ${s3.bucket}`);
     }
     const registry = await startRegistryProcess(dataDir, logFile, undefined, env);

@@ -7,7 +7,6 @@ import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { S3Server } from '../support/s3.js';
 import { PROJECT_ROOT, spawnServer, type ServerProcess } from '../support/built-server.js';
 import { sleep } from '../support/socket.js';
 
@@ -91,21 +90,6 @@ export function startRegistryProcess(
     dataDir,
     { port, logFile },
   );
-}
-
-/** The configuration of a registry on an S3 server (REGISTRY_STORAGE=s3 drops the filesystem section). */
-export function s3Env(server: S3Server, indexPath: string): Record<string, string> {
-  return {
-    REGISTRY_STORAGE: 's3',
-    REGISTRY_STORAGE_S3_BUCKET: server.bucket,
-    REGISTRY_STORAGE_S3_REGION: server.region,
-    REGISTRY_STORAGE_S3_REGIONENDPOINT: server.endpoint,
-    REGISTRY_STORAGE_S3_ACCESSKEY: server.accessKey,
-    REGISTRY_STORAGE_S3_SECRETKEY: server.secretKey,
-    REGISTRY_STORAGE_S3_FORCEPATHSTYLE: 'true',
-    REGISTRY_STORAGE_S3_ROOTDIRECTORY: '/e2e',
-    REGISTRY_INDEX_PATH: indexPath,
-  };
 }
 
 /** One answered request of a registry access log. */

@@ -147,3 +147,21 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * Environment variables that put a registry's blobs on `server` under `rootDirectory`, with its
+ * index at `indexPath` (REGISTRY_STORAGE=s3 drops any filesystem section).
+ */
+export function registryS3Env(server: S3Server, indexPath: string, rootDirectory = '/'): Record<string, string> {
+  return {
+    REGISTRY_STORAGE: 's3',
+    REGISTRY_STORAGE_S3_BUCKET: server.bucket,
+    REGISTRY_STORAGE_S3_REGION: server.region,
+    REGISTRY_STORAGE_S3_REGIONENDPOINT: server.endpoint,
+    REGISTRY_STORAGE_S3_ACCESSKEY: server.accessKey,
+    REGISTRY_STORAGE_S3_SECRETKEY: server.secretKey,
+    REGISTRY_STORAGE_S3_FORCEPATHSTYLE: 'true',
+    REGISTRY_STORAGE_S3_ROOTDIRECTORY: rootDirectory,
+    REGISTRY_INDEX_PATH: indexPath,
+  };
+}
