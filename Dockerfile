@@ -1,4 +1,7 @@
-# Builds the registry image used by docker-compose.yml.
+# Builds the registry image used by docker-compose.yml. Its defaults run the filesystem driver, with blobs
+# and the index under /var/lib/registry. REGISTRY_STORAGE=s3 drops the filesystem setting below, and the
+# index then defaults to /app/storage/index.db: set REGISTRY_INDEX_PATH=/var/lib/registry/index.db to keep
+# it on the volume (docker-compose.yml does).
 FROM node:20-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
