@@ -15,6 +15,7 @@ import {
   type BuiltCli,
   type CliProcess,
 } from './support/built-server.js';
+import { listKeys, registryS3Env, startS3Server, type S3Server } from './support/s3.js';
 import { fileSize, send, testBytes, waitFor } from './support/socket.js';
 
 const REPO = 'team/app';
@@ -374,4 +375,63 @@ describe('ocireg serve: graceful shutdown', () => {
     // The client's request was cut, never answered with success.
     await expect(patch.response).rejects.toThrow();
   }, 60_000);
+});
+
+describe('ocireg on S3', () => {
+  const SECRET = 'not-to-be-logged-7f3a9c';
+  let s3: S3Server | undefined;
+
+  beforeAll(async () => {
+    s3 = await startS3Server();
+  });
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  /** The registry's environment for the s3rver; s3rver checks the access key only, so the secret can be any. */
+  async function s3Env(bucket?: string): Promise<{ dir: string; env: Record<string, string> }> {
+    const dir = await tmp();
+    const env: Record<string, string> = { ...registryS3Env(s3!, join(dir, 'index.db'), '/cli'), REGISTRY_STORAGE_S3_SECRETKEY: SECRET };
+    if (bucket) env.REGISTRY_STORAGE_S3_BUCKET = bucket;
+    return { dir, env };
+  }
+
+  it('serve exits 1 with one line naming a bucket that does not exist', async () => {
+    const { dir, env } = await s3Env('no-such-bucket');
+    const r = await runCli(cli(), ['serve'], { ...env, REGISTRY_HTTP_ADDR: `127.0.0.1:${await freePort()}` }, 30_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    // The message alone, no stack (the AWS SDK may print its Node-version warning before it).
+    expect(r.stderr.trim().split('\n').pop()).toBe('cannot open S3 bucket "no-such-bucket": it does not exist');
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(await fileSize(join(dir, 'index.db'))).toBeNull();
+  });
+
+  it('serves from the bucket without logging its secret, and reindex rebuilds from the bucket', async () => {
+    const { dir, env } = await s3Env();
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const p = start(['serve'], dir, { ...env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, REGISTRY_LOG_LEVEL: 'debug' });
+    await waitUntilReady(p, url);
+    const blob = Buffer.from('a blob kept in the bucket');
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    const pushed = await fetch(`${url}/v2/${REPO}/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      body: blob,
+      headers: { 'content-type': 'application/octet-stream' },
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(pushed.status).toBe(201);
+    const keys = await listKeys(s3!, 'cli/blobs/');
+    expect(keys).toEqual([`cli/blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`]);
+    p.signal('SIGTERM');
+    expect((await p.waitExit(15_000)).code, p.output()).toBe(0);
+    expect(p.output()).toContain('"configuration"'); // the debug line with the configuration was written
+    expect(p.output()).not.toContain(SECRET);
+
+    await rm(join(dir, 'index.db'), { force: true });
+    const r = await runCli(cli(), ['reindex'], env, 30_000);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`reindexed s3://${s3!.bucket}/cli: 1 repositories, 0 manifests, 0 tags, 1 blobs, 0 uploads in progress`);
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+  });
 });
