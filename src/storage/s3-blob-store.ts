@@ -135,31 +135,41 @@ function storeError(err: unknown, what: string): unknown {
 
 /**
  * Gathers bytes into parts of `size` and hands each to `flush`, one at a time;
- * the next part is gathered while the previous uploads, so memory holds two
- * parts at most.
+ * the next part is gathered while the previous uploads. The part buffers are
+ * reused, so that a long upload leaves no garbage of part size behind (which
+ * the garbage collector is slow to reclaim); an upload smaller than a part
+ * never allocates one. At most: a part being sent, a part's worth of the
+ * caller's chunks, and the spare.
  */
 class PartBuffer {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private inflight: Promise<void> | undefined;
+  /** The buffer of the last part sent, free again once its upload settled. */
+  private spare: Buffer | undefined;
 
   constructor(
     private readonly size: number,
     private readonly flush: (part: Buffer) => Promise<void>,
   ) {}
 
-  get length(): number {
-    return this.buffered;
-  }
-
   async write(chunk: Uint8Array): Promise<void> {
     if (chunk.length === 0) return;
     this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     this.buffered += chunk.length;
-    while (this.buffered >= this.size) await this.emit(this.take(this.size));
+    while (this.buffered >= this.size) {
+      await this.settle();
+      const part = this.take(this.size, this.spare);
+      this.spare = undefined;
+      const upload = this.flush(part).then(() => {
+        this.spare = part;
+      });
+      upload.catch(() => undefined); // observed by the next settle()
+      this.inflight = upload;
+    }
   }
 
-  /** Waits for the part in flight; the bytes still buffered stay. */
+  /** Waits for the part in flight (and throws its failure); the bytes still buffered stay. */
   async settle(): Promise<void> {
     const inflight = this.inflight;
     this.inflight = undefined;
@@ -168,18 +178,11 @@ class PartBuffer {
 
   /** Everything still buffered, as one buffer. */
   rest(): Buffer {
-    return this.take(this.buffered);
+    return this.take(this.buffered, undefined);
   }
 
-  private async emit(part: Buffer): Promise<void> {
-    await this.settle();
-    const upload = this.flush(part);
-    upload.catch(() => undefined); // observed by the next settle()
-    this.inflight = upload;
-  }
-
-  private take(n: number): Buffer {
-    const out = Buffer.allocUnsafe(n);
+  private take(n: number, into: Buffer | undefined): Buffer {
+    const out = into ?? Buffer.allocUnsafeSlow(n);
     let filled = 0;
     while (filled < n) {
       const head = this.chunks[0]!;
