@@ -460,27 +460,36 @@ export class S3BlobStore implements BlobStore {
     const parts = new PartBuffer(this.chunkSize, async (part) => {
       await this.uploadPart(id, doc, part);
       if (reopening) return;
-      // The old tail's bytes were the first of these parts.
-      if (doc.tail === undefined && old.tail) garbage = [old.tail.key];
       await this.saveDoc(id, doc);
       savedMultipart = true;
+      // The old tail's bytes were the first of these parts, and the saved state no longer names it.
+      if (old.tail) garbage = [old.tail.key];
     });
     const carried = reopening ? await this.read(old.sealed!.key) : old.tail ? await this.read(old.tail.key) : undefined;
 
     let failure: unknown;
     try {
       if (carried) for await (const chunk of carried) await parts.write(chunk as Buffer);
+      // The client's failures (a cut connection, an abort) end its bytes, and those received are
+      // kept below; the store's failures (in parts.write) end the append.
       let received = 0;
+      const chunks = source[Symbol.asyncIterator]();
       try {
-        for await (const chunk of source) {
-          signal?.throwIfAborted();
-          received += chunk.length;
-          await parts.write(chunk);
+        for (;;) {
+          let next: IteratorResult<Uint8Array>;
+          try {
+            signal?.throwIfAborted();
+            next = await chunks.next();
+          } catch (err) {
+            failure = err;
+            break;
+          }
+          if (next.done) break;
+          received += next.value.length;
+          await parts.write(next.value);
         }
-        signal?.throwIfAborted();
-      } catch (err) {
-        // The client's bytes stop here; those received are still kept below.
-        failure = err;
+      } finally {
+        if (failure === undefined) await chunks.return?.();
       }
       // Nothing new: a carried tail (under 5 MiB) has not left the buffer.
       if (received === 0 && !reopening) {
@@ -563,6 +572,7 @@ export class S3BlobStore implements BlobStore {
     const size = docSize(doc);
     const dataKey = this.uploadKey(id, 'data');
     let sealed: { key: string; size: number };
+    const tailKey = doc.tail?.key;
     if (doc.parts.length === 0) {
       if (doc.tail) {
         sealed = { key: doc.tail.key, size };
@@ -571,17 +581,23 @@ export class S3BlobStore implements BlobStore {
         sealed = { key: dataKey, size: 0 };
       }
     } else {
-      const tailKey = doc.tail?.key;
-      if (doc.tail) {
-        const tail = await this.get(doc.tail.key);
-        if (!tail || tail.length !== doc.tail.size) throw new Error(`upload ${id} lost its tail`);
-        await this.uploadPart(id, doc, tail);
-      }
-      await this.completeMultipart(dataKey, doc.multipart!, doc.parts, size);
-      if (tailKey) await this.delete(tailKey).catch(() => undefined);
       sealed = { key: dataKey, size };
+      try {
+        if (doc.tail) {
+          const tail = await this.get(doc.tail.key);
+          if (!tail || tail.length !== doc.tail.size) throw new Error(`upload ${id} lost its tail`);
+          await this.uploadPart(id, doc, tail);
+        }
+        await this.completeMultipart(dataKey, doc.multipart!, doc.parts, size);
+      } catch (err) {
+        // A seal that completed the multipart upload but died before saving its state.
+        if (!isNoSuchUpload(err) || (await this.stat(dataKey))?.size !== size) throw err;
+        delete doc.tail;
+      }
     }
     await this.saveDoc(id, { v: 1, parts: [], sealed });
+    // Only once the saved state no longer names it.
+    if (doc.tail === undefined && tailKey !== undefined) await this.delete(tailKey).catch(() => undefined);
     return sealed;
   }
 

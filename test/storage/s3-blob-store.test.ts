@@ -195,6 +195,45 @@ describe('S3BlobStore against S3 rules', () => {
     expect(await keysUnder(root)).toEqual(['blobs/finally']);
   });
 
+  it('keeps only the parts S3 took when it fails in the middle of a long append, and the upload resumes there', async () => {
+    const data = randomBytes(23 * MiB);
+    const id = randomUUID();
+    await store.createUpload(id);
+    expect(await store.appendUpload(id, 0, chunksOf(data.subarray(0, 2 * MiB), MiB))).toBe(2 * MiB);
+    // The second part fails (all 3 attempts) while the client is still sending: the bytes gathered
+    // since are not kept, and nothing is sent after the failure.
+    proxy.inject({ match: (r) => isUploadPart(r) && r.query.get('partNumber') === '2', fault: { kind: 'status', status: 500, code: 'InternalError' }, times: 3 });
+    await expect(store.appendUpload(id, 2 * MiB, chunksOf(data.subarray(2 * MiB), 700_001))).rejects.toBeInstanceOf(StoreUnavailableError);
+    const kept = await store.uploadSize(id);
+    expect(kept).toBe(5 * MiB);
+    expect(proxy.requests.filter(isUploadPart).map((r) => r.query.get('partNumber'))).toEqual(['1', '2', '2', '2']);
+
+    proxy.clear();
+    expect(await store.appendUpload(id, kept!, chunksOf(data.subarray(kept!), 3 * MiB + 1))).toBe(data.length);
+    expect((await readAll(await store.readUpload(id))).equals(data)).toBe(true);
+    await store.commitUpload(id, 'blobs/resumed');
+    expect((await readAll(await store.read('blobs/resumed'))).equals(data)).toBe(true);
+    await store.cancelUpload(id);
+    expect(await keysUnder(root)).toEqual(['blobs/resumed']);
+  });
+
+  it('finishes a commit whose multipart upload was completed by an attempt that died before saving', async () => {
+    const data = randomBytes(7 * MiB);
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, chunksOf(data, MiB));
+    // The state save after the completion fails: the next commit finds the multipart upload gone.
+    proxy.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/state.json'), fault: { kind: 'status', status: 403, code: 'AccessDenied' }, times: 1 });
+    await expect(store.commitUpload(id, 'blobs/sealed')).rejects.toMatchObject({ name: 'AccessDenied' });
+    expect(await store.stat('blobs/sealed')).toBeNull();
+    // S3 answers parts of a completed multipart upload with NoSuchUpload (s3rver would take them).
+    proxy.inject({ match: isUploadPart, fault: { kind: 'status', status: 404, code: 'NoSuchUpload' }, times: 1 });
+    await store.commitUpload(id, 'blobs/sealed');
+    expect((await readAll(await store.read('blobs/sealed'))).equals(data)).toBe(true);
+    await store.cancelUpload(id);
+    expect(await keysUnder(root)).toEqual(['blobs/sealed']);
+  });
+
   it('resumes a read that S3 cuts off mid-stream, from where it stopped', async () => {
     const data = randomBytes(3 * MiB);
     await store.put('blobs/cut', data);
