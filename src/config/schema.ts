@@ -31,7 +31,7 @@ const s3Schema = z
       .number()
       .int({ message: 'expected a whole number of bytes' })
       .min(5 * MIB, { message: 'must be at least 5242880 bytes (5 MiB), the smallest S3 multipart part' })
-      .max(5 * 1024 * MIB, { message: 'must be at most 5368709120 bytes (5 GiB), the largest S3 multipart part' })
+      .max(1024 * MIB, { message: 'must be at most 1073741824 bytes (1 GiB): each upload holds up to three parts in memory' })
       .optional(),
     secure: z.boolean().optional(),
     v4auth: z

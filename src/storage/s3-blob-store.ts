@@ -92,18 +92,40 @@ function statusOf(err: unknown): number | undefined {
   return (err as AwsError)?.$metadata?.httpStatusCode;
 }
 
+/**
+ * A failed S3 request, reduced to what is safe to log: the SDK's own error
+ * carries the request's details (headers, string to sign, access key id).
+ */
+export class S3RequestError extends Error {
+  override name = 'S3RequestError';
+  constructor(
+    readonly operation: string,
+    /** S3's error code, e.g. AccessDenied. */
+    readonly code: string,
+    readonly status: number | undefined,
+    detail: string,
+  ) {
+    super(`S3 ${operation} failed: ${code}${status ? ` (HTTP ${status})` : ''}: ${detail}`);
+  }
+}
+
+/** S3's error code, from the SDK's error or ours. */
+function codeOf(err: unknown): string | undefined {
+  return err instanceof S3RequestError ? err.code : (err as AwsError)?.name;
+}
+
 function isMissing(err: unknown): boolean {
-  const name = (err as AwsError)?.name;
-  return name === 'NoSuchKey' || name === 'NotFound' || (statusOf(err) === 404 && name !== 'NoSuchBucket');
+  const code = codeOf(err);
+  return code === 'NoSuchKey' || code === 'NotFound' || (statusOf(err) === 404 && code !== 'NoSuchBucket');
 }
 
 function isNoSuchUpload(err: unknown): boolean {
-  return (err as AwsError)?.name === 'NoSuchUpload';
+  return codeOf(err) === 'NoSuchUpload';
 }
 
 function isUnsupported(err: unknown): boolean {
-  const name = (err as AwsError)?.name;
-  return name === 'NotImplemented' || name === 'MethodNotAllowed';
+  const code = codeOf(err);
+  return code === 'NotImplemented' || code === 'MethodNotAllowed';
 }
 
 function isAbort(err: unknown, signal?: AbortSignal): boolean {
@@ -118,18 +140,26 @@ function isTransient(err: unknown): boolean {
   const e = err as AwsError & NodeJS.ErrnoException;
   const status = statusOf(err);
   if (THROTTLING.has(e?.name ?? '') || status === 429 || status === 503) return true;
-  if (status !== undefined && status >= 500) return true;
+  // 501 Not Implemented is for good: a server without the feature.
+  if (status !== undefined && status >= 500 && status !== 501) return true;
   if (e?.name === 'TimeoutError' || e?.name === 'RequestTimeout') return true;
   return NETWORK.has(e?.code ?? '') || e?.$retryable !== undefined;
 }
 
-/** Turns what the SDK throws, once its own retries are spent, into the store's errors. */
+/**
+ * Turns what the SDK throws, once its own retries are spent, into the store's
+ * errors; the SDK's error itself is not kept (see S3RequestError).
+ */
 function storeError(err: unknown, what: string): unknown {
+  if (err instanceof StoreUnavailableError || err instanceof S3RequestError || err instanceof NotFoundError) return err;
+  const e = err as AwsError & NodeJS.ErrnoException;
+  const status = statusOf(err);
   if (isTransient(err)) {
-    const e = err as AwsError;
-    const throttled = THROTTLING.has(e?.name ?? '') || statusOf(err) === 429;
-    return new StoreUnavailableError(`S3 ${what} failed: ${e?.name ?? 'error'}`, throttled, { cause: err });
+    const throttled = THROTTLING.has(e?.name ?? '') || status === 429;
+    const code = status !== undefined ? `${e?.name} (HTTP ${status})` : (e?.code ?? e?.name ?? 'error');
+    return new StoreUnavailableError(`S3 ${what} failed: ${code}`, throttled);
   }
+  if (e?.$metadata !== undefined) return new S3RequestError(what, e.name ?? 'error', status, e.message);
   return err;
 }
 
@@ -226,6 +256,8 @@ export class S3BlobStore implements BlobStore {
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       ...(options.credentials ? { credentials: options.credentials } : {}),
       forcePathStyle: options.forcePathStyle ?? false,
+      // A bucket in another region than the configured one still answers.
+      followRegionRedirects: true,
       maxAttempts: options.maxAttempts ?? 5,
       retryMode: 'standard',
       // Checksums only where S3 requires them: S3-compatible servers differ
@@ -289,42 +321,54 @@ export class S3BlobStore implements BlobStore {
   async read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
     const first = await this.getObject(key, range, undefined, signal);
     if (!first) throw new NotFoundError(key);
-    return Readable.from(this.resumingBody(key, range, first, signal), { objectMode: false });
+    const stream = Readable.from(this.resumingBody(key, range, first, signal), { objectMode: false });
+    // A stream destroyed before its first read never starts the generator: the response goes here.
+    stream.once('close', () => first.body.destroy?.());
+    return stream;
   }
 
   /**
    * An object's bytes; when the connection to S3 breaks off in the middle, the
    * read continues from where it stopped (a few times), with If-Match so that
-   * the bytes come from the same version of the object.
+   * the bytes come from the same version of the object. Only S3's side is
+   * retried: an error thrown in by the consumer ends the read.
    */
   private async *resumingBody(
     key: string,
     range: ByteRange | undefined,
-    first: { body: AsyncIterable<Uint8Array>; length: number; etag: string | undefined },
+    first: { body: AsyncIterable<Uint8Array> & { destroy?: () => void }; length: number; etag: string | undefined },
     signal?: AbortSignal,
   ): AsyncGenerator<Uint8Array> {
     let body = first.body;
+    let chunks = body[Symbol.asyncIterator]();
     let position = range?.start ?? 0;
     const end = range ? range.end : first.length - 1;
-    for (let resumes = 0; ; resumes++) {
-      try {
-        for await (const chunk of body) {
-          // Never past the range asked for, even from a server that sends more.
-          const room = end + 1 - position;
-          if (room <= 0) break;
-          const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-          position += part.length;
-          yield part;
+    let resumes = 0;
+    try {
+      while (position <= end) {
+        let chunk: Uint8Array;
+        try {
+          const next = await chunks.next();
+          if (next.done) throw Object.assign(new Error('S3 ended the object early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+          chunk = next.value;
+        } catch (err) {
+          if (isAbort(err, signal) || resumes >= READ_RESUMES || !isTransient(err)) throw storeError(err, 'GetObject');
+          body.destroy?.();
+          await sleep(100 * 2 ** resumes++, undefined, signal ? { signal } : {});
+          const next = await this.getObject(key, { start: position, end }, first.etag, signal);
+          if (!next) throw new NotFoundError(key);
+          body = next.body;
+          chunks = body[Symbol.asyncIterator]();
+          continue;
         }
-        if (position > end) return;
-        throw Object.assign(new Error('S3 ended the object early'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-      } catch (err) {
-        if (isAbort(err, signal) || resumes >= READ_RESUMES || !isTransient(err)) throw storeError(err, 'GetObject');
-        await sleep(100 * 2 ** resumes, undefined, signal ? { signal } : {});
-        const next = await this.getObject(key, { start: position, end }, first.etag, signal);
-        if (!next) throw new NotFoundError(key);
-        body = next.body;
+        // Never past the range asked for, even from a server that sends more.
+        const room = end + 1 - position;
+        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        position += part.length;
+        yield part;
       }
+    } finally {
+      body.destroy?.();
     }
   }
 
@@ -333,7 +377,7 @@ export class S3BlobStore implements BlobStore {
     range: ByteRange | undefined,
     ifMatch: string | undefined,
     signal?: AbortSignal,
-  ): Promise<{ body: AsyncIterable<Uint8Array>; length: number; etag: string | undefined } | null> {
+  ): Promise<{ body: AsyncIterable<Uint8Array> & { destroy?: () => void }; length: number; etag: string | undefined } | null> {
     try {
       const out = await this.client.send(
         new GetObjectCommand({
@@ -455,13 +499,11 @@ export class S3BlobStore implements BlobStore {
     // parts; its state is replaced only once all of them are in again.
     const reopening = old.sealed !== undefined;
     const doc: UploadDoc = reopening ? { v: 1, parts: [] } : { v: 1, parts: [...old.parts], ...(old.multipart ? { multipart: old.multipart } : {}) };
-    let savedMultipart = !reopening && old.multipart !== undefined;
     let garbage: string[] = [];
     const parts = new PartBuffer(this.chunkSize, async (part) => {
       await this.uploadPart(id, doc, part);
       if (reopening) return;
       await this.saveDoc(id, doc);
-      savedMultipart = true;
       // The old tail's bytes were the first of these parts, and the saved state no longer names it.
       if (old.tail) garbage = [old.tail.key];
     });
@@ -506,13 +548,24 @@ export class S3BlobStore implements BlobStore {
         doc.tail = { key: tailKey, size: rest.length };
       }
       await this.saveDoc(id, doc);
-      savedMultipart = true;
       if (old.tail) garbage = [old.tail.key];
       if (reopening && old.sealed!.key !== this.uploadKey(id, 'data')) garbage.push(old.sealed!.key);
     } catch (err) {
       failure ??= err;
-      if (doc.multipart && !savedMultipart) await this.abortMultipart(id, doc.multipart).catch(() => undefined);
-      if (doc.tail && doc.tail.key !== old.tail?.key) garbage.push(doc.tail.key);
+      // What this append made and the stored state does not name is removed. A save whose
+      // answer was lost may have taken effect, so the state is read again; when it cannot
+      // be, nothing is removed (leftovers go with the upload, or to a lifecycle rule).
+      const stored = await this.loadDoc(id).catch(() => undefined);
+      if (stored === undefined) {
+        garbage = [];
+      } else {
+        const named = new Set([stored?.multipart, stored?.tail?.key, stored?.sealed?.key]);
+        garbage = garbage.filter((key) => !named.has(key));
+        if (doc.tail && !named.has(doc.tail.key)) garbage.push(doc.tail.key);
+        if (doc.multipart && !named.has(doc.multipart) && doc.multipart !== old.multipart) {
+          await this.abortMultipart(id, doc.multipart).catch(() => undefined);
+        }
+      }
     } finally {
       await Promise.all(garbage.map((key) => this.delete(key).catch(() => undefined)));
     }
@@ -532,18 +585,25 @@ export class S3BlobStore implements BlobStore {
       doc.multipart = created.UploadId;
     }
     const uploadId = doc.multipart;
-    const out = await this.call('UploadPart', () =>
-      this.client.send(
-        new UploadPartCommand({
-          Bucket: this.bucket,
-          Key: this.key(this.uploadKey(id, 'data')),
-          UploadId: uploadId,
-          PartNumber: n,
-          Body: part,
-          ContentLength: part.length,
-        }),
-      ),
-    );
+    let out;
+    try {
+      out = await this.call('UploadPart', () =>
+        this.client.send(
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: this.key(this.uploadKey(id, 'data')),
+            UploadId: uploadId,
+            PartNumber: n,
+            Body: part,
+            ContentLength: part.length,
+          }),
+        ),
+      );
+    } catch (err) {
+      // The multipart upload is gone (aborted by a lifecycle rule, or completed): so is this upload.
+      if (isNoSuchUpload(err)) throw new NotFoundError(`uploads/${id}`);
+      throw err;
+    }
     if (!out.ETag) throw new Error('S3 gave no ETag for a part');
     doc.parts.push({ n, etag: out.ETag, size: part.length });
     delete doc.tail;
@@ -590,8 +650,10 @@ export class S3BlobStore implements BlobStore {
         }
         await this.completeMultipart(dataKey, doc.multipart!, doc.parts, size);
       } catch (err) {
-        // A seal that completed the multipart upload but died before saving its state.
-        if (!isNoSuchUpload(err) || (await this.stat(dataKey))?.size !== size) throw err;
+        if (!(err instanceof NotFoundError) && !isNoSuchUpload(err)) throw err;
+        // The multipart upload is gone: completed by a seal that died before saving its
+        // state, or else aborted (by a lifecycle rule), which ends the upload.
+        if ((await this.stat(dataKey))?.size !== size) throw new NotFoundError(`uploads/${id}`);
         delete doc.tail;
       }
     }
@@ -688,7 +750,12 @@ export class S3BlobStore implements BlobStore {
 
   async cancelUpload(id: string): Promise<void> {
     if (!UPLOAD_ID_RE.test(id)) return;
-    const doc = await this.loadDoc(id).catch(() => null);
+    // A state that cannot be read for now stops the cancel (a purge tries again later), so
+    // that its multipart upload is not lost from sight; one that cannot be parsed is dropped.
+    const doc = await this.loadDoc(id).catch((err: unknown) => {
+      if (err instanceof StoreUnavailableError || err instanceof S3RequestError) throw err;
+      return null;
+    });
     if (doc?.multipart && !doc.sealed) await this.abortMultipart(id, doc.multipart);
     const leftovers: string[] = [];
     for await (const obj of this.list(`uploads/${id}/`)) leftovers.push(obj.key);

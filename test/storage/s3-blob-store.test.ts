@@ -224,7 +224,7 @@ describe('S3BlobStore against S3 rules', () => {
     await store.appendUpload(id, 0, chunksOf(data, MiB));
     // The state save after the completion fails: the next commit finds the multipart upload gone.
     proxy.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/state.json'), fault: { kind: 'status', status: 403, code: 'AccessDenied' }, times: 1 });
-    await expect(store.commitUpload(id, 'blobs/sealed')).rejects.toMatchObject({ name: 'AccessDenied' });
+    await expect(store.commitUpload(id, 'blobs/sealed')).rejects.toMatchObject({ name: 'S3RequestError', code: 'AccessDenied', status: 403 });
     expect(await store.stat('blobs/sealed')).toBeNull();
     // S3 answers parts of a completed multipart upload with NoSuchUpload (s3rver would take them).
     proxy.inject({ match: isUploadPart, fault: { kind: 'status', status: 404, code: 'NoSuchUpload' }, times: 1 });
@@ -232,6 +232,49 @@ describe('S3BlobStore against S3 rules', () => {
     expect((await readAll(await store.read('blobs/sealed'))).equals(data)).toBe(true);
     await store.cancelUpload(id);
     expect(await keysUnder(root)).toEqual(['blobs/sealed']);
+  });
+
+  it('ends an upload whose multipart upload S3 no longer has (a lifecycle rule aborted it)', async () => {
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, chunksOf(randomBytes(6 * MiB), MiB));
+    proxy.inject({ match: isUploadPart, fault: { kind: 'status', status: 404, code: 'NoSuchUpload' } });
+    await expect(store.appendUpload(id, 6 * MiB, chunksOf(randomBytes(5 * MiB), MiB))).rejects.toBeInstanceOf(NotFoundError);
+    proxy.inject({ match: (r) => r.method === 'POST' && r.query.has('uploadId'), fault: { kind: 'status', status: 404, code: 'NoSuchUpload' } });
+    await expect(store.commitUpload(id, 'blobs/aborted')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await store.stat('blobs/aborted')).toBeNull();
+  });
+
+  it('does not cancel an upload whose state cannot be read for now, so its multipart upload is not lost', async () => {
+    const id = randomUUID();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, chunksOf(randomBytes(6 * MiB), MiB));
+    proxy.inject({ match: (r) => r.method === 'GET' && r.path.endsWith('/state.json'), fault: { kind: 'status', status: 500, code: 'InternalError' } });
+    await expect(store.cancelUpload(id)).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(proxy.requests.filter((r) => r.method === 'DELETE')).toEqual([]);
+    proxy.clear();
+    await store.cancelUpload(id);
+    expect(proxy.requests.filter((r) => r.method === 'DELETE' && r.query.has('uploadId'))).toHaveLength(1);
+    expect(await keysUnder(root)).toEqual([]);
+  });
+
+  it('does not fetch again for a reader that went away with an error', async () => {
+    await store.put('blobs/left', randomBytes(3 * MiB));
+    const stream = await store.read('blobs/left');
+    for await (const chunk of stream) {
+      expect((chunk as Buffer).length).toBeGreaterThan(0);
+      break; // destroys the stream
+    }
+    const again = await store.read('blobs/left');
+    await new Promise<void>((resolve) => {
+      again.once('data', () => again.destroy(Object.assign(new Error('client went away'), { code: 'ECONNRESET' })));
+      again.once('close', resolve);
+      again.once('error', () => undefined);
+    });
+    const unread = await store.read('blobs/left');
+    unread.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/blobs/left'))).toHaveLength(3);
   });
 
   it('resumes a read that S3 cuts off mid-stream, from where it stopped', async () => {
