@@ -191,8 +191,8 @@ export class UploadService {
       }
     }
     // The running hash goes on only if it covers exactly the bytes before this
-    // chunk; otherwise (after a restart, or on another replica) the digest is
-    // computed from the stored bytes when the upload completes.
+    // chunk; otherwise (after a restart, or after a chunk that failed) the
+    // digest is computed from the stored bytes when the upload completes.
     const cached = this.hashes.get(id);
     const hash = cached?.size === size ? cached.hash : undefined;
     this.hashes.delete(id); // re-added only if the append completes

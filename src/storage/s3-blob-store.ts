@@ -49,6 +49,8 @@ export interface S3BlobStoreOptions {
   urlLifetimeSeconds?: number;
   /** Keys per listing page (default 1000, S3's maximum). */
   pageSize?: number;
+  /** Parts per multipart upload (default 10,000, S3's maximum). */
+  maxParts?: number;
 }
 
 /** S3's rules: parts are 5 MiB or more (all but the last), and an upload has 10,000 at most. */
@@ -241,6 +243,7 @@ export class S3BlobStore implements BlobStore {
   private readonly copyLimit: number;
   private readonly urlLifetime: number;
   private readonly pageSize: number;
+  private readonly maxParts: number;
 
   constructor(options: S3BlobStoreOptions) {
     if (options.chunkSize < MIN_PART_SIZE) throw new Error(`chunk size must be at least ${MIN_PART_SIZE} bytes`);
@@ -251,6 +254,7 @@ export class S3BlobStore implements BlobStore {
     this.copyLimit = options.copyLimit ?? COPY_LIMIT;
     this.urlLifetime = options.urlLifetimeSeconds ?? 20 * 60;
     this.pageSize = options.pageSize ?? 1000;
+    this.maxParts = options.maxParts ?? MAX_PARTS;
     this.client = new S3Client({
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -576,7 +580,7 @@ export class S3BlobStore implements BlobStore {
   /** Uploads the next part of `doc`'s multipart upload, starting that upload when needed. */
   private async uploadPart(id: string, doc: UploadDoc, part: Buffer): Promise<void> {
     const n = doc.parts.length + 1;
-    if (n > MAX_PARTS) throw new UploadTooLargeError(MAX_PARTS * this.chunkSize);
+    if (n > this.maxParts) throw new UploadTooLargeError(this.maxParts * this.chunkSize);
     if (!doc.multipart) {
       const created = await this.call('CreateMultipartUpload', () =>
         this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(this.uploadKey(id, 'data')) })),

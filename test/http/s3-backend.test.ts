@@ -9,6 +9,7 @@ import type { ConfigFile } from '../../src/config/schema.js';
 import { openDatabase } from '../../src/index/database.js';
 import { reindex } from '../../src/registry/reindex.js';
 import { openStore } from '../../src/storage/open-store.js';
+import { S3BlobStore } from '../../src/storage/s3-blob-store.js';
 import { digestOf, errorCode, makeImage, putManifest, tempDir } from '../helpers.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
 import { listKeys, startS3Server, type S3Server } from '../support/s3.js';
@@ -33,7 +34,7 @@ describe('the registry on the S3 backend', () => {
   let app: FastifyInstance;
   let config: Config;
 
-  async function start(extra: ConfigFile = {}): Promise<FastifyInstance> {
+  async function start(extra: ConfigFile = {}): Promise<Config> {
     config = loadConfig({
       env: {},
       overrides: {
@@ -57,7 +58,7 @@ describe('the registry on the S3 backend', () => {
     });
     app = await buildApp(config, { logger: false });
     await app.ready();
-    return app;
+    return config;
   }
 
   beforeEach(async () => {
@@ -241,6 +242,29 @@ describe('the registry on the S3 backend', () => {
     const manifest = await app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/v1`, headers: { accept: image.mediaType } });
     expect(manifest.rawPayload.equals(image.body)).toBe(true);
     expect((await app.inject({ method: 'GET', url: pending })).statusCode).toBe(204);
+  });
+
+  it('refuses an upload past the multipart part limit with 400 SIZE_INVALID, and keeps what fit', async () => {
+    const config = await start();
+    await app.close();
+    const store = new S3BlobStore({
+      bucket: server.bucket,
+      region: server.region,
+      endpoint: proxy.url,
+      credentials: { accessKeyId: server.accessKey, secretAccessKey: server.secretKey },
+      forcePathStyle: true,
+      rootDirectory: root,
+      chunkSize: 5 * MiB,
+      maxParts: 2,
+    });
+    app = await buildApp(config, { logger: false, store });
+    await app.ready();
+    const location = await startUpload();
+    const res = await patch(location, randomBytes(16 * MiB), 0);
+    expect(res.statusCode).toBe(400);
+    expect(errorCode(res)).toBe('SIZE_INVALID');
+    const status = await app.inject({ method: 'GET', url: location });
+    expect(status.headers.range).toBe(`0-${10 * MiB - 1}`);
   });
 
   it('purges an expired upload and aborts its multipart upload', async () => {
