@@ -192,6 +192,17 @@ describe('the registry on the S3 backend', () => {
     expect((await app.inject({ method: 'HEAD', url: `/v2/${REPO}/blobs/${digest}` })).statusCode).toBe(200);
   });
 
+  it('reports itself unhealthy while S3 fails, and healthy again after', async () => {
+    await start();
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    proxy.inject({ match: (r) => r.method === 'HEAD', fault: { kind: 'status', status: 500, code: 'InternalError' } });
+    const down = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(down.statusCode).toBe(503);
+    expect(down.json()).toEqual({ status: 'unavailable' });
+    proxy.clear();
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+
   it('finishes an upload after a restart, recomputing the digest from the bucket', async () => {
     await start();
     const location = await startUpload();
