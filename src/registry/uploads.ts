@@ -180,37 +180,35 @@ export class UploadService {
     chunk: ChunkHeaders,
     signal?: AbortSignal,
   ): Promise<number> {
-    const size = await this.currentSize(repo, id, signal);
-    if (chunk.range) {
-      if (chunk.range.start !== size) throw rangeMismatch(repo, id, size);
-      const declared = chunk.range.end - chunk.range.start + 1;
-      if (chunk.length !== undefined && chunk.length !== declared) {
-        throw new RegistryError('SIZE_INVALID', 'Content-Length does not match Content-Range', {
-          detail: { contentLength: chunk.length, contentRange: declared },
-        });
-      }
-    }
-    // The running hash goes on only if it covers exactly the bytes before this
-    // chunk; otherwise (after a restart, or after a chunk that failed) the
-    // digest is computed from the stored bytes when the upload completes.
-    const cached = this.hashes.get(id);
-    const hash = cached?.size === size ? cached.hash : undefined;
-    this.hashes.delete(id); // re-added only if the append completes
-    const counter = { bytes: 0, dropped: 0 };
     // A chunk with a Content-Range may not carry more than it declares: the
     // declared bytes are kept, those beyond are refused.
     const declared = chunk.range ? chunk.range.end - chunk.range.start + 1 : undefined;
+    if (declared !== undefined && chunk.length !== undefined && chunk.length !== declared) {
+      throw new RegistryError('SIZE_INVALID', 'Content-Length does not match Content-Range', {
+        detail: { contentLength: chunk.length, contentRange: declared },
+      });
+    }
+    // The running hash is fed as the chunk passes, and kept only if it turns
+    // out to have covered exactly the bytes before the chunk; otherwise (after a
+    // restart, or after a chunk that failed) the digest is computed from the
+    // stored bytes when the upload completes. The store checks the chunk's
+    // position (a chunk without Content-Range goes at the end).
+    const cached = this.hashes.get(id);
+    this.hashes.delete(id); // re-added only if the append completes
+    const counter = { bytes: 0, dropped: 0 };
     let newSize: number;
     try {
-      newSize = await this.store.appendUpload(id, size, hashing(body, hash, counter, declared), signal);
+      newSize = await this.store.appendUpload(id, chunk.range?.start, hashing(body, cached?.hash, counter, declared), signal);
     } catch (err) {
-      if (err instanceof UploadOffsetError) throw rangeMismatch(repo, id, err.expected);
+      if (err instanceof UploadOffsetError) {
+        if (cached) this.hashes.set(id, cached); // refused before a byte was read
+        throw rangeMismatch(repo, id, err.expected);
+      }
       if (err instanceof NotFoundError) throw uploadUnknown(id);
       if (err instanceof UploadTooLargeError) throw tooLarge(err);
       throw err;
     }
-    if (newSize !== size + counter.bytes) return newSize; // hash state unknown; rebuilt on completion
-    if (hash) this.hashes.set(id, { hash, size: newSize });
+    if (cached && cached.size === newSize - counter.bytes) this.hashes.set(id, { hash: cached.hash, size: newSize });
     if (counter.dropped > 0) throw chunkLengthError(declared!, 'longer');
     if (declared !== undefined && counter.bytes !== declared) throw chunkLengthError(declared, 'shorter');
     return newSize;

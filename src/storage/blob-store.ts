@@ -20,7 +20,7 @@ export class NotFoundError extends Error {
   }
 }
 
-/** Raised by appendUpload when the offset is not the upload's current size. */
+/** Raised by appendUpload when the offset given is not the upload's current size. */
 export class UploadOffsetError extends Error {
   override name = 'UploadOffsetError';
   constructor(
@@ -88,11 +88,12 @@ export interface BlobStore {
   /** Bytes received so far, or null when there is no such upload. */
   uploadSize(id: string, signal?: AbortSignal): Promise<number | null>;
   /**
-   * Appends a stream at `offset`, which must be the current size (else
-   * UploadOffsetError). Returns the new size. On failure the upload keeps the
-   * bytes that were durably appended; uploadSize tells how many.
+   * Appends a stream at the end of the upload. An `offset`, when given, must
+   * be the current size (else UploadOffsetError, before the source is read).
+   * Returns the new size. On failure the upload keeps the bytes that were
+   * durably appended; uploadSize tells how many.
    */
-  appendUpload(id: string, offset: number, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number>;
+  appendUpload(id: string, offset: number | undefined, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number>;
   /** The bytes received so far, to recompute a digest. */
   readUpload(id: string, signal?: AbortSignal): Promise<Readable>;
   /** Makes the upload's bytes the object `key`, durably, and ends the upload. */

@@ -167,15 +167,15 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async appendUpload(id: string, offset: number, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
+  async appendUpload(id: string, offset: number | undefined, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
     const path = this.uploadPath(id);
     const fh = await openUpload(path, id, 'r+');
     const size = (await fh.stat()).size;
-    if (size !== offset) {
+    if (offset !== undefined && size !== offset) {
       await fh.close();
       throw new UploadOffsetError(size, offset);
     }
-    const out = fh.createWriteStream({ start: offset, highWaterMark: 1024 * 1024 });
+    const out = fh.createWriteStream({ start: size, highWaterMark: 1024 * 1024 });
     await pipeline(source, out, ...(signal ? [{ signal }] : []));
     return (await stat(path)).size;
   }

@@ -490,12 +490,12 @@ export class S3BlobStore implements BlobStore {
     return doc ? docSize(doc) : null;
   }
 
-  async appendUpload(id: string, offset: number, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
+  async appendUpload(id: string, offset: number | undefined, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
     signal?.throwIfAborted();
     const old = await this.loadDoc(id, signal);
     if (!old) throw new NotFoundError(`uploads/${id}`);
     const size = docSize(old);
-    if (size !== offset) throw new UploadOffsetError(size, offset);
+    if (offset !== undefined && size !== offset) throw new UploadOffsetError(size, offset);
 
     // The new state is built beside the old one and saved after each part, so
     // the stored state always describes bytes that are really there. A sealed

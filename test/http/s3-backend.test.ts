@@ -119,6 +119,18 @@ describe('the registry on the S3 backend', () => {
     expect(keys.filter((k) => k.includes('/blobs/'))).toEqual([`${root}/blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`]);
   });
 
+  it('reads an upload\'s state from the bucket once per PATCH', async () => {
+    await start();
+    const location = await startUpload();
+    proxy.clear();
+    expect((await patch(location, randomBytes(1000), 0)).statusCode).toBe(202);
+    const noRange = await app.inject({ method: 'PATCH', url: location, headers: { 'content-type': 'application/octet-stream' }, payload: randomBytes(10) });
+    expect(noRange.statusCode).toBe(202);
+    expect(noRange.headers.range).toBe('0-1009');
+    const stateReads = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/state.json'));
+    expect(stateReads).toHaveLength(2);
+  });
+
   it('refuses a wrong digest and shows no blob for it', async () => {
     await start();
     const location = await startUpload();

@@ -197,6 +197,13 @@ export function blobStoreContract(name: string, make: () => Promise<BlobStoreFix
         expect((await readAll(await store.readUpload(id))).toString()).toBe('hello, world');
       });
 
+      it('appends at the end when no offset is given', async () => {
+        const id = await uploadOf('abc');
+        expect(await store.appendUpload(id, undefined, bytes('def'))).toBe(6);
+        expect(await store.appendUpload(id, undefined, bytes('g'))).toBe(7);
+        expect((await readAll(await store.readUpload(id))).toString()).toBe('abcdefg');
+      });
+
       it('accepts an empty append', async () => {
         const id = await uploadOf('abc');
         expect(await store.appendUpload(id, 3, bytes())).toBe(3);
