@@ -567,7 +567,7 @@ export class S3BlobStore implements BlobStore {
         garbage = garbage.filter((key) => !named.has(key));
         if (doc.tail && !named.has(doc.tail.key)) garbage.push(doc.tail.key);
         if (doc.multipart && !named.has(doc.multipart) && doc.multipart !== old.multipart) {
-          await this.abortMultipart(id, doc.multipart).catch(() => undefined);
+          await this.abortMultipart(this.uploadKey(id, 'data'), doc.multipart).catch(() => undefined);
         }
       }
     } finally {
@@ -581,43 +581,42 @@ export class S3BlobStore implements BlobStore {
   private async uploadPart(id: string, doc: UploadDoc, part: Buffer): Promise<void> {
     const n = doc.parts.length + 1;
     if (n > this.maxParts) throw new UploadTooLargeError(this.maxParts * this.chunkSize);
-    if (!doc.multipart) {
-      const created = await this.call('CreateMultipartUpload', () =>
-        this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(this.uploadKey(id, 'data')) })),
-      );
-      if (!created.UploadId) throw new Error('S3 gave no UploadId');
-      doc.multipart = created.UploadId;
-    }
-    const uploadId = doc.multipart;
-    let out;
+    const dataKey = this.uploadKey(id, 'data');
+    doc.multipart ??= await this.startMultipart(dataKey);
+    let etag: string;
     try {
-      out = await this.call('UploadPart', () =>
-        this.client.send(
-          new UploadPartCommand({
-            Bucket: this.bucket,
-            Key: this.key(this.uploadKey(id, 'data')),
-            UploadId: uploadId,
-            PartNumber: n,
-            Body: part,
-            ContentLength: part.length,
-          }),
-        ),
-      );
+      etag = await this.sendPart(dataKey, doc.multipart, n, part);
     } catch (err) {
       // The multipart upload is gone (aborted by a lifecycle rule, or completed): so is this upload.
       if (isNoSuchUpload(err)) throw new NotFoundError(`uploads/${id}`);
       throw err;
     }
-    if (!out.ETag) throw new Error('S3 gave no ETag for a part');
-    doc.parts.push({ n, etag: out.ETag, size: part.length });
+    doc.parts.push({ n, etag, size: part.length });
     delete doc.tail;
   }
 
-  private async abortMultipart(id: string, uploadId: string): Promise<void> {
+  private async startMultipart(key: string): Promise<string> {
+    const created = await this.call('CreateMultipartUpload', () =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(key) })),
+    );
+    if (!created.UploadId) throw new Error('S3 gave no UploadId');
+    return created.UploadId;
+  }
+
+  /** Sends part `n` of a multipart upload; returns its ETag. */
+  private async sendPart(key: string, uploadId: string, n: number, part: Buffer): Promise<string> {
+    const out = await this.call('UploadPart', () =>
+      this.client.send(
+        new UploadPartCommand({ Bucket: this.bucket, Key: this.key(key), UploadId: uploadId, PartNumber: n, Body: part, ContentLength: part.length }),
+      ),
+    );
+    if (!out.ETag) throw new Error('S3 gave no ETag for a part');
+    return out.ETag;
+  }
+
+  private async abortMultipart(key: string, uploadId: string): Promise<void> {
     try {
-      await this.client.send(
-        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(this.uploadKey(id, 'data')), UploadId: uploadId }),
-      );
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(key), UploadId: uploadId }));
     } catch (err) {
       // Gone already, or a server that cannot abort (s3rver): the parts stay
       // out of sight until a lifecycle rule removes them.
@@ -721,21 +720,11 @@ export class S3BlobStore implements BlobStore {
       return;
     }
     // Past CopyObject's limit: through the registry, part by part.
-    const created = await this.call('CreateMultipartUpload', () =>
-      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(to) })),
-    );
-    const uploadId = created.UploadId;
-    if (!uploadId) throw new Error('S3 gave no UploadId');
+    const uploadId = await this.startMultipart(to);
     const done: UploadDoc['parts'] = [];
     const sendPart = async (part: Buffer) => {
       const n = done.length + 1;
-      const out = await this.call('UploadPart', () =>
-        this.client.send(
-          new UploadPartCommand({ Bucket: this.bucket, Key: this.key(to), UploadId: uploadId, PartNumber: n, Body: part, ContentLength: part.length }),
-        ),
-      );
-      if (!out.ETag) throw new Error('S3 gave no ETag for a part');
-      done.push({ n, etag: out.ETag, size: part.length });
+      done.push({ n, etag: await this.sendPart(to, uploadId, n, part), size: part.length });
     };
     try {
       const parts = new PartBuffer(this.chunkSize, sendPart);
@@ -745,9 +734,7 @@ export class S3BlobStore implements BlobStore {
       if (rest.length > 0 || done.length === 0) await sendPart(rest);
       await this.completeMultipart(to, uploadId, done, size);
     } catch (err) {
-      await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(to), UploadId: uploadId }))
-        .catch(() => undefined);
+      await this.abortMultipart(to, uploadId).catch(() => undefined);
       throw err;
     }
   }
@@ -760,7 +747,7 @@ export class S3BlobStore implements BlobStore {
       if (err instanceof StoreUnavailableError || err instanceof S3RequestError) throw err;
       return null;
     });
-    if (doc?.multipart && !doc.sealed) await this.abortMultipart(id, doc.multipart);
+    if (doc?.multipart && !doc.sealed) await this.abortMultipart(this.uploadKey(id, 'data'), doc.multipart);
     const leftovers: string[] = [];
     for await (const obj of this.list(`uploads/${id}/`)) leftovers.push(obj.key);
     // The state goes first: from then on the upload is gone, whatever else remains.

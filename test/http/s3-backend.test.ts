@@ -288,6 +288,19 @@ describe('the registry on the S3 backend', () => {
     expect(errorCode(res)).toBe('SIZE_INVALID');
     const status = await app.inject({ method: 'GET', url: location });
     expect(status.headers.range).toBe(`0-${10 * MiB - 1}`);
+
+    // A monolithic push past the limit: the same answer, and its temporary upload goes.
+    const big = randomBytes(16 * MiB);
+    const post = await app.inject({
+      method: 'POST',
+      url: `/v2/${REPO}/blobs/uploads/?digest=${digestOf(big)}`,
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: big,
+    });
+    expect(post.statusCode).toBe(400);
+    expect(errorCode(post)).toBe('SIZE_INVALID');
+    await app.inject({ method: 'DELETE', url: location });
+    expect(await listKeys(server, `${root}/`)).toEqual([]);
   });
 
   it('purges an expired upload and aborts its multipart upload', async () => {

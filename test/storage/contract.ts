@@ -14,8 +14,8 @@ export interface BlobStoreFixture {
 
 const MiB = 1024 * 1024;
 
-/** Reads a stream into memory; stops with an error past `limit` bytes (a small object is expected). */
-async function readAll(source: AsyncIterable<unknown>, limit = 16 * 1024 * 1024): Promise<Buffer> {
+/** Reads a stream into memory; stops with an error past `limit` bytes (a test object is expected, not a layer). */
+export async function readAll(source: AsyncIterable<unknown>, limit = 32 * 1024 * 1024): Promise<Buffer> {
   const parts: Buffer[] = [];
   let length = 0;
   for await (const chunk of source) {

@@ -4,7 +4,7 @@ import { NotFoundError, StoreUnavailableError } from '../../src/storage/blob-sto
 import { MIN_PART_SIZE, S3BlobStore, type S3BlobStoreOptions } from '../../src/storage/s3-blob-store.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
 import { listKeys, startS3Server, type S3Server } from '../support/s3.js';
-import { blobStoreContract } from './contract.js';
+import { blobStoreContract, readAll } from './contract.js';
 
 const MiB = 1024 * 1024;
 
@@ -61,12 +61,6 @@ blobStoreContract('S3BlobStore', async () => {
 
 async function* chunksOf(data: Buffer, size: number): AsyncIterable<Uint8Array> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, Math.min(i + size, data.length));
-}
-
-async function readAll(source: AsyncIterable<unknown>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of source) parts.push(Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(parts);
 }
 
 const isUploadPart = (r: ProxiedRequest) => r.method === 'PUT' && r.query.has('uploadId') && r.query.has('partNumber');
@@ -372,10 +366,13 @@ describe('S3BlobStore against S3 rules', () => {
     expect(proxy.requests.filter((r) => r.query.get('list-type') === '2')).toHaveLength(3);
   });
 
-  it('refuses to start on a bucket that does not exist', async () => {
+  it('refuses to start on a bucket that does not exist or credentials it refuses', async () => {
     const missing = new S3BlobStore({ ...storeOptions(server.endpoint, root), bucket: 'no-such-bucket' });
     await expect(missing.init()).rejects.toThrow(/no-such-bucket.*does not exist/);
     await missing.close();
+    const stranger = new S3BlobStore({ ...storeOptions(server.endpoint, root), credentials: { accessKeyId: 'NOBODY', secretAccessKey: 'x' } });
+    await expect(stranger.init()).rejects.toThrow(`cannot open S3 bucket "${server.bucket}": access was denied`);
+    await stranger.close();
   });
 
   it('answers NotFoundError for an upload id that is not one', async () => {
