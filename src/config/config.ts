@@ -15,9 +15,7 @@ export interface Config {
     readonly drainTimeoutMs: number;
   };
   readonly storage: {
-    /** The blob store's driver: distribution's storage.filesystem or storage.s3 section. */
-    readonly driver: 'filesystem' | 's3';
-    /** Present if and only if the driver is s3. */
+    /** The S3 driver's settings; without them the driver is the filesystem. */
     readonly s3?: S3Config;
     /**
      * Whether blob reads may be answered with a redirect to the backend
@@ -124,7 +122,6 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
       'storage: configure one storage driver, filesystem or s3, not both, or choose one with REGISTRY_STORAGE',
     );
   }
-  const driver = file.storage?.s3 ? 's3' : 'filesystem';
   const s3 = file.storage?.s3 ? resolveS3(file.storage.s3, env) : undefined;
   const { host, port } = parseAddr(file.http?.addr ?? `0.0.0.0:${DEFAULT_PORT}`);
   const root = resolve(cwd, file.storage?.filesystem?.rootdirectory ?? 'storage');
@@ -144,7 +141,6 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
       drainTimeoutMs: parseDuration(file.http?.draintimeout ?? '10s'),
     },
     storage: {
-      driver,
       ...(s3 ? { s3 } : {}),
       redirect: !(file.storage?.redirect?.disable ?? false),
       rootDirectory: root,
@@ -165,7 +161,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
     },
     limits: { manifestMaxBytes: MANIFEST_MAX_BYTES },
     ignoredKeys: IGNORED_KEYS.filter(
-      (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && driver === 's3'),
+      (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && s3),
     ),
   };
   if (config.storage.uploadPurging.intervalMs <= 0) {

@@ -6,7 +6,7 @@ import { S3BlobStore } from './s3-blob-store.js';
 /** The blob store the configuration names, opened and checked. */
 export async function openStore(config: Config): Promise<BlobStore> {
   const s3 = config.storage.s3;
-  if (config.storage.driver === 's3' && s3) {
+  if (s3) {
     const store = new S3BlobStore({
       bucket: s3.bucket,
       region: s3.region,
@@ -35,6 +35,6 @@ export async function openStore(config: Config): Promise<BlobStore> {
 /** Where the store keeps its data, for messages: a folder or s3://bucket/prefix. */
 export function storeLocation(config: Config): string {
   const s3 = config.storage.s3;
-  if (config.storage.driver === 's3' && s3) return `s3://${s3.bucket}/${s3.rootDirectory}`;
+  if (s3) return `s3://${s3.bucket}/${s3.rootDirectory}`;
   return config.storage.rootDirectory;
 }

@@ -248,8 +248,7 @@ export class S3BlobStore implements BlobStore {
   constructor(options: S3BlobStoreOptions) {
     if (options.chunkSize < MIN_PART_SIZE) throw new Error(`chunk size must be at least ${MIN_PART_SIZE} bytes`);
     this.bucket = options.bucket;
-    const root = (options.rootDirectory ?? '').replace(/^\/+|\/+$/g, '');
-    this.prefix = root ? `${root}/` : '';
+    this.prefix = options.rootDirectory ? `${options.rootDirectory}/` : '';
     this.chunkSize = options.chunkSize;
     this.copyLimit = options.copyLimit ?? COPY_LIMIT;
     this.urlLifetime = options.urlLifetimeSeconds ?? 20 * 60;

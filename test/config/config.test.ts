@@ -63,7 +63,7 @@ describe('loadConfig defaults', () => {
     expect(config.http.headers).toEqual({});
     expect(config.http.tls).toBeUndefined();
     expect(config.http.publicUrl).toBeUndefined();
-    expect(config.storage.driver).toBe('filesystem');
+    expect(config.storage.s3).toBeUndefined();
     expect(config.storage.s3).toBeUndefined();
     expect(config.storage.redirect).toBe(true);
     expect(config.storage.rootDirectory).toBe(join(dir, 'storage'));
@@ -152,7 +152,6 @@ log:
       tls: { certificate: join(dir, 'certs/server.pem'), key: join(dir, 'certs/server.key') },
     });
     expect(config.storage).toEqual({
-      driver: 'filesystem',
       redirect: true,
       rootDirectory: join(dir, 'data'),
       deleteEnabled: false,
@@ -308,7 +307,7 @@ storage:
 describe('loadConfig with the s3 driver', () => {
   it('reads distribution\'s s3 section and lists the s3 keys it ignores', async () => {
     const config = load({ path: await configFile(DISTRIBUTION_S3) });
-    expect(config.storage.driver).toBe('s3');
+    expect(config.storage.s3).toBeDefined();
     expect(config.storage.s3).toEqual({
       region: 'eu-west-1',
       bucket: 'registry-blobs',
@@ -353,7 +352,7 @@ describe('loadConfig with the s3 driver', () => {
 
   it('still reports storage.redirect as ignored with the filesystem driver', () => {
     const config = load({ overrides: { storage: { redirect: { disable: true } } } });
-    expect(config.storage.driver).toBe('filesystem');
+    expect(config.storage.s3).toBeUndefined();
     expect(config.storage.redirect).toBe(false);
     expect(config.ignoredKeys).toEqual(['storage.redirect']);
   });
@@ -378,7 +377,7 @@ describe('loadConfig with the s3 driver', () => {
         REGISTRY_STORAGE_S3_USERAGENT: 'registry',
       },
     });
-    expect(config.storage.driver).toBe('s3');
+    expect(config.storage.s3).toBeDefined();
     expect(config.storage.s3).toEqual({
       region: 'ap-south-1',
       bucket: 'env-bucket',
@@ -521,7 +520,7 @@ describe('REGISTRY_STORAGE', () => {
       path: await configFile(DISTRIBUTION_S3),
       env: { REGISTRY_STORAGE: 's3', REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv/registry' },
     });
-    expect(config.storage.driver).toBe('s3');
+    expect(config.storage.s3).toBeDefined();
     expect(config.storage.s3?.bucket).toBe('registry-blobs');
     expect(config.storage.rootDirectory).toBe(join(dir, 'storage'));
   });
@@ -531,7 +530,7 @@ describe('REGISTRY_STORAGE', () => {
       path: await configFile(DISTRIBUTION_S3),
       env: { REGISTRY_STORAGE: 'FileSystem', REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv/registry' },
     });
-    expect(config.storage.driver).toBe('filesystem');
+    expect(config.storage.s3).toBeUndefined();
     expect(config.storage.s3).toBeUndefined();
     expect(config.storage.rootDirectory).toBe('/srv/registry');
     // The dropped section's ignored keys are not reported; storage.redirect is ignored again.
@@ -543,7 +542,7 @@ describe('REGISTRY_STORAGE', () => {
       path: await configFile(DISTRIBUTION_DEFAULT),
       env: { REGISTRY_STORAGE: 'S3', REGISTRY_STORAGE_S3_BUCKET: 'blobs', REGISTRY_STORAGE_S3_REGION: 'eu-west-1' },
     });
-    expect(config.storage.driver).toBe('s3');
+    expect(config.storage.s3).toBeDefined();
     expect(config.storage.s3?.bucket).toBe('blobs');
   });
 
@@ -553,12 +552,12 @@ describe('REGISTRY_STORAGE', () => {
 
   it('filesystem without a filesystem section uses the default root', () => {
     const config = load({ env: { REGISTRY_STORAGE: 'filesystem' } });
-    expect(config.storage.driver).toBe('filesystem');
+    expect(config.storage.s3).toBeUndefined();
     expect(config.storage.rootDirectory).toBe(join(dir, 'storage'));
   });
 
   it('is ignored when empty', async () => {
-    expect(load({ path: await configFile(DISTRIBUTION_S3), env: { REGISTRY_STORAGE: '' } }).storage.driver).toBe('s3');
+    expect(load({ path: await configFile(DISTRIBUTION_S3), env: { REGISTRY_STORAGE: '' } }).storage.s3).toBeDefined();
   });
 
   it.each(['azure', 'inmemory', 'gcs'])('refuses %j, naming the variable', (value) => {
@@ -601,7 +600,7 @@ describe('redact', () => {
   it('hides the S3 access key and secret key and keeps the rest', async () => {
     const config = load({ path: await configFile(DISTRIBUTION_S3) });
     const safe = redact(config) as { storage: { s3: Record<string, unknown>; driver: string } };
-    expect(safe.storage.driver).toBe('s3');
+    expect(safe.storage.s3).toBeDefined();
     expect(safe.storage.s3).toMatchObject({ bucket: 'registry-blobs', accessKey: '[redacted]', secretKey: '[redacted]' });
     const text = JSON.stringify(safe);
     expect(text).not.toContain('AKIAEXAMPLEACCESSKEY');
