@@ -54,8 +54,7 @@ export class UploadService {
   async start(repo: string, signal?: AbortSignal): Promise<UploadState> {
     const id = randomUUID();
     const now = Date.now();
-    await this.store.createUpload(id, signal);
-    await this.store.put(keys.uploadInfo(id), Buffer.from(JSON.stringify({ repository: repo, createdAt: now })), signal);
+    await this.store.createUpload(id, Buffer.from(JSON.stringify({ repository: repo, createdAt: now })), signal);
     this.index.insertUpload(id, repo, now);
     this.hashes.set(id, { hash: createHash('sha256'), size: 0 });
     return { id, repo, size: 0 };
@@ -114,7 +113,7 @@ export class UploadService {
     const id = randomUUID();
     return this.locks.run(id, async () => {
       try {
-        await this.store.createUpload(id, signal);
+        await this.store.createUpload(id, undefined, signal);
         const hash = createHash(digest.algorithm);
         const size = await this.store.appendUpload(id, 0, hashing(body, hash, { bytes: 0, dropped: 0 }), signal);
         if (length !== undefined && size !== length) {
@@ -262,13 +261,18 @@ export class UploadService {
       }
     }
     await this.blobs.link(repo, digest, size);
-    await this.discard(id);
+    this.forget(id);
   }
 
+  /** Ends an upload: its bytes and record in the store, then its session. */
   private async discard(id: string): Promise<void> {
-    this.hashes.delete(id);
     await this.store.cancelUpload(id);
-    await this.store.delete(keys.uploadInfo(id));
+    this.forget(id);
+  }
+
+  /** Drops what is kept about an upload that the store no longer has. */
+  private forget(id: string): void {
+    this.hashes.delete(id);
     this.index.deleteUpload(id);
   }
 

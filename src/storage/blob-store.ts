@@ -83,8 +83,11 @@ export interface BlobStore {
    */
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
 
-  /** Starts an empty upload. */
-  createUpload(id: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Starts an empty upload. `info`, when given, is kept as the object
+   * keys.uploadInfo(id) until the upload ends (it says whose upload it is).
+   */
+  createUpload(id: string, info?: Uint8Array, signal?: AbortSignal): Promise<void>;
   /** Bytes received so far, or null when there is no such upload. */
   uploadSize(id: string, signal?: AbortSignal): Promise<number | null>;
   /**
@@ -96,9 +99,9 @@ export interface BlobStore {
   appendUpload(id: string, offset: number | undefined, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number>;
   /** The bytes received so far, to recompute a digest. */
   readUpload(id: string, signal?: AbortSignal): Promise<Readable>;
-  /** Makes the upload's bytes the object `key`, durably, and ends the upload. */
+  /** Makes the upload's bytes the object `key`, durably, and ends the upload (its info too). */
   commitUpload(id: string, key: string, signal?: AbortSignal): Promise<void>;
-  /** Discards an upload and its bytes; safe to call for an unknown or committed upload. */
+  /** Discards an upload, its bytes and its info; safe to call for an unknown or committed upload. */
   cancelUpload(id: string): Promise<void>;
   /** The uploads present, with the time each last received data. */
   listUploads(signal?: AbortSignal): AsyncIterable<{ id: string; modified: Date }>;

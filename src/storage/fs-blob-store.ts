@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, opendir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile, rename, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   NotFoundError,
@@ -12,6 +12,17 @@ import {
 } from './blob-store.js';
 
 const UPLOAD_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+
+/** Reads of blobs go in chunks this large: fewer trips through the thread pool per byte served. */
+const READ_CHUNK = 1024 * 1024;
+/** How much an upload buffers before its writes wait (backpressure to the client). */
+const WRITE_BUFFER = 2 * 1024 * 1024;
+/**
+ * While an upload streams in, its written bytes are flushed to disk in the
+ * background every this many bytes, so that the flush at the end of the
+ * request is short and the disk works while the network does.
+ */
+const SYNC_EVERY = 32 * 1024 * 1024;
 
 function isNotFound(err: unknown): boolean {
   // EISDIR: the key names a folder of other keys, not an object.
@@ -31,11 +42,19 @@ async function openUpload(path: string, id: string, flags: 'r' | 'r+'): Promise<
 
 /**
  * A blob store on a local filesystem. Objects are files named by their key;
- * writes go to a temporary file that is fsync'd and renamed into place.
+ * writes go to a temporary file that is fsync'd and renamed into place, and
+ * the rename is made durable by an fsync of its folder. Each append to an
+ * upload ends with its bytes on disk (fdatasync), so a commit is a rename.
  */
 export class FsBlobStore implements BlobStore {
   private readonly tmpDir: string;
   private readonly uploadsDir: string;
+  /**
+   * Uploads whose every byte is known to be on disk: their last append ended
+   * with a flush. Any other upload (one whose append failed, or one from
+   * before a restart) is flushed when it is committed.
+   */
+  private readonly flushed = new Set<string>();
 
   constructor(readonly root: string) {
     this.tmpDir = join(root, '_tmp');
@@ -85,7 +104,7 @@ export class FsBlobStore implements BlobStore {
     }
     return fh.createReadStream({
       ...(range ? { start: range.start, end: range.end } : {}),
-      highWaterMark: 256 * 1024,
+      highWaterMark: READ_CHUNK,
       ...(signal ? { signal } : {}),
     });
   }
@@ -101,6 +120,12 @@ export class FsBlobStore implements BlobStore {
 
   async put(key: string, data: Uint8Array): Promise<void> {
     const target = this.path(key);
+    if (data.length === 0) {
+      // Nothing that could be half-written: the file is created in place.
+      await this.inFolder(target, async () => (await open(target, 'w')).close());
+      await syncFolder(dirname(target));
+      return;
+    }
     const tmp = join(this.tmpDir, randomUUID());
     try {
       const fh = await open(tmp, 'w');
@@ -151,9 +176,11 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async createUpload(id: string): Promise<void> {
+  async createUpload(id: string, info?: Uint8Array): Promise<void> {
     const path = this.uploadPath(id);
     await mkdir(dirname(path), { recursive: true });
+    // The upload's record needs no fsync: after a crash, an upload without it is purged by age.
+    if (info) await writeFile(join(dirname(path), INFO_FILE), info, { flag: 'wx' });
     const fh = await open(path, 'wx');
     await fh.close();
   }
@@ -168,16 +195,19 @@ export class FsBlobStore implements BlobStore {
   }
 
   async appendUpload(id: string, offset: number | undefined, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
-    const path = this.uploadPath(id);
-    const fh = await openUpload(path, id, 'r+');
-    const size = (await fh.stat()).size;
-    if (offset !== undefined && size !== offset) {
+    const fh = await openUpload(this.uploadPath(id), id, 'r+');
+    try {
+      const size = (await fh.stat()).size;
+      if (offset !== undefined && size !== offset) throw new UploadOffsetError(size, offset);
+      this.flushed.delete(id);
+      const out = new FlushingFileWriter(fh, size);
+      await pipeline(source, out, ...(signal ? [{ signal }] : []));
+      this.flushed.add(id);
+      return out.position;
+    } finally {
+      // Waits for a background flush still running (FileHandle.close does).
       await fh.close();
-      throw new UploadOffsetError(size, offset);
     }
-    const out = fh.createWriteStream({ start: size, highWaterMark: 1024 * 1024 });
-    await pipeline(source, out, ...(signal ? [{ signal }] : []));
-    return (await stat(path)).size;
   }
 
   async readUpload(id: string, signal?: AbortSignal): Promise<Readable> {
@@ -191,18 +221,28 @@ export class FsBlobStore implements BlobStore {
 
   async commitUpload(id: string, key: string): Promise<void> {
     const path = this.uploadPath(id);
-    const fh = await openUpload(path, id, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+    const target = this.path(key);
+    if (!this.flushed.has(id)) {
+      const fh = await openUpload(path, id, 'r');
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
     }
-    await this.moveIntoPlace(path, this.path(key));
-    await rm(dirname(path), { recursive: true, force: true });
+    try {
+      await this.moveIntoPlace(path, target);
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(`uploads/${id}`);
+      throw err;
+    }
+    this.flushed.delete(id);
+    await removeUploadFolder(dirname(path));
   }
 
   async cancelUpload(id: string): Promise<void> {
     if (!UPLOAD_ID_RE.test(id)) return;
+    this.flushed.delete(id);
     await rm(join(this.uploadsDir, id), { recursive: true, force: true });
   }
 
@@ -230,14 +270,127 @@ export class FsBlobStore implements BlobStore {
 
   /** Renames a finished file to its final name and makes the rename durable. */
   private async moveIntoPlace(from: string, to: string): Promise<void> {
-    const dir = dirname(to);
-    await mkdir(dir, { recursive: true });
-    await rename(from, to);
-    const dh = await open(dir, 'r');
+    await this.inFolder(to, () => rename(from, to));
+    await syncFolder(dirname(to));
+  }
+
+  /**
+   * Runs an operation that creates `path`; when its folder is missing, creates
+   * the folder and runs it once more. (Most folders exist: trying first saves
+   * a mkdir per write.)
+   */
+  private async inFolder<T>(path: string, create: () => Promise<T>): Promise<T> {
     try {
-      await dh.sync();
-    } finally {
-      await dh.close();
+      return await create();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(dirname(path), { recursive: true });
+      return create();
     }
   }
+}
+
+/** Where createUpload keeps the upload's record (keys.uploadInfo). */
+const INFO_FILE = 'info.json';
+
+/** Makes the entries of a folder (a rename, a new file) durable. */
+async function syncFolder(dir: string): Promise<void> {
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+/** Removes a committed upload's folder: its record, then the folder, or whatever else is left. */
+async function removeUploadFolder(dir: string): Promise<void> {
+  await unlink(join(dir, INFO_FILE)).catch(() => undefined);
+  try {
+    await rmdir(dir);
+  } catch {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes a stream into a file from `position`, batching what arrives while a
+ * write is in flight into one writev. Every SYNC_EVERY bytes it starts an
+ * fdatasync in the background (one at a time); at the end it waits for its
+ * bytes to be on disk.
+ */
+class FlushingFileWriter extends Writable {
+  private unsynced = 0;
+  private flushing: Promise<void> | undefined;
+  /** Kept: after a failed fdatasync, Linux may report success for the next one. */
+  private flushError: unknown;
+
+  constructor(
+    private readonly fh: FileHandle,
+    public position: number,
+  ) {
+    super({ highWaterMark: WRITE_BUFFER });
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+    this.writeAll(chunks.map((c) => c.chunk)).then(() => callback(), callback);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.writeAll([chunk]).then(() => callback(), callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    (async () => {
+      await this.flushing;
+      this.throwIfFlushFailed();
+      await this.fh.datasync();
+    })().then(() => callback(), callback);
+  }
+
+  private throwIfFlushFailed(): void {
+    if (this.flushError !== undefined) throw this.flushError;
+  }
+
+  private async writeAll(buffers: Buffer[]): Promise<void> {
+    this.throwIfFlushFailed();
+    let total = 0;
+    for (const b of buffers) total += b.length;
+    let done = 0;
+    while (done < total) {
+      const { bytesWritten } = await this.fh.writev(done === 0 ? buffers : remaining(buffers, done), this.position);
+      if (bytesWritten === 0) throw new Error('the file system accepted no bytes');
+      done += bytesWritten;
+      this.position += bytesWritten;
+    }
+    this.unsynced += total;
+    if (this.unsynced >= SYNC_EVERY && !this.flushing) {
+      this.unsynced = 0;
+      // One flush at a time; a failed one fails the next write or the final flush.
+      this.flushing = this.fh
+        .datasync()
+        .catch((err: unknown) => {
+          this.flushError ??= err;
+        })
+        .finally(() => {
+          this.flushing = undefined;
+        });
+    }
+    // The disk is a flush behind: wait for it rather than pile up unwritten bytes.
+    if (this.flushing && this.unsynced >= SYNC_EVERY) await this.flushing;
+  }
+}
+
+/** The bytes of `buffers` after the first `skip`. */
+function remaining(buffers: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
 }

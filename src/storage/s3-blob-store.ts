@@ -478,9 +478,10 @@ export class S3BlobStore implements BlobStore {
     await this.put(this.uploadKey(id, 'state.json'), Buffer.from(JSON.stringify(doc)));
   }
 
-  async createUpload(id: string, signal?: AbortSignal): Promise<void> {
+  async createUpload(id: string, info?: Uint8Array, signal?: AbortSignal): Promise<void> {
     this.uploadKey(id, 'state.json');
     signal?.throwIfAborted();
+    if (info) await this.put(this.uploadKey(id, 'info.json'), info, signal);
     await this.saveDoc(id, { v: 1, parts: [] });
   }
 
@@ -700,7 +701,7 @@ export class S3BlobStore implements BlobStore {
     const sealed = await this.seal(id, doc);
     await this.copy(sealed.key, key, sealed.size, signal);
     await this.delete(this.uploadKey(id, 'state.json'));
-    await this.delete(sealed.key);
+    await Promise.all([this.delete(sealed.key), this.delete(this.uploadKey(id, 'info.json'))]);
   }
 
   /** Copies an object inside the bucket: the target appears whole or not at all. */

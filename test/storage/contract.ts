@@ -242,6 +242,23 @@ export function blobStoreContract(name: string, make: () => Promise<BlobStoreFix
         await expectNoUploadsLeft();
       });
 
+      it('keeps an upload\'s info until the upload ends, by commit or by cancel', async () => {
+        const info = Buffer.from('{"repository":"lib/app"}');
+        const committed = randomUUID();
+        await store.createUpload(committed, info);
+        await store.appendUpload(committed, 0, bytes('with info'));
+        expect(await store.get(keys.uploadInfo(committed))).toEqual(info);
+        await store.commitUpload(committed, blobKey('with info'));
+        expect(await store.get(keys.uploadInfo(committed))).toBeNull();
+
+        const cancelled = randomUUID();
+        await store.createUpload(cancelled, info);
+        expect(await store.get(keys.uploadInfo(cancelled))).toEqual(info);
+        await store.cancelUpload(cancelled);
+        expect(await store.get(keys.uploadInfo(cancelled))).toBeNull();
+        await expectNoUploadsLeft();
+      });
+
       it('commits a zero-byte upload', async () => {
         const id = await uploadOf();
         const key = blobKey('');
