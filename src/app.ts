@@ -41,7 +41,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     options.logger ?? ({ level: config.log.level, base: { ...config.log.fields } } as FastifyServerOptions['logger']);
   const app = Fastify({
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
-    logController: new LogController({ disableRequestLogging: !config.log.accessLog }),
+    // The access log is one line per request, written when it ends (below).
+    logController: new LogController({ disableRequestLogging: true }),
     ...(https ? { https } : {}),
     // During shutdown, new requests get a 503 in the OCI envelope (the hook below).
     return503OnClosing: false,
@@ -61,27 +62,36 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-  const headers = Object.entries(config.http.headers);
-  app.addHook('onRequest', async (_request, reply) => {
-    reply.header('Docker-Distribution-API-Version', 'registry/2.0');
-    for (const [name, values] of headers) reply.header(name, values.join(', '));
-  });
-
-  // Once shutdown starts, each response closes its connection, so that
-  // keep-alive clients do not hold the drain open until its timeout.
+  // Hooks take callbacks rather than promises: they run on every request.
+  const headers = Object.entries(config.http.headers).map(([name, values]) => [name, values.join(', ')] as const);
+  // Once shutdown starts, new requests get a 503 and each response closes its
+  // connection, so that keep-alive clients do not hold the drain open until its timeout.
   let closing = false;
-  app.addHook('preClose', async () => {
+  app.addHook('preClose', (done) => {
     closing = true;
+    done();
   });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (closing) {
-      reply.header('Connection', 'close').header('Retry-After', '5');
-      return sendError(reply, 503, 'UNAVAILABLE', 'the registry is shutting down');
-    }
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    for (const [name, value] of headers) reply.header(name, value);
+    if (!closing) return done();
+    reply.header('Connection', 'close').header('Retry-After', '5');
+    sendError(reply, 503, 'UNAVAILABLE', 'the registry is shutting down');
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('Connection', 'close');
+    done(null, payload);
   });
+  if (config.log.accessLog) {
+    app.addHook('onResponse', (request, reply, done) => {
+      const { method, url, ip } = request;
+      request.log.info(
+        { req: { method, url, remoteAddress: ip }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
+        'request completed',
+      );
+      done();
+    });
+  }
 
   registerErrorHandling(app, config.http.publicUrl);
   const publicUrl = config.http.publicUrl;

@@ -1,5 +1,8 @@
+import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { errorCode, startRegistry, type TestRegistry } from '../helpers.js';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config/config.js';
+import { errorCode, startRegistry, tempDir, type TestRegistry } from '../helpers.js';
 
 describe('base endpoints', () => {
   let reg: TestRegistry;
@@ -76,5 +79,47 @@ describe('malformed requests', () => {
     const res = await reg.app.inject({ method: 'GET', url: '/v2/a/blobs/sha256%3Aabc' });
     expect(res.statusCode).toBe(400);
     expect(errorCode(res)).toBe('DIGEST_INVALID');
+  });
+});
+
+describe('access log', () => {
+  /** A registry logging at info into an array of parsed lines. */
+  async function withLog(accessLogDisabled: boolean) {
+    const dir = await tempDir();
+    const lines: Array<Record<string, unknown>> = [];
+    const stream = { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) };
+    const config = loadConfig({
+      env: {},
+      overrides: { log: { accesslog: { disabled: accessLogDisabled } }, storage: { filesystem: { rootdirectory: dir } } },
+    });
+    const app = await buildApp(config, { logger: { level: 'info', stream } });
+    await app.ready();
+    return { app, lines, destroy: async () => { await app.close(); await rm(dir, { recursive: true, force: true }); } };
+  }
+
+  it('writes one line per request, when it ends, with method, URL, status and time', async () => {
+    const reg = await withLog(false);
+    try {
+      await reg.app.inject({ method: 'GET', url: '/v2/' });
+      await reg.app.inject({ method: 'GET', url: '/v2/no/such/manifests/latest' });
+      const requests = reg.lines.filter((l) => l.req !== undefined || l.res !== undefined);
+      expect(requests).toHaveLength(2);
+      expect(requests[0]).toMatchObject({ level: 30, msg: 'request completed', req: { method: 'GET', url: '/v2/' }, res: { statusCode: 200 } });
+      expect(requests[1]).toMatchObject({ req: { method: 'GET', url: '/v2/no/such/manifests/latest' }, res: { statusCode: 404 } });
+      expect(typeof requests[1]!.responseTime).toBe('number');
+      expect(requests[0]!.reqId).not.toBe(requests[1]!.reqId);
+    } finally {
+      await reg.destroy();
+    }
+  });
+
+  it('writes none with log.accesslog.disabled', async () => {
+    const reg = await withLog(true);
+    try {
+      await reg.app.inject({ method: 'GET', url: '/v2/' });
+      expect(reg.lines.filter((l) => l.req !== undefined || l.res !== undefined)).toEqual([]);
+    } finally {
+      await reg.destroy();
+    }
   });
 });
