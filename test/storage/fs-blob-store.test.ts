@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { NotFoundError } from '../../src/storage/blob-store.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { blobStoreContract } from './contract.js';
@@ -123,4 +123,60 @@ describe('FsBlobStore on disk', () => {
       expect((await stat(root)).isDirectory()).toBe(true);
     },
   );
+
+  describe('flushing uploads to disk', () => {
+    const MiB = 1024 * 1024;
+    /** FileHandle.prototype.datasync, spied on: every fdatasync the store asks for. */
+    async function spyOnDatasync() {
+      const probe = await open(join(parent, 'probe'), 'w');
+      const proto = Object.getPrototypeOf(probe) as FileHandle;
+      await probe.close();
+      return vi.spyOn(proto, 'datasync');
+    }
+    async function* pieces(count: number, size: number): AsyncIterable<Uint8Array> {
+      for (let i = 0; i < count; i++) yield Buffer.alloc(size, i);
+    }
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    it('flushes a long append in the background as it streams, and once at its end', async () => {
+      const datasync = await spyOnDatasync();
+      const id = randomUUID();
+      await store.createUpload(id);
+      expect(await store.appendUpload(id, 0, pieces(80, MiB))).toBe(80 * MiB);
+      // 80 MiB: two flushes while streaming (at 32 and 64 MiB) and the final one.
+      expect(datasync).toHaveBeenCalledTimes(3);
+      datasync.mockClear();
+      await store.commitUpload(id, 'blobs/long');
+      expect(datasync).not.toHaveBeenCalled(); // the append left every byte on disk
+      expect((await stat(join(root, 'blobs/long'))).size).toBe(80 * MiB);
+    });
+
+    it('flushes at commit an upload whose last append failed', async () => {
+      const id = randomUUID();
+      await store.createUpload(id);
+      async function* breaks(): AsyncIterable<Uint8Array> {
+        yield Buffer.from('kept');
+        throw new Error('client went away');
+      }
+      await expect(store.appendUpload(id, 0, breaks())).rejects.toThrow('client went away');
+      const datasync = await spyOnDatasync();
+      await store.commitUpload(id, 'blobs/kept');
+      expect(datasync).toHaveBeenCalledTimes(1);
+      expect(await readFile(join(root, 'blobs/kept'), 'utf8')).toBe('kept');
+    });
+
+    it('fails the append when a background flush fails, even if a later flush succeeds', async () => {
+      const datasync = await spyOnDatasync();
+      datasync.mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+      const id = randomUUID();
+      await store.createUpload(id);
+      await expect(store.appendUpload(id, 0, pieces(48, MiB))).rejects.toThrow(/EIO/);
+      // The upload is not taken as flushed: a commit flushes it again.
+      datasync.mockClear();
+      await store.commitUpload(id, 'blobs/retried');
+      expect(datasync).toHaveBeenCalledTimes(1);
+    });
+  });
 });
