@@ -1,12 +1,13 @@
 import type { Config } from '../config/config.js';
 import type { BlobStore } from './blob-store.js';
 import { FsBlobStore } from './fs-blob-store.js';
-import { S3BlobStore } from './s3-blob-store.js';
 
 /** The blob store the configuration names, opened and checked. */
 export async function openStore(config: Config): Promise<BlobStore> {
   const s3 = config.storage.s3;
   if (s3) {
+    // Loaded only when used: the AWS SDK adds tens of megabytes to the process.
+    const { S3BlobStore } = await import('./s3-blob-store.js');
     const store = new S3BlobStore({
       bucket: s3.bucket,
       region: s3.region,
