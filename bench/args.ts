@@ -1,0 +1,152 @@
+// Command-line options of `npm run bench` (pure: no I/O).
+
+export const WORKLOAD_NAMES = ['limits', 'push', 'chunked', 'pull', 'manifest', 'small', 'tags', 'catalog', 'docker'] as const;
+export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+export type LoadGenerator = 'auto' | 'node';
+
+export interface Options {
+  reps: number;
+  only: WorkloadName[];
+  /** Size in bytes of the big blob (and of the machine-limit measurements). */
+  size: number;
+  /** Folder under which the bench's own temporary folder is made. */
+  dir: string | undefined;
+  keep: boolean;
+  logLevel: LogLevel;
+  /** Seconds of each manifest HEAD/GET load run. */
+  duration: number;
+  /** 'auto': wrk for GET and ab for HEAD when installed, else the Node generator; 'node': always the Node generator. */
+  load: LoadGenerator;
+  /** Bytes of random data in each of the docker image's three layers. */
+  dockerLayerSize: number;
+  help: boolean;
+}
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+Runs ocireg and, when installed, CNCF distribution (docker-registry) side by side and
+compares them. Results are printed and saved under bench/results/.
+
+Options:
+  --reps N              repetitions of each workload (default 3)
+  --only a,b            workloads to run, of: ${WORKLOAD_NAMES.join(', ')} (default all)
+  --size SIZE           size of the big blob, e.g. 64MiB (default 1GiB)
+  --duration S          seconds of each manifest HEAD/GET load run (default 5)
+  --log-level L         servers' log level: ${LOG_LEVELS.join(', ')} (default info)
+  --load auto|node      load generator for manifests: wrk/ab when installed, or Node (default auto)
+  --docker-layer-size SIZE  random bytes in each of the docker image's 3 layers (default 100MB)
+  --dir DIR             make the bench's temporary folder under DIR (default the OS temp dir)
+  --keep                keep the temporary folder (server data and logs)
+  -h, --help            show this help
+`;
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  kb: 1000,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  mb: 1000 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  gb: 1000 ** 3,
+};
+
+/** "64MiB" → 67108864; KiB/MiB/GiB (and bare K/M/G) are binary, KB/MB/GB decimal. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`not a size: ${JSON.stringify(text)} (expected e.g. 64MiB, 1GiB, 500MB)`);
+  const bytes = Math.round(Number(m[1]) * unit);
+  if (bytes <= 0) throw new Error(`size must be positive: ${text}`);
+  return bytes;
+}
+
+function positiveInt(name: string, text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new Error(`${name} expects a whole number ≥ 1, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+export function parseArgs(argv: readonly string[]): Options {
+  const o: Options = {
+    reps: 3,
+    only: [...WORKLOAD_NAMES],
+    size: 1024 ** 3,
+    dir: undefined,
+    keep: false,
+    logLevel: 'info',
+    duration: 5,
+    load: 'auto',
+    dockerLayerSize: 100 * 1000 ** 2,
+    help: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = arg.startsWith('--') && eq > 0 ? arg.slice(eq + 1) : undefined;
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${name} needs a value`);
+      return v;
+    };
+    switch (name) {
+      case '--reps':
+        o.reps = positiveInt(name, value());
+        break;
+      case '--only': {
+        const names = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        const unknown = names.filter((n) => !(WORKLOAD_NAMES as readonly string[]).includes(n));
+        if (unknown.length > 0 || names.length === 0) {
+          throw new Error(`--only: unknown workload ${unknown.join(', ') || '(none given)'}; choose from ${WORKLOAD_NAMES.join(', ')}`);
+        }
+        o.only = WORKLOAD_NAMES.filter((n) => names.includes(n));
+        break;
+      }
+      case '--size':
+        o.size = parseSize(value());
+        break;
+      case '--docker-layer-size':
+        o.dockerLayerSize = parseSize(value());
+        break;
+      case '--duration':
+        o.duration = positiveInt(name, value());
+        break;
+      case '--dir':
+        o.dir = value();
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      case '--log-level': {
+        const v = value();
+        if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new Error(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+        o.logLevel = v as LogLevel;
+        break;
+      }
+      case '--load': {
+        const v = value();
+        if (v !== 'auto' && v !== 'node') throw new Error('--load: expected auto or node');
+        o.load = v;
+        break;
+      }
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      default:
+        throw new Error(`unknown argument: ${arg}`);
+    }
+  }
+  return o;
+}

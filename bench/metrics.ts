@@ -1,0 +1,81 @@
+// The figures the bench reports, and the samples collected for them.
+import type { WorkloadName } from './args.js';
+import type { ServerKind } from './servers.js';
+import { betterRatio, evaluateTarget, median, type Better, type Target } from './stats.js';
+
+export interface MetricDef {
+  id: string;
+  workload: WorkloadName;
+  label: string;
+  unit: string;
+  better: Better;
+  target?: Target;
+  /** Measured once per server (setup), not per repetition. */
+  once?: boolean;
+  /** No ours/theirs ratio is shown (it would repeat another row's). */
+  noRatio?: boolean;
+}
+
+export interface MetricSummary {
+  def: MetricDef;
+  samples: Partial<Record<ServerKind, number[]>>;
+  median: Partial<Record<ServerKind, number>>;
+  /** How many times better ours is (>1: ours better), when both were measured. */
+  ratio: number | undefined;
+  met: boolean | undefined;
+  targetText: string;
+  notes: string[];
+  failed: boolean;
+}
+
+/** Samples per metric and server, notes per metric, and which workloads broke. */
+export class Results {
+  private readonly samples = new Map<string, Partial<Record<ServerKind, number[]>>>();
+  private readonly notes = new Map<string, string[]>();
+  readonly failures = new Map<WorkloadName, string>();
+
+  constructor(readonly defs: readonly MetricDef[]) {}
+
+  def(id: string): MetricDef {
+    const d = this.defs.find((m) => m.id === id);
+    if (!d) throw new Error(`unknown metric ${id}`);
+    return d;
+  }
+
+  record(id: string, server: ServerKind, value: number): void {
+    this.def(id);
+    if (!Number.isFinite(value)) throw new Error(`${id} (${server}): not a finite figure: ${value}`);
+    const perServer = this.samples.get(id) ?? {};
+    (perServer[server] ??= []).push(value);
+    this.samples.set(id, perServer);
+  }
+
+  /** A remark shown under the table for this metric (each distinct text once). */
+  note(id: string, text: string): void {
+    const list = this.notes.get(id) ?? [];
+    if (!list.includes(text)) list.push(text);
+    this.notes.set(id, list);
+  }
+
+  fail(workload: WorkloadName, message: string): void {
+    if (!this.failures.has(workload)) this.failures.set(workload, message);
+  }
+
+  summary(id: string): MetricSummary {
+    const def = this.def(id);
+    const samples = this.samples.get(id) ?? {};
+    const med: Partial<Record<ServerKind, number>> = {};
+    for (const kind of ['ours', 'distribution'] as const) {
+      const s = samples[kind];
+      if (s && s.length > 0) med[kind] = median(s);
+    }
+    const failed = this.failures.has(def.workload);
+    const ratio = failed ? undefined : betterRatio(med.ours, med.distribution, def.better);
+    const target = evaluateTarget(def.target, failed ? undefined : med.ours, ratio, def.target?.kind === 'ratio' ? '' : def.unit);
+    return { def, samples, median: med, ratio, met: target.met, targetText: target.text, notes: this.notes.get(id) ?? [], failed };
+  }
+
+  summaries(): MetricSummary[] {
+    return this.defs.map((d) => this.summary(d.id));
+  }
+}
