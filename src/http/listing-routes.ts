@@ -33,9 +33,9 @@ function sendPage(
 /** GET /v2/<name>/tags/list */
 export const listTags: Handler<{ name: string }> = async (ctx, { name }, request, reply) => {
   const { n, last } = pagination(request);
-  const fetch = (limit: number) => ctx.registry.manifests.tags(name, last, limit);
-  if (n === 0) fetch(0); // still 404 for an unknown repository
-  return sendPage(ctx, reply, `/v2/${name}/tags/list`, n, fetch, (tags) => ({ name, tags }));
+  const list = ctx.registry.manifests.tags(name); // NAME_UNKNOWN for an unknown repository, whatever n is
+  if (n === undefined && last === '') return reply.type('application/json; charset=utf-8').send(list.json());
+  return sendPage(ctx, reply, `/v2/${name}/tags/list`, n, (limit) => list.after(last, limit), (tags) => ({ name, tags }));
 };
 
 /** GET /v2/_catalog */

@@ -90,9 +90,7 @@ export class RegistryIndex {
       tagsOf: db.prepare<[number, string], { name: string }>('SELECT name FROM tags WHERE repository_id = ? AND digest = ?'),
       deleteTag: db.prepare('DELETE FROM tags WHERE repository_id = ? AND name = ?'),
       deleteTagsOf: db.prepare('DELETE FROM tags WHERE repository_id = ? AND digest = ?'),
-      listTags: db.prepare<[number, string, number], { name: string }>(
-        'SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?',
-      ),
+      allTags: db.prepare<[number], string>('SELECT name FROM tags WHERE repository_id = ? ORDER BY name').pluck(),
       referrers: db.prepare<[string, string, string], ReferrerRow>(
         `SELECT m.digest, m.media_type AS mediaType, m.size, m.artifact_type AS artifactType, m.annotations
          FROM manifests m JOIN repositories r ON r.id = m.repository_id
@@ -233,8 +231,9 @@ export class RegistryIndex {
     return repoId !== undefined && this.s.deleteTag.run(repoId, tag).changes > 0;
   }
 
-  listTags(repoId: number, after: string, limit: number): string[] {
-    return this.s.listTags.all(repoId, after, limit).map((r) => r.name);
+  /** Every tag of a repository, in lexical (byte) order. */
+  allTags(repoId: number): string[] {
+    return this.s.allTags.all(repoId);
   }
 
   referrers(repo: string, subject: string, after = ''): ReferrerRow[] {

@@ -7,6 +7,7 @@ import type { BlobStore } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
 import type { ManifestRow, RegistryIndex } from '../index/registry-index.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { TagCache, type TagList } from './tag-cache.js';
 
 /** A reference from a URL: a tag or a digest. */
 export type Reference = { tag: string } | { digest: Digest };
@@ -40,6 +41,8 @@ export function parseReference(value: string): Reference {
 export class ManifestService {
   /** Serialises manifest and tag writes per repository. */
   private readonly writes = new KeyedMutex();
+  /** Tag lists of the repositories listed lately (a quarter of a million tags at most). */
+  private readonly tagLists = new TagCache(250_000);
 
   constructor(
     private readonly store: BlobStore,
@@ -115,6 +118,7 @@ export class ManifestService {
     }
     for (const tag of tags) await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
     this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags);
+    if (tags.length > 0) this.tagLists.delete(repo);
   }
 
   /** Every blob and child manifest must already be in the repository. */
@@ -153,6 +157,7 @@ export class ManifestService {
       if (!digest) throw manifestUnknown(repo, ref);
       await this.store.delete(keys.tagLink(repo, ref.tag));
       this.index.deleteTag(repo, ref.tag);
+      this.tagLists.delete(repo);
       return;
     }
     const d = ref.digest.toString();
@@ -160,13 +165,16 @@ export class ManifestService {
     for (const tag of this.index.tagsOf(repo, d)) await this.store.delete(keys.tagLink(repo, tag));
     await this.store.delete(keys.manifestLink(repo, ref.digest));
     this.index.deleteManifest(repo, d);
+    this.tagLists.delete(repo);
   }
 
-  /** Tags in lexical order after `last`, at most `limit`; NAME_UNKNOWN for an unknown repository. */
-  tags(repo: string, last: string, limit: number): string[] {
-    const repoId = this.index.repositoryId(repo);
-    if (repoId === undefined) throw new RegistryError('NAME_UNKNOWN', undefined, { detail: { name: repo } });
-    return this.index.listTags(repoId, last, limit);
+  /** A repository's tags in lexical order; NAME_UNKNOWN for an unknown repository. */
+  tags(repo: string): TagList {
+    return this.tagLists.get(repo, () => {
+      const repoId = this.index.repositoryId(repo);
+      if (repoId === undefined) throw new RegistryError('NAME_UNKNOWN', undefined, { detail: { name: repo } });
+      return this.index.allTags(repoId);
+    });
   }
 
   /** Referrers in digest order, after `last` when given. */

@@ -88,6 +88,27 @@ describe('tags and catalog', () => {
     }
   });
 
+  it('follows every tag change: a new tag, a moved tag, a deleted tag, a deleted manifest', async () => {
+    const tagsNow = async () => ({ all: (await list()).json().tags, page: (await list('?n=100')).json().tags });
+    expect((await tagsNow()).all).toEqual(sorted); // listed once: held in memory from here
+
+    const other = await makeImage(reg.app, 'lib/app', { layer: 'other' });
+    expect((await putManifest(reg.app, 'lib/app', 'new', other)).statusCode).toBe(201);
+    const withNew = [...sorted, 'new'].sort();
+    expect(await tagsNow()).toEqual({ all: withNew, page: withNew });
+
+    expect((await putManifest(reg.app, 'lib/app', 'v1', other)).statusCode).toBe(201); // moved: same list
+    expect((await tagsNow()).all).toEqual(withNew);
+
+    expect((await reg.app.inject({ method: 'DELETE', url: '/v2/lib/app/manifests/new' })).statusCode).toBe(202);
+    expect((await tagsNow()).all).toEqual(sorted);
+
+    // Deleting the manifest by digest takes the tags pointing at it (v1 now) with it.
+    expect((await reg.app.inject({ method: 'DELETE', url: `/v2/lib/app/manifests/${other.digest}` })).statusCode).toBe(202);
+    const withoutV1 = sorted.filter((t) => t !== 'v1');
+    expect(await tagsNow()).toEqual({ all: withoutV1, page: withoutV1 });
+  });
+
   it('the catalog lists repositories in order, with the same paging', async () => {
     for (const repo of ['b/one', 'a', 'c', 'b/two']) await pushBlob(reg.app, repo, 'x');
     const all = await reg.app.inject({ method: 'GET', url: '/v2/_catalog' });
