@@ -32,6 +32,7 @@ export interface MetricSummary {
 export class Results {
   private readonly samples = new Map<string, Partial<Record<ServerKind, number[]>>>();
   private readonly notes = new Map<string, string[]>();
+  private readonly details = new Map<string, Partial<Record<ServerKind, unknown[]>>>();
   readonly failures = new Map<WorkloadName, string>();
 
   constructor(readonly defs: readonly MetricDef[]) {}
@@ -48,6 +49,18 @@ export class Results {
     const perServer = this.samples.get(id) ?? {};
     (perServer[server] ??= []).push(value);
     this.samples.set(id, perServer);
+  }
+
+  /** Raw detail of one measurement (e.g. each request's latency), kept in the JSON only. */
+  detail(id: string, server: ServerKind, data: Record<string, unknown>): void {
+    this.def(id);
+    const perServer = this.details.get(id) ?? {};
+    (perServer[server] ??= []).push(data);
+    this.details.set(id, perServer);
+  }
+
+  detailsOf(id: string): Partial<Record<ServerKind, unknown[]>> {
+    return this.details.get(id) ?? {};
   }
 
   /** A remark shown under the table for this metric (each distinct text once). */

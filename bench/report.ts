@@ -117,10 +117,16 @@ export interface JsonReport {
     met: boolean | null;
     failed: boolean;
     notes: string[];
+    details: Partial<Record<string, unknown[]>>;
   }>;
+  /** Which server went first in each repetition. */
+  repetitions: Array<{ rep: number; order: string[] }>;
 }
 
-export function metricsJson(summaries: readonly MetricSummary[]): JsonReport['metrics'] {
+export function metricsJson(
+  summaries: readonly MetricSummary[],
+  details: (id: string) => Partial<Record<string, unknown[]>> = () => ({}),
+): JsonReport['metrics'] {
   return summaries.map((s) => ({
     id: s.def.id,
     workload: s.def.workload,
@@ -136,6 +142,7 @@ export function metricsJson(summaries: readonly MetricSummary[]): JsonReport['me
     met: s.met ?? null,
     failed: s.failed,
     notes: s.notes,
+    details: details(s.def.id),
   }));
 }
 

@@ -1,0 +1,274 @@
+// `npm run bench`: ocireg beside CNCF distribution (when installed), every workload on both,
+// interleaved, several repetitions; a table on stdout and a JSON file under bench/results/.
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { USAGE, parseArgs, type Options } from './args.js';
+import { dockerWorkload } from './docker.js';
+import { keepAliveAgent } from './http.js';
+import { machineInfo, measureLimits, type Limits } from './machine.js';
+import { Results } from './metrics.js';
+import { killRunning, which } from './proc.js';
+import { makeSmallImage, type SmallImage } from './registry.js';
+import { fileTimestamp, metricsJson, renderMachine, renderNotes, renderTable, tableRows, type JsonReport } from './report.js';
+import { startServer, type Server } from './servers.js';
+import { formatNumber, sizeText } from './stats.js';
+import {
+  catalogWorkload,
+  chunkedWorkload,
+  manifestGenerators,
+  manifestWorkload,
+  pullWorkload,
+  pushWorkload,
+  setupSmallImage,
+  smallBlobsWorkload,
+  tagsWorkload,
+  type BenchContext,
+  type BigBlob,
+  type Workload,
+} from './workloads.js';
+
+const PROJECT_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? (err.name === 'BenchError' ? err.message : (err.stack ?? err.message)) : String(err);
+}
+
+/** `size` random bytes to `path`, 1 MiB at a time; returns the digest. */
+async function writeRandomFile(path: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
+  async function* pieces() {
+    for (let left = size; left > 0; ) {
+      const piece = randomBytes(Math.min(left, 1024 * 1024));
+      left -= piece.length;
+      hash.update(piece);
+      yield piece;
+    }
+  }
+  await pipeline(pieces, createWriteStream(path));
+  return `sha256:${hash.digest('hex')}`;
+}
+
+function allWorkloads(opts: Options): Workload[] {
+  return [
+    pushWorkload(opts),
+    chunkedWorkload(opts),
+    pullWorkload(opts),
+    manifestWorkload(opts),
+    smallBlobsWorkload(),
+    tagsWorkload(),
+    catalogWorkload(),
+    dockerWorkload(opts),
+  ];
+}
+
+async function main(argv: string[]): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const ourCli = join(PROJECT_ROOT, 'dist', 'cli.js');
+  if (!existsSync(ourCli)) {
+    log(`${ourCli} is missing: run npm run build first (npm run bench does)`);
+    return 1;
+  }
+
+  const started = new Date();
+  const parent = resolve(opts.dir ?? tmpdir());
+  await mkdir(parent, { recursive: true });
+  const dir = await mkdtemp(join(parent, 'ocireg-bench-'));
+  const servers: Server[] = [];
+  const workloads = allWorkloads(opts).filter((w) => opts.only.includes(w.name));
+
+  let cleaned: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      killRunning();
+      for (const w of workloads) await w.cleanup?.(ctx).catch((err: unknown) => log(`cleanup of ${w.name}: ${errorText(err)}`));
+      await Promise.all(servers.map((s) => s.stop()));
+      if (opts.keep) log(`kept ${dir}`);
+      else await rm(dir, { recursive: true, force: true }).catch((err: unknown) => log(`could not remove ${dir}: ${errorText(err)}`));
+    })());
+  let interrupted = false;
+  const onSignal = (signal: string) => {
+    interrupted = true;
+    log(`\n${signal}: stopping the servers and removing ${opts.keep ? 'nothing' : dir}`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  // last resort, should the bench die without cleaning up
+  process.once('exit', () => {
+    for (const s of servers) if (!s.exited()) process.kill(s.pid, 'SIGKILL');
+  });
+
+  const results = new Results(workloads.flatMap((w) => w.metrics));
+  let limits: Limits | undefined;
+  let bigBlob: Promise<BigBlob> | undefined;
+  const smallImages = new Map<Server, Promise<SmallImage>>();
+  const image = makeSmallImage(randomBytes(4096), `ocireg-bench-${randomBytes(4).toString('hex')}`);
+  const ctx: BenchContext = {
+    opts,
+    dir,
+    results,
+    get limits() {
+      return limits;
+    },
+    log,
+    bigBlob: () =>
+      (bigBlob ??= (async () => {
+        const file = join(dir, 'big.bin');
+        log(`writing a ${sizeText(opts.size)} random blob`);
+        const digest = await writeRandomFile(file, opts.size);
+        return { file, size: opts.size, digest };
+      })()),
+    smallImage: (srv) => {
+      let p = smallImages.get(srv);
+      if (!p) {
+        const agent = keepAliveAgent(1);
+        p = setupSmallImage(srv, image, agent)
+          .then(() => image)
+          .finally(() => agent.destroy());
+        smallImages.set(srv, p);
+      }
+      return p;
+    },
+    bigBlobRepo: new Map(),
+  };
+
+  const skipped: Record<string, string> = {};
+  try {
+    const info = await machineInfo(PROJECT_ROOT);
+    log(`bench folder ${dir}; ${opts.reps} repetitions; workloads ${opts.only.join(', ')}`);
+
+    if (opts.only.includes('limits')) {
+      log(`machine limits over ${sizeText(opts.size)} (servers not started yet)`);
+      limits = await measureLimits(dir, opts.size);
+      log(`  SHA-256 one core ${formatNumber(limits.sha256MBps)} MB/s; disk write+fsync ${formatNumber(limits.diskWriteMBps)} MB/s`);
+    }
+
+    const spec = { dir, logLevel: opts.logLevel, ourCli, projectRoot: PROJECT_ROOT };
+    servers.push(await startServer({ ...spec, kind: 'ours' }));
+    if (which('docker-registry')) servers.push(await startServer({ ...spec, kind: 'distribution' }));
+    else log('docker-registry is not on PATH: measuring ours alone');
+    for (const s of servers) log(`${s.label}: pid ${s.pid}, ${s.base}, log ${s.logFile}`);
+
+    const active: Workload[] = [];
+    for (const w of workloads) {
+      if (interrupted) break;
+      try {
+        const reason = await w.prepare?.(ctx);
+        if (reason) {
+          skipped[w.name] = reason;
+          log(`${w.name}: skipped: ${reason}`);
+          continue;
+        }
+        for (const srv of servers) {
+          if (w.setup) {
+            log(`${w.name}: setting up on ${srv.label}`);
+            await w.setup(ctx, srv);
+          }
+        }
+        active.push(w);
+      } catch (err) {
+        if (interrupted) break;
+        results.fail(w.name, errorText(err));
+        log(`${w.name}: FAILED in setup:\n${errorText(err)}`);
+      }
+    }
+
+    const repetitions: JsonReport['repetitions'] = [];
+    for (let rep = 0; rep < opts.reps && !interrupted; rep++) {
+      const order = rep % 2 === 0 ? servers : [...servers].reverse();
+      repetitions.push({ rep, order: order.map((s) => s.kind) });
+      log(`\nrepetition ${rep + 1}/${opts.reps}: ${order.map((s) => s.label).join(' first, then ')}`);
+      for (const w of active) {
+        if (interrupted) break;
+        if (results.failures.has(w.name)) continue;
+        log(`${w.name}:`);
+        try {
+          await w.rep(ctx, rep, order);
+        } catch (err) {
+          if (interrupted) break;
+          results.fail(w.name, errorText(err));
+          log(`${w.name}: FAILED:\n${errorText(err)}`);
+        }
+      }
+    }
+
+    if (interrupted) return 130;
+    const finished = new Date();
+    const summaries = results.summaries();
+    const withDistribution = servers.some((s) => s.kind === 'distribution');
+    const out: string[] = [''];
+    out.push(...renderMachine(info, limits, summaries.find((s) => s.def.id === 'push.mono')));
+    out.push(
+      `run: ${opts.reps} repetitions, interleaved; medians shown; "× better" is ours/theirs for higher-is-better figures and theirs/ours for lower-is-better (>1: ours better)`,
+    );
+    out.push('units: MB = 10^6 bytes; memory in MiB (2^20 bytes); latencies are medians over repetitions of each repetition\'s figure');
+    if (opts.only.includes('manifest')) out.push(`manifest load: ${manifestGenerators(opts)}`);
+    out.push('', renderTable(tableRows(summaries, { withDistribution })));
+    const notes = renderNotes(summaries);
+    if (notes.length > 0) out.push('', 'notes:', ...notes);
+    for (const [name, reason] of Object.entries(skipped)) out.push(`skipped ${name}: ${reason}`);
+    for (const [name, message] of results.failures) out.push(`FAILED ${name}: ${message.split('\n')[0]}`);
+
+    const serverInfo: JsonReport['servers'] = {};
+    for (const s of servers) {
+      serverInfo[s.kind] = {
+        config: parseYaml(await readFile(s.configFile, 'utf8')) as unknown,
+        logFile: s.logFile,
+        version: s.kind === 'distribution' ? info.distribution : info.commit,
+      };
+    }
+    const report: JsonReport = {
+      tool: 'ocireg bench',
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationSec: (finished.getTime() - started.getTime()) / 1000,
+      machine: info,
+      limits,
+      options: opts,
+      servers: serverInfo,
+      skipped,
+      failures: Object.fromEntries(results.failures),
+      metrics: metricsJson(summaries, (id) => results.detailsOf(id)),
+      repetitions,
+    };
+    await mkdir(RESULTS_DIR, { recursive: true });
+    const jsonPath = join(RESULTS_DIR, `${fileTimestamp(started)}.json`);
+    await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+    out.push('', `took ${formatNumber(report.durationSec)} s; results saved to ${jsonPath}`);
+    process.stdout.write(`${out.join('\n')}\n`);
+    return results.failures.size > 0 ? 1 : 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    log(`bench failed: ${errorText(err)}`);
+    process.exitCode = 1;
+  },
+);

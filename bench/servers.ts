@@ -1,0 +1,167 @@
+// The two registries: their configuration files, starting them (each spawned directly, so
+// that the child's pid is the server's), waiting until they answer, and stopping them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { LogLevel } from './args.js';
+
+export type ServerKind = 'ours' | 'distribution';
+
+export interface Server {
+  kind: ServerKind;
+  /** As shown in the output. */
+  label: string;
+  pid: number;
+  port: number;
+  /** http://127.0.0.1:<port> */
+  base: string;
+  /** Its storage root. */
+  root: string;
+  configFile: string;
+  logFile: string;
+  /** The last lines of its log. */
+  logTail(lines?: number): string;
+  /** True once the process has exited. */
+  exited(): boolean;
+  /** SIGTERM, then SIGKILL after `graceMs`; waits for the exit (bounded). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface ServerSpec {
+  kind: ServerKind;
+  /** The bench's temporary folder; the server's files go in <dir>/<kind>/. */
+  dir: string;
+  logLevel: LogLevel;
+  /** node's path and our built cli.js, for ours. */
+  ourCli: string;
+  projectRoot: string;
+  readyMs?: number;
+}
+
+/** A free TCP port on 127.0.0.1 (another process could still take it before the server binds). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/**
+ * The configuration both are given, in distribution's keys: filesystem storage under `root`,
+ * deletes enabled, the log level, the address. Distribution also gets an http.secret (or it
+ * warns); ours gets its index beside its blobs (distribution has no such key).
+ */
+export function registryConfig(kind: ServerKind, root: string, port: number, logLevel: LogLevel, secret: string): Record<string, unknown> {
+  const config: Record<string, unknown> = {
+    version: 0.1,
+    log: { level: logLevel },
+    storage: {
+      filesystem: { rootdirectory: root },
+      delete: { enabled: true },
+    },
+    http: { addr: `127.0.0.1:${port}` },
+  };
+  if (kind === 'distribution') (config.http as Record<string, unknown>).secret = secret;
+  else config.index = { path: join(root, 'index.db') };
+  return config;
+}
+
+/** The environment without REGISTRY_* variables, which would override the configuration file. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_')) env[k] = v;
+  return env;
+}
+
+function tailOfFile(file: string, lines: number): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.split('\n').slice(-lines - 1).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export async function startServer(spec: ServerSpec): Promise<Server> {
+  const home = join(spec.dir, spec.kind);
+  const root = join(home, 'data');
+  await mkdir(root, { recursive: true });
+  const port = await freePort();
+  const configFile = join(home, 'config.yml');
+  const logFile = join(spec.dir, `${spec.kind}.log`);
+  const secret = randomBytes(16).toString('hex');
+  await writeFile(configFile, stringify(registryConfig(spec.kind, root, port, spec.logLevel, secret)));
+
+  const fd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child =
+      spec.kind === 'ours'
+        ? spawn(process.execPath, [spec.ourCli, 'serve', configFile], { cwd: spec.projectRoot, env: cleanEnv(), stdio: ['ignore', fd, fd] })
+        : spawn('docker-registry', ['serve', configFile], { cwd: home, env: cleanEnv(), stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  let hasExited = false;
+  let spawnError: Error | undefined;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      hasExited = true;
+      resolve();
+    });
+    child.once('error', (err) => {
+      spawnError = err;
+      hasExited = true;
+      resolve();
+    });
+  });
+  const label = spec.kind === 'ours' ? 'ours' : 'distribution';
+  const server: Server = {
+    kind: spec.kind,
+    label,
+    pid: child.pid ?? -1,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    root,
+    configFile,
+    logFile,
+    logTail: (lines = 30) => tailOfFile(logFile, lines),
+    exited: () => hasExited,
+    stop: async (graceMs = 10_000) => {
+      if (hasExited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const bound = new Promise<void>((resolve) => setTimeout(resolve, graceMs + 5_000).unref());
+      await Promise.race([exit, bound]);
+      clearTimeout(timer);
+    },
+  };
+
+  const readyMs = spec.readyMs ?? 30_000;
+  const deadline = Date.now() + readyMs;
+  for (;;) {
+    if (hasExited) {
+      throw new Error(`${label} exited before answering${spawnError ? ` (${spawnError.message})` : ''}; last log lines of ${logFile}:\n${server.logTail()}`);
+    }
+    try {
+      const res = await fetch(`${server.base}/v2/`, { signal: AbortSignal.timeout(2_000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return server;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() >= deadline) {
+      await server.stop();
+      throw new Error(`${label} did not answer GET /v2/ with 200 within ${readyMs} ms; last log lines of ${logFile}:\n${server.logTail()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,427 @@
+// The workloads: what each sends, what it checks, and the figures it records.
+import { randomBytes } from 'node:crypto';
+import type { Agent } from 'node:http';
+import type { Options, WorkloadName } from './args.js';
+import { BenchError, keepAliveAgent, request } from './http.js';
+import { generatorFor, runLoad } from './load.js';
+import type { Limits } from './machine.js';
+import { withPeakMemory } from './memory.js';
+import type { MetricDef, Results } from './metrics.js';
+import { forEachConcurrent, timed } from './pool.js';
+import { run } from './proc.js';
+import {
+  OCI_MANIFEST,
+  listAll,
+  listingEntries,
+  makeSmallImage,
+  mountBlob,
+  pullBlob,
+  pushChunked,
+  pushMonolithic,
+  pushSmallImage,
+  putManifest,
+  sha256,
+  type SmallImage,
+} from './registry.js';
+import type { Server } from './servers.js';
+import { median, sizeText } from './stats.js';
+
+export const CHUNK = 16 * 1024 * 1024;
+export const SMALL_BLOBS = 1000;
+export const SMALL_BLOB_SIZE = 4096;
+export const TAG_COUNT = 10_000;
+export const REPO_COUNT = 10_000;
+export const WRITERS = 8;
+export const CONNECTIONS = 32;
+export const LISTINGS = 20;
+/** A listing measurement stops early (keeping at least 3 samples) once it has taken this long. */
+export const LISTING_BUDGET_MS = 90_000;
+export const MANIFEST_REPO = 'bench/manifest';
+
+export interface BigBlob {
+  file: string;
+  size: number;
+  digest: string;
+}
+
+export interface BenchContext {
+  opts: Options;
+  /** The bench's temporary folder. */
+  dir: string;
+  results: Results;
+  limits: Limits | undefined;
+  log(line: string): void;
+  /** The big random file, made on first use. */
+  bigBlob(): Promise<BigBlob>;
+  /** The small image, pushed to bench/manifest:latest on each server on first use. */
+  smallImage(srv: Server): Promise<SmallImage>;
+  /** Repositories holding the big blob, per server (for the pull). */
+  bigBlobRepo: Map<Server, string>;
+}
+
+export interface Workload {
+  name: WorkloadName;
+  metrics: MetricDef[];
+  /** Once before the repetitions; a string means the workload is skipped, for that reason. */
+  prepare?(ctx: BenchContext): Promise<string | undefined>;
+  /** Once per server before the repetitions (untimed unless it records a `once` metric). */
+  setup?(ctx: BenchContext, srv: Server): Promise<void>;
+  /** One repetition over the servers, in the order given. */
+  rep(ctx: BenchContext, rep: number, order: readonly Server[]): Promise<void>;
+  /** After the repetitions, also after a failure. */
+  cleanup?(ctx: BenchContext): Promise<void>;
+}
+
+const MB = 1e6;
+const MIB = 1024 * 1024;
+
+/** Flushes dirty pages, so that a timed push does not pay for the previous one's writeback. */
+async function settleDisk(): Promise<void> {
+  await run('sync', [], { timeoutMs: 300_000, allowFailure: true });
+}
+
+function ensureAlive(srv: Server): void {
+  if (srv.exited()) throw new BenchError(`${srv.label} has exited; last log lines of ${srv.logFile}:\n${srv.logTail()}`);
+}
+
+/** The same work on each server in turn, checking the server is still up afterwards. */
+function eachServer(fn: (ctx: BenchContext, srv: Server, rep: number) => Promise<void>) {
+  return async (ctx: BenchContext, rep: number, order: readonly Server[]) => {
+    for (const srv of order) {
+      ensureAlive(srv);
+      await fn(ctx, srv, rep);
+      ensureAlive(srv);
+    }
+  };
+}
+
+function mbps(bytes: number, ms: number): number {
+  return bytes / MB / (ms / 1000);
+}
+
+export function pushWorkload(opts: Options): Workload {
+  const size = sizeText(opts.size);
+  return {
+    name: 'push',
+    metrics: [
+      { id: 'push.mono', workload: 'push', label: `monolithic push, ${size}`, unit: 'MB/s', better: 'higher', target: { kind: 'ratio', min: 1.5 } },
+      { id: 'push.limit', workload: 'push', label: 'push vs min(disk, SHA-256)', unit: '%', better: 'higher', noRatio: true, target: { kind: 'atLeast', value: 70 } },
+      { id: 'push.memory', workload: 'push', label: `peak RSS during the push`, unit: 'MiB', better: 'lower', target: { kind: 'below', value: 150 } },
+    ],
+    rep: eachServer(async (ctx, srv, rep) => {
+      const blob = await ctx.bigBlob();
+      const repo = `bench/mono-r${rep}`;
+      const agent = keepAliveAgent(1);
+      try {
+        await settleDisk();
+        const { result, memory } = await withPeakMemory(srv.pid, () => timed(() => pushMonolithic(srv, repo, blob, agent)));
+        const speed = mbps(blob.size, result.ms);
+        ctx.results.record('push.mono', srv.kind, speed);
+        ctx.results.record('push.memory', srv.kind, memory.peak / MIB);
+        ctx.results.detail('push.mono', srv.kind, { rep, ms: result.ms, bytes: blob.size });
+        ctx.results.detail('push.memory', srv.kind, { rep, peakBytes: memory.peak, hwmReset: memory.hwmReset, rssSamples: memory.samples });
+        if (!memory.hwmReset) ctx.results.note('push.memory', `VmHWM could not be reset for ${srv.label}: from ${memory.samples} VmRSS samples only`);
+        if (ctx.limits) {
+          ctx.results.record('push.limit', srv.kind, (100 * speed) / Math.min(ctx.limits.diskWriteMBps, ctx.limits.sha256MBps));
+        }
+        ctx.bigBlobRepo.set(srv, repo);
+        ctx.log(`  ${srv.label}: ${speed.toFixed(0)} MB/s, peak ${(memory.peak / MIB).toFixed(0)} MiB`);
+      } finally {
+        agent.destroy();
+      }
+    }),
+  };
+}
+
+export function chunkedWorkload(opts: Options): Workload {
+  return {
+    name: 'chunked',
+    metrics: [
+      {
+        id: 'push.chunked',
+        workload: 'chunked',
+        label: `chunked push, ${sizeText(opts.size)} in ${sizeText(CHUNK)}`,
+        unit: 'MB/s',
+        better: 'higher',
+        target: { kind: 'ratio', min: 1.5 },
+      },
+    ],
+    rep: eachServer(async (ctx, srv, rep) => {
+      const blob = await ctx.bigBlob();
+      const agent = keepAliveAgent(1);
+      try {
+        await settleDisk();
+        const { ms, result: chunks } = await timed(() => pushChunked(srv, `bench/chunked-r${rep}`, blob, CHUNK, agent));
+        ctx.results.record('push.chunked', srv.kind, mbps(blob.size, ms));
+        ctx.results.detail('push.chunked', srv.kind, { rep, ms, bytes: blob.size, patches: chunks });
+        ctx.log(`  ${srv.label}: ${mbps(blob.size, ms).toFixed(0)} MB/s (${chunks} PATCHes)`);
+      } finally {
+        agent.destroy();
+      }
+    }),
+  };
+}
+
+export function pullWorkload(opts: Options): Workload {
+  return {
+    name: 'pull',
+    metrics: [{ id: 'pull', workload: 'pull', label: `blob pull, ${sizeText(opts.size)}`, unit: 'MB/s', better: 'higher', target: { kind: 'ratio', min: 1 } }],
+    rep: eachServer(async (ctx, srv, rep) => {
+      const blob = await ctx.bigBlob();
+      const agent = keepAliveAgent(1);
+      try {
+        let repo = ctx.bigBlobRepo.get(srv);
+        if (repo === undefined) {
+          repo = 'bench/pull';
+          ctx.log(`  ${srv.label}: pushing the blob to pull (untimed)`);
+          await pushMonolithic(srv, repo, blob, agent);
+          ctx.bigBlobRepo.set(srv, repo);
+        }
+        const { ms } = await timed(() => pullBlob(srv, repo, blob.digest, blob.size, agent));
+        ctx.results.record('pull', srv.kind, mbps(blob.size, ms));
+        ctx.results.detail('pull', srv.kind, { rep, ms, bytes: blob.size, repo });
+        ctx.log(`  ${srv.label}: ${mbps(blob.size, ms).toFixed(0)} MB/s`);
+      } finally {
+        agent.destroy();
+      }
+    }),
+  };
+}
+
+export function manifestWorkload(opts: Options): Workload {
+  const metrics: MetricDef[] = [];
+  for (const method of ['HEAD', 'GET'] as const) {
+    const m = method.toLowerCase();
+    metrics.push(
+      { id: `manifest.${m}.rps`, workload: 'manifest', label: `manifest ${method} by tag, ${CONNECTIONS} conns`, unit: 'req/s', better: 'higher', target: { kind: 'ratio', min: 3 } },
+      { id: `manifest.${m}.p99`, workload: 'manifest', label: `manifest ${method} p99 latency`, unit: 'ms', better: 'lower' },
+    );
+  }
+  const url = (srv: Server) => `${srv.base}/v2/${MANIFEST_REPO}/manifests/latest`;
+  return {
+    name: 'manifest',
+    metrics,
+    setup: async (ctx, srv) => {
+      await ctx.smallImage(srv);
+      // a short warm-up, unrecorded
+      await runLoad({ url: url(srv), method: 'GET', accept: OCI_MANIFEST, connections: CONNECTIONS, seconds: 1, dir: ctx.dir }, opts.load);
+    },
+    rep: eachServer(async (ctx, srv, rep) => {
+      for (const method of ['HEAD', 'GET'] as const) {
+        const m = method.toLowerCase();
+        const spec = { url: url(srv), method, accept: OCI_MANIFEST, connections: CONNECTIONS, seconds: opts.duration, dir: ctx.dir };
+        const r = await runLoad(spec, opts.load);
+        ctx.results.record(`manifest.${m}.rps`, srv.kind, r.requestsPerSec);
+        ctx.results.record(`manifest.${m}.p99`, srv.kind, r.p99Ms);
+        ctx.results.note(`manifest.${m}.rps`, `load generator: ${r.generator}`);
+        ctx.results.detail(`manifest.${m}.rps`, srv.kind, { rep, generator: r.generator, requests: r.requests, seconds: opts.duration });
+        ctx.log(`  ${srv.label} ${method}: ${r.requestsPerSec.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(1)} ms (${r.generator}, ${r.requests} requests)`);
+      }
+    }),
+  };
+}
+
+export function smallBlobsWorkload(): Workload {
+  return {
+    name: 'small',
+    metrics: [
+      {
+        id: 'small.push',
+        workload: 'small',
+        label: `${SMALL_BLOBS.toLocaleString('en-US')} × 4 KiB blob pushes, ${WRITERS} conc.`,
+        unit: 'blobs/s',
+        better: 'higher',
+        target: { kind: 'ratio', min: 2 },
+      },
+    ],
+    rep: eachServer(async (ctx, srv, rep) => {
+      const blobs = Array.from({ length: SMALL_BLOBS }, () => {
+        const data = randomBytes(SMALL_BLOB_SIZE);
+        return { data, digest: sha256(data), size: data.length };
+      });
+      const agent = keepAliveAgent(WRITERS);
+      try {
+        const repo = `bench/small-r${rep}`;
+        const { ms } = await timed(() => forEachConcurrent(blobs.length, WRITERS, (i) => pushMonolithic(srv, repo, blobs[i]!, agent)));
+        const rate = blobs.length / (ms / 1000);
+        ctx.results.record('small.push', srv.kind, rate);
+        ctx.results.detail('small.push', srv.kind, { rep, ms, blobs: blobs.length });
+        ctx.log(`  ${srv.label}: ${rate.toFixed(0)} blobs/s`);
+      } finally {
+        agent.destroy();
+      }
+    }),
+  };
+}
+
+/**
+ * Median latency (ms) of up to LISTINGS sequential calls of `once`; stops early, with at least
+ * 3 samples, once LISTING_BUDGET_MS have passed. Returns the samples.
+ */
+async function listingLatencies(once: () => Promise<void>): Promise<number[]> {
+  const samples: number[] = [];
+  const started = performance.now();
+  while (samples.length < LISTINGS) {
+    const { ms } = await timed(once);
+    samples.push(ms);
+    if (samples.length >= 3 && performance.now() - started > LISTING_BUDGET_MS) break;
+  }
+  return samples;
+}
+
+function recordListing(ctx: BenchContext, id: string, srv: Server, rep: number, samples: number[], extra: Record<string, unknown>): number {
+  const med = median(samples);
+  ctx.results.record(id, srv.kind, med);
+  ctx.results.detail(id, srv.kind, { rep, requestMs: samples, ...extra });
+  if (samples.length < LISTINGS) {
+    ctx.results.note(id, `${srv.label}: median of ${samples.length} requests, not ${LISTINGS} (stopped after ${LISTING_BUDGET_MS / 1000} s)`);
+  }
+  return med;
+}
+
+export function tagName(i: number): string {
+  return `t${String(i).padStart(5, '0')}`;
+}
+
+function expectExactly(srv: Server, what: string, got: string[], expected: ReadonlySet<string>): void {
+  const seen = new Set(got);
+  const missing = [...expected].filter((t) => !seen.has(t));
+  if (got.length !== expected.size || seen.size !== got.length || missing.length > 0) {
+    throw new BenchError(
+      `${srv.label}: ${what}: ${got.length} entries (${seen.size} distinct), expected exactly ${expected.size}; missing e.g. ${missing.slice(0, 5).join(', ') || 'none'}`,
+    );
+  }
+}
+
+export function tagsWorkload(): Workload {
+  const expected = new Set(Array.from({ length: TAG_COUNT }, (_, i) => tagName(i)));
+  const n = TAG_COUNT.toLocaleString('en-US');
+  return {
+    name: 'tags',
+    metrics: [
+      { id: 'tags.push', workload: 'tags', label: `tagging ${n} tags, ${WRITERS} conc.`, unit: 'tags/s', better: 'higher' },
+      { id: 'tags.full', workload: 'tags', label: `tag list, all ${n}`, unit: 'ms', better: 'lower', target: { kind: 'ratio', min: 10 } },
+      { id: 'tags.page', workload: 'tags', label: 'tag list, first page n=100', unit: 'ms', better: 'lower', target: { kind: 'ratio', min: 10 } },
+    ],
+    rep: eachServer(async (ctx, srv, rep) => {
+      const image = await ctx.smallImage(srv);
+      const repo = `bench/tags-r${rep}`;
+      const agent = keepAliveAgent(WRITERS);
+      try {
+        for (const blob of [image.config, image.layer]) {
+          await pushMonolithic(srv, repo, { digest: blob.digest, size: blob.data.length, data: blob.data }, agent);
+        }
+        const { ms } = await timed(() =>
+          forEachConcurrent(TAG_COUNT, WRITERS, (i) => putManifest(srv, repo, tagName(i), image.manifest, OCI_MANIFEST, agent)),
+        );
+        const rate = TAG_COUNT / (ms / 1000);
+        ctx.results.record('tags.push', srv.kind, rate);
+        ctx.results.detail('tags.push', srv.kind, { rep, ms, tags: TAG_COUNT });
+
+        const path = `/v2/${repo}/tags/list`;
+        let pages = 0;
+        const full = await listingLatencies(async () => {
+          const all = await listAll(srv, path, 'tags', agent);
+          expectExactly(srv, `GET ${path} (all pages)`, all.items, expected);
+          pages = all.pages;
+        });
+        const fullMs = recordListing(ctx, 'tags.full', srv, rep, full, { pages });
+        if (pages > 1) ctx.results.note('tags.full', `${srv.label}: the full list came in ${pages} pages (Link followed)`);
+
+        const url = `${srv.base}${path}?n=100`;
+        let count = 0;
+        const page = await listingLatencies(async () => {
+          const res = await request(url, { method: 'GET', agent });
+          const tags = listingEntries(srv, res, url, 'tags');
+          if (tags.length < 100) throw new BenchError(`${srv.label}: GET ${url}: ${tags.length} tags, expected at least 100`);
+          count = tags.length;
+        });
+        const pageMs = recordListing(ctx, 'tags.page', srv, rep, page, { entries: count });
+        if (count > 100) ctx.results.note('tags.page', `${srv.label} ignores n=100 and answers all ${count} tags`);
+        ctx.log(`  ${srv.label}: ${rate.toFixed(0)} tags/s; full list ${fullMs.toFixed(1)} ms; n=100 ${pageMs.toFixed(2)} ms (${count} tags)`);
+      } finally {
+        agent.destroy();
+      }
+    }),
+  };
+}
+
+export function repoName(i: number): string {
+  return `bench/cat/r${String(i).padStart(5, '0')}`;
+}
+
+export function catalogWorkload(): Workload {
+  const expected = Array.from({ length: REPO_COUNT }, (_, i) => repoName(i));
+  const n = REPO_COUNT.toLocaleString('en-US');
+  return {
+    name: 'catalog',
+    metrics: [
+      { id: 'catalog.setup', workload: 'catalog', label: `creating ${n} repos (mount+manifest)`, unit: 's', better: 'lower', once: true },
+      { id: 'catalog.full', workload: 'catalog', label: `_catalog, all of ≥${n} repos`, unit: 'ms', better: 'lower', target: { kind: 'ratio', min: 10 } },
+      { id: 'catalog.page', workload: 'catalog', label: '_catalog, first page n=100', unit: 'ms', better: 'lower', target: { kind: 'ratio', min: 10 } },
+    ],
+    setup: async (ctx, srv) => {
+      const image = await ctx.smallImage(srv);
+      const agent = keepAliveAgent(WRITERS);
+      let pushedInstead = 0;
+      try {
+        ctx.log(`  ${srv.label}: creating ${n} repositories`);
+        const { ms } = await timed(() =>
+          forEachConcurrent(REPO_COUNT, WRITERS, async (i) => {
+            const repo = expected[i]!;
+            for (const blob of [image.config, image.layer]) {
+              if (!(await mountBlob(srv, repo, MANIFEST_REPO, blob, agent))) pushedInstead++;
+            }
+            await putManifest(srv, repo, 'latest', image.manifest, OCI_MANIFEST, agent);
+          }),
+        );
+        ctx.results.record('catalog.setup', srv.kind, ms / 1000);
+        if (pushedInstead > 0) ctx.results.note('catalog.setup', `${srv.label} answered 202 to ${pushedInstead} mounts; those blobs were pushed`);
+        ctx.log(`  ${srv.label}: ${(ms / 1000).toFixed(1)} s`);
+      } finally {
+        agent.destroy();
+      }
+    },
+    rep: eachServer(async (ctx, srv, rep) => {
+      const agent = keepAliveAgent(1);
+      try {
+        let pages = 0;
+        const full = await listingLatencies(async () => {
+          const all = await listAll(srv, '/v2/_catalog', 'repositories', agent);
+          const have = new Set(all.items);
+          const missing = expected.filter((r) => !have.has(r));
+          if (all.items.length < REPO_COUNT || missing.length > 0) {
+            throw new BenchError(`${srv.label}: GET /v2/_catalog (all pages): ${all.items.length} repositories; missing e.g. ${missing.slice(0, 5).join(', ')}`);
+          }
+          pages = all.pages;
+        });
+        const fullMs = recordListing(ctx, 'catalog.full', srv, rep, full, { pages });
+        if (pages > 1) ctx.results.note('catalog.full', `${srv.label}: the full list came in ${pages} pages (Link followed)`);
+
+        const url = `${srv.base}/v2/_catalog?n=100`;
+        let count = 0;
+        const page = await listingLatencies(async () => {
+          const res = await request(url, { method: 'GET', agent });
+          const repos = listingEntries(srv, res, url, 'repositories');
+          if (repos.length < 100) throw new BenchError(`${srv.label}: GET ${url}: ${repos.length} repositories, expected at least 100`);
+          count = repos.length;
+        });
+        const pageMs = recordListing(ctx, 'catalog.page', srv, rep, page, { entries: count });
+        if (count > 100) ctx.results.note('catalog.page', `${srv.label} ignores n=100 and answers ${count} repositories`);
+        ctx.log(`  ${srv.label}: full ${fullMs.toFixed(1)} ms (${pages} pages); n=100 ${pageMs.toFixed(2)} ms`);
+      } finally {
+        agent.destroy();
+      }
+    }),
+  };
+}
+
+/** Pushes the small image to bench/manifest:latest. */
+export async function setupSmallImage(srv: Server, image: SmallImage, agent: Agent): Promise<void> {
+  await pushSmallImage(srv, MANIFEST_REPO, 'latest', image, agent);
+}
+
+/** Which generator each manifest method will use, for the report. */
+export function manifestGenerators(opts: Options): string {
+  return `HEAD: ${generatorFor('HEAD', opts.load)}, GET: ${generatorFor('GET', opts.load)}`;
+}
