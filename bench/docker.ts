@@ -80,6 +80,7 @@ export function dockerWorkload(opts: Options): Workload {
         created.add(ref);
         const pushed = await docker(['push', ref], TRANSFER_TIMEOUT_MS);
         ctx.results.record('docker.push', srv.kind, pushed.ms / 1000);
+        ctx.results.detail('docker.push', srv.kind, { rep, ms: pushed.ms, ref, imageId: made.imageId, layerBytes: layerSize });
         ctx.log(`  ${srv.label}: push ${(pushed.ms / 1000).toFixed(1)} s`);
       }
       await removeImages(created);
@@ -92,6 +93,7 @@ export function dockerWorkload(opts: Options): Workload {
         const id = (await docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim();
         if (id !== made.imageId) throw new BenchError(`${srv.label}: docker pull ${ref} gave image ${id}, expected ${made.imageId}:\n${pulled.stdout}`);
         ctx.results.record('docker.pull', srv.kind, pulled.ms / 1000);
+        ctx.results.detail('docker.pull', srv.kind, { rep, ms: pulled.ms, ref });
         ctx.log(`  ${srv.label}: pull ${(pulled.ms / 1000).toFixed(1)} s`);
         await removeImages([ref]);
         created.delete(ref);

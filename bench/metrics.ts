@@ -32,6 +32,7 @@ export interface MetricSummary {
 export class Results {
   private readonly samples = new Map<string, Partial<Record<ServerKind, number[]>>>();
   private readonly notes = new Map<string, string[]>();
+  private readonly noteKeys = new Map<string, string>();
   private readonly details = new Map<string, Partial<Record<ServerKind, unknown[]>>>();
   readonly failures = new Map<WorkloadName, string>();
 
@@ -63,10 +64,17 @@ export class Results {
     return this.details.get(id) ?? {};
   }
 
-  /** A remark shown under the table for this metric (each distinct text once). */
-  note(id: string, text: string): void {
+  /**
+   * A remark shown under the table for this metric (each distinct text once). A note given a
+   * `key` replaces the earlier note of the same key, so that it can be rewritten as samples come in.
+   */
+  note(id: string, text: string, key?: string): void {
     const list = this.notes.get(id) ?? [];
-    if (!list.includes(text)) list.push(text);
+    const previous = key === undefined ? undefined : this.noteKeys.get(`${id}\0${key}`);
+    const at = previous === undefined ? -1 : list.indexOf(previous);
+    if (at >= 0) list.splice(at, 1, text);
+    else if (!list.includes(text)) list.push(text);
+    if (key !== undefined) this.noteKeys.set(`${id}\0${key}`, text);
     this.notes.set(id, list);
   }
 

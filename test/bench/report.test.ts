@@ -118,3 +118,15 @@ describe('parseProcStatus', () => {
     expect(parseProcStatus('Name:\tzombie\n')).toEqual({});
   });
 });
+
+describe('Results notes', () => {
+  it('keeps each distinct note once, and lets a keyed note be rewritten in place', () => {
+    const r = new Results(defs);
+    r.note('lat', 'first');
+    r.note('lat', 'first');
+    r.note('lat', 'counts: 4', 'budget');
+    r.note('lat', 'last');
+    r.note('lat', 'counts: 4, 5', 'budget');
+    expect(r.summary('lat').notes).toEqual(['first', 'counts: 4, 5', 'last']);
+  });
+});
