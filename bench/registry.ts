@@ -186,19 +186,29 @@ export async function pushSmallImage(srv: Server, repo: string, tag: string, ima
  * A listing (tags/list or _catalog), following Link rel="next" until the end. Returns every
  * entry of `key` and the number of pages.
  */
-export async function listAll(srv: Server, path: string, key: 'tags' | 'repositories', agent: Agent, maxPages = 100_000): Promise<{ items: string[]; pages: number }> {
+export async function listAll(
+  srv: Server,
+  path: string,
+  key: 'tags' | 'repositories',
+  agent: Agent,
+  maxPages = 100_000,
+): Promise<{ items: string[]; pages: number; ms: number }> {
   const items: string[] = [];
   let url: string | undefined = `${srv.base}${path}`;
   let pages = 0;
+  let ms = 0;
   while (url !== undefined) {
     if (pages >= maxPages) throw new BenchError(`${srv.label}: ${path}: still a next page after ${maxPages} pages`);
+    // Only the exchange is timed; parsing and checking the page are the client's work.
+    const started = performance.now();
     const res = await request(url, { method: 'GET', agent, timeoutMs: 120_000 });
+    ms += performance.now() - started;
     items.push(...listingEntries(srv, res, url, key));
     pages++;
     const next = nextLink(header(res, 'link'));
     url = next === undefined ? undefined : resolveLocation(next, url);
   }
-  return { items, pages };
+  return { items, pages, ms };
 }
 
 /** The entries of one listing page; throws unless it is a 200 with a JSON array under `key`. */
