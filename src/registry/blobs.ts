@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
-import { NotFoundError, type BlobStore, type ByteRange } from '../storage/blob-store.js';
+import { NotFoundError, type BlobStore, type ByteRange, type ObjectHandle } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
 import type { RegistryIndex } from '../index/registry-index.js';
 
@@ -24,9 +24,14 @@ export class BlobService {
     return { digest, size };
   }
 
-  async open(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
+  /**
+   * The blob's bytes: opened, when the store can (the filesystem), for reads
+   * into the caller's buffers; else as a stream of the range asked for.
+   */
+  async open(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<{ handle: ObjectHandle } | { stream: Readable }> {
     try {
-      return await this.store.read(keys.blob(digest), range, signal);
+      if (this.store.openObject) return { handle: await this.store.openObject(keys.blob(digest)) };
+      return { stream: await this.store.read(keys.blob(digest), range, signal) };
     } catch (err) {
       if (err instanceof NotFoundError) throw blobUnknown(digest);
       throw err;

@@ -61,6 +61,14 @@ export class UploadTooLargeError extends Error {
   }
 }
 
+/** An object opened for reads into buffers the caller owns (BlobStore.openObject). */
+export interface ObjectHandle {
+  readonly size: number;
+  /** Reads up to `length` bytes at `position` into the start of `buffer`; 0 at the end. */
+  read(buffer: Buffer, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
 /**
  * Where bytes live. Shaped for object stores: whole objects addressed by key,
  * ranged reads, and resumable uploads that are committed to a key at the end.
@@ -71,6 +79,13 @@ export interface BlobStore {
   stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
   /** A stream of an object's bytes (or of a range of them). Throws NotFoundError. */
   read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Opens an object for reads into the caller's buffers, which it can reuse from
+   * one read to the next: large objects are then served without a new buffer per
+   * chunk (and the garbage collection that follows). Optional: a store whose
+   * reads are network responses has no use for it. Throws NotFoundError.
+   */
+  openObject?(key: string): Promise<ObjectHandle>;
   /** A small object's bytes, or null when it does not exist. */
   get(key: string, signal?: AbortSignal): Promise<Buffer | null>;
   /** Writes a small object atomically (readers see the old bytes or the new, never a mix). */

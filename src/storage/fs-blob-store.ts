@@ -8,6 +8,7 @@ import {
   UploadOffsetError,
   type BlobStore,
   type ByteRange,
+  type ObjectHandle,
   type ObjectInfo,
 } from './blob-store.js';
 
@@ -91,22 +92,40 @@ export class FsBlobStore implements BlobStore {
   }
 
   async read(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
-    let fh: FileHandle;
-    try {
-      fh = await open(this.path(key), 'r');
-      if (!(await fh.stat()).isFile()) {
-        await fh.close();
-        throw new NotFoundError(key);
-      }
-    } catch (err) {
-      if (isNotFound(err)) throw new NotFoundError(key);
-      throw err;
-    }
+    const { fh } = await this.openFile(key);
     return fh.createReadStream({
       ...(range ? { start: range.start, end: range.end } : {}),
       highWaterMark: READ_CHUNK,
       ...(signal ? { signal } : {}),
     });
+  }
+
+  async openObject(key: string): Promise<ObjectHandle> {
+    const { fh, size } = await this.openFile(key);
+    return {
+      size,
+      read: async (buffer, length, position) => (await fh.read(buffer, 0, length, position)).bytesRead,
+      close: () => fh.close(),
+    };
+  }
+
+  /** Opens an object's file for reading; NotFoundError when there is none (or a folder). */
+  private async openFile(key: string): Promise<{ fh: FileHandle; size: number }> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path(key), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(key);
+      throw err;
+    }
+    try {
+      const info = await fh.stat();
+      if (!info.isFile()) throw new NotFoundError(key);
+      return { fh, size: info.size };
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
   }
 
   async get(key: string): Promise<Buffer | null> {

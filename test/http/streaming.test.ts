@@ -1,4 +1,5 @@
-import { rm } from 'node:fs/promises';
+import { readdir, readlink, rm, truncate } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -150,6 +151,72 @@ describe('blob streaming over a real socket', () => {
     const outside = await send(`${base}/v2/${REPO}/blobs/${digest}`, { method: 'GET', headers: { range: `bytes=${data.length}-` } });
     expect(outside.status).toBe(416);
     expect(outside.headers['content-range']).toBe(`bytes */${data.length}`);
+  });
+
+  /** Pushes `data` in one POST and returns its digest. */
+  async function pushWhole(data: Buffer): Promise<string> {
+    const digest = digestOf(data);
+    const post = await send(`${base}/v2/${REPO}/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: data,
+    });
+    expect(post.status, post.body.toString()).toBe(201);
+    return digest;
+  }
+
+  it('serves a blob of several read chunks whole and by ranges across their edges', async () => {
+    const data = testBytes(3 * MiB + 5, 21);
+    const digest = await pushWhole(data);
+    await expectBlob(digest, data.length);
+    for (const [start, end] of [
+      [MiB - 3, MiB + 2],
+      [MiB - 10, 3 * MiB + 4],
+      [2 * MiB, 2 * MiB],
+      [0, 3 * MiB + 4],
+    ] as const) {
+      const res = await send(`${base}/v2/${REPO}/blobs/${digest}`, { method: 'GET', headers: { range: `bytes=${start}-${end}` } });
+      expect(res.status).toBe(206);
+      expect(res.headers['content-length']).toBe(String(end - start + 1));
+      expect(res.body.equals(data.subarray(start, end + 1)), `bytes ${start}-${end}`).toBe(true);
+    }
+  });
+
+  it('lets go of the file when a client leaves in the middle of a download, and serves the next one', async () => {
+    const data = testBytes(16 * MiB, 22);
+    const digest = await pushWhole(data);
+    const path = blobPath(reg.root, digest);
+    const blobOpen = async () => {
+      for (const fd of await readdir('/proc/self/fd')) {
+        if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')) === path) return true;
+      }
+      return false;
+    };
+    // Read the first bytes, then go: the server is blocked on a socket that nobody reads.
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${base}/v2/${REPO}/blobs/${digest}`, { agent: false });
+      req.on('error', () => {}); // the destroy below is the point
+      req.on('response', (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await waitFor(async () => !(await blobOpen()), { what: 'the blob file to be closed' });
+    const again = await getDigest(`${base}/v2/${REPO}/blobs/${digest}`);
+    expect(again).toMatchObject({ status: 200, length: data.length, digest });
+  });
+
+  it('answers 500 without a body cut short when the stored blob is not the size the index says', async () => {
+    const data = testBytes(MiB, 23);
+    const digest = await pushWhole(data);
+    await truncate(blobPath(reg.root, digest), MiB - 1);
+    const res = await send(`${base}/v2/${REPO}/blobs/${digest}`, { method: 'GET' });
+    expect(res.status).toBe(500);
+    expect(JSON.parse(res.body.toString()).errors[0].code).toBe('UNKNOWN');
   });
 
   it('keeps the bytes of a PATCH whose client went away, and lets the upload continue from there', async () => {
