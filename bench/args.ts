@@ -19,7 +19,10 @@ export interface Options {
   logLevel: LogLevel;
   /** Seconds of each manifest HEAD/GET load run. */
   duration: number;
-  /** 'auto': wrk for GET and ab for HEAD when installed, else the Node generator; 'node': always the Node generator. */
+  /**
+   * 'auto': wrk for manifest GETs, ab for HEADs and curl for the big blob's monolithic push and
+   * pull, each when installed, else the Node client; 'node': always the Node client.
+   */
   load: LoadGenerator;
   /** Bytes of random data in each of the docker image's three layers. */
   dockerLayerSize: number;
@@ -37,7 +40,8 @@ Options:
   --size SIZE           size of the big blob, e.g. 64MiB (default 1GiB)
   --duration S          seconds of each manifest HEAD/GET load run (default 5)
   --log-level L         servers' log level: ${LOG_LEVELS.join(', ')} (default info)
-  --load auto|node      load generator for manifests: wrk/ab when installed, or Node (default auto)
+  --load auto|node      clients: wrk/ab for manifests and curl for the big push and pull
+                        when installed, else Node (auto, the default); or always Node
   --docker-layer-size SIZE  random bytes in each of the docker image's 3 layers (default 100MB)
   --dir DIR             make the bench's temporary folder under DIR (default the OS temp dir)
   --keep                keep the temporary folder (server data and logs)

@@ -14,6 +14,7 @@ import {
   resolveLocation,
   type Response,
 } from './http.js';
+import { run } from './proc.js';
 import type { Server } from './servers.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -45,16 +46,44 @@ function expectCommitted(srv: Server, res: Response, digest: string, what: strin
   }
 }
 
-/** A blob in two requests: POST, then PUT ?digest= with the whole body (a buffer or a file). */
+/**
+ * Big transfers with curl rather than Node: a client in C leaves more of the two cores to the
+ * server it measures, the same for both servers. Returns the status, the bytes moved and the
+ * Docker-Content-Digest answered.
+ */
+async function curl(args: string[], what: string): Promise<{ status: number; bytes: number; digest: string }> {
+  const ran = await run(
+    'curl',
+    ['-sS', '--max-time', String(BIG_TIMEOUT_MS / 1000), '-o', '/dev/null', '-w', '%{http_code} %{size_upload} %{size_download} %header{docker-content-digest}', ...args],
+    { timeoutMs: BIG_TIMEOUT_MS + 10_000, allowFailure: true },
+  );
+  const [status, up, down, digest] = ran.stdout.trim().split(' ');
+  if (ran.code !== 0 || status === undefined) throw new BenchError(`${what}: curl exited ${ran.code}: ${ran.stderr.trim()}`);
+  return { status: Number(status), bytes: Math.max(Number(up), Number(down)), digest: digest ?? '' };
+}
+
+/**
+ * A blob in two requests: POST, then PUT ?digest= with the whole body (a buffer or a file).
+ * With `useCurl`, a file is sent by curl.
+ */
 export async function pushMonolithic(
   srv: Server,
   repo: string,
   blob: { digest: string; size: number; data?: Buffer; file?: string },
   agent: Agent,
+  useCurl = false,
 ): Promise<void> {
   const location = await startUpload(srv, repo, agent);
   const url = addQuery(location, 'digest', blob.digest);
   const file = blob.file;
+  if (useCurl && file !== undefined) {
+    const what = `${srv.label}: PUT ${url} (${blob.size} bytes, curl)`;
+    const sent = await curl(['-X', 'PUT', '-H', `Content-Type: ${OCTETS}`, '-T', file, url], what);
+    if (sent.status !== 201 || sent.bytes !== blob.size || (sent.digest !== '' && sent.digest !== blob.digest)) {
+      throw new BenchError(`${what}: HTTP ${sent.status} after ${sent.bytes} bytes, digest ${sent.digest || 'none'}; expected 201 and ${blob.digest}`);
+    }
+    return;
+  }
   const body = blob.data ?? (file ? () => createReadStream(file, { highWaterMark: 1024 * 1024 }) : undefined);
   if (body === undefined) throw new Error('pushMonolithic: no data');
   const res = await request(url, {
@@ -102,9 +131,16 @@ export async function pushChunked(
   return chunks;
 }
 
-/** GET of a blob, its body counted and dropped; checks the byte count. */
-export async function pullBlob(srv: Server, repo: string, digest: string, size: number, agent: Agent): Promise<void> {
+/** GET of a blob, its body counted and dropped; checks the byte count. With `useCurl`, curl fetches it. */
+export async function pullBlob(srv: Server, repo: string, digest: string, size: number, agent: Agent, useCurl = false): Promise<void> {
   const url = `${srv.base}/v2/${repo}/blobs/${digest}`;
+  if (useCurl) {
+    const got = await curl([url], `${srv.label}: GET ${url} (curl)`);
+    if (got.status !== 200 || got.bytes !== size) {
+      throw new BenchError(`${srv.label}: GET ${url} (curl): HTTP ${got.status} with ${got.bytes} bytes, expected 200 with ${size}`);
+    }
+    return;
+  }
   const res = await request(url, { method: 'GET', agent, discard: true, timeoutMs: BIG_TIMEOUT_MS });
   expectStatus(res, 200, `${srv.label}: GET ${url}`);
   if (res.bytes !== size) throw new BenchError(`${srv.label}: GET ${url}: ${res.bytes} bytes, expected ${size}:\n${describe(res)}`);

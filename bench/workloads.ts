@@ -8,7 +8,7 @@ import type { Limits } from './machine.js';
 import { withPeakMemory } from './memory.js';
 import type { MetricDef, Results } from './metrics.js';
 import { forEachConcurrent, timed } from './pool.js';
-import { run } from './proc.js';
+import { run, which } from './proc.js';
 import {
   OCI_MANIFEST,
   listAll,
@@ -99,6 +99,11 @@ function mbps(bytes: number, ms: number): number {
   return bytes / MB / (ms / 1000);
 }
 
+/** Whether curl moves the big blob (see Options.load). */
+function bigClientIsCurl(opts: Options): boolean {
+  return opts.load === 'auto' && which('curl') !== undefined;
+}
+
 export function pushWorkload(opts: Options): Workload {
   const size = sizeText(opts.size);
   return {
@@ -114,7 +119,9 @@ export function pushWorkload(opts: Options): Workload {
       const agent = keepAliveAgent(1);
       try {
         await settleDisk();
-        const { result, memory } = await withPeakMemory(srv.pid, () => timed(() => pushMonolithic(srv, repo, blob, agent)));
+        const useCurl = bigClientIsCurl(opts);
+        ctx.results.note('push.mono', `client: ${useCurl ? 'curl' : 'node'}`);
+        const { result, memory } = await withPeakMemory(srv.pid, () => timed(() => pushMonolithic(srv, repo, blob, agent, useCurl)));
         const speed = mbps(blob.size, result.ms);
         ctx.results.record('push.mono', srv.kind, speed);
         ctx.results.record('push.memory', srv.kind, memory.peak / MIB);
@@ -177,7 +184,9 @@ export function pullWorkload(opts: Options): Workload {
           await pushMonolithic(srv, repo, blob, agent);
           ctx.bigBlobRepo.set(srv, repo);
         }
-        const { ms } = await timed(() => pullBlob(srv, repo, blob.digest, blob.size, agent));
+        const useCurl = bigClientIsCurl(opts);
+        ctx.results.note('pull', `client: ${useCurl ? 'curl' : 'node'}`);
+        const { ms } = await timed(() => pullBlob(srv, repo, blob.digest, blob.size, agent, useCurl));
         ctx.results.record('pull', srv.kind, mbps(blob.size, ms));
         ctx.results.detail('pull', srv.kind, { rep, ms, bytes: blob.size, repo });
         ctx.log(`  ${srv.label}: ${mbps(blob.size, ms).toFixed(0)} MB/s`);
