@@ -44,18 +44,29 @@ async function openUpload(path: string, id: string, flags: 'r' | 'r+'): Promise<
 /**
  * A blob store on a local filesystem. Objects are files named by their key;
  * writes go to a temporary file that is fsync'd and renamed into place, and
- * the rename is made durable by an fsync of its folder. Each append to an
- * upload ends with its bytes on disk (fdatasync), so a commit is a rename.
+ * the rename is made durable by an fsync of its folder.
+ *
+ * An upload's bytes reach the disk behind the client: every SYNC_EVERY bytes
+ * while an append streams in, and once more after it, without holding up its
+ * answer (the next append waits for that flush, so at most two appends' bytes
+ * wait for the disk). A commit waits for the last flush, so a blob is on disk
+ * before the client hears it is stored.
  */
 export class FsBlobStore implements BlobStore {
   private readonly tmpDir: string;
   private readonly uploadsDir: string;
   /**
-   * Uploads whose every byte is known to be on disk: their last append ended
-   * with a flush. Any other upload (one whose append failed, or one from
-   * before a restart) is flushed when it is committed.
+   * The flush that follows an upload's last append, while the upload lasts:
+   * it resolves to true once every byte is on disk. An upload without one (its
+   * last append failed, or it is from before a restart) is flushed at commit.
    */
-  private readonly flushed = new Set<string>();
+  private readonly flushes = new Map<string, Promise<true>>();
+  /**
+   * Uploads whose flush failed. Linux may report the next fdatasync of such a
+   * file as a success although bytes were lost, so these uploads are not
+   * committed; the client starts again.
+   */
+  private readonly failed = new Map<string, unknown>();
 
   constructor(readonly root: string) {
     this.tmpDir = join(root, '_tmp');
@@ -215,18 +226,42 @@ export class FsBlobStore implements BlobStore {
 
   async appendUpload(id: string, offset: number | undefined, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
     const fh = await openUpload(this.uploadPath(id), id, 'r+');
+    let closeLater = false;
     try {
       const size = (await fh.stat()).size;
       if (offset !== undefined && size !== offset) throw new UploadOffsetError(size, offset);
-      this.flushed.delete(id);
+      this.throwIfFailed(id);
+      const previous = this.flushes.get(id);
+      this.flushes.delete(id); // from the first byte written, the bytes on disk are not all of them
       const out = new FlushingFileWriter(fh, size);
-      await pipeline(source, out, ...(signal ? [{ signal }] : []));
-      this.flushed.add(id);
+      try {
+        await pipeline(source, out, ...(signal ? [{ signal }] : []));
+        await previous;
+      } catch (err) {
+        if (out.flushError !== undefined) this.failed.set(id, out.flushError);
+        await previous?.catch(() => undefined);
+        throw err;
+      }
+      const flush = fh.datasync().then(
+        () => true as const,
+        (err: unknown) => {
+          this.failed.set(id, err);
+          throw err;
+        },
+      );
+      flush.catch(() => undefined); // seen by the next append or the commit
+      this.flushes.set(id, flush);
+      closeLater = true;
+      void flush.catch(() => undefined).finally(() => fh.close().catch(() => undefined));
       return out.position;
     } finally {
-      // Waits for a background flush still running (FileHandle.close does).
-      await fh.close();
+      if (!closeLater) await fh.close();
     }
+  }
+
+  private throwIfFailed(id: string): void {
+    const err = this.failed.get(id);
+    if (err !== undefined) throw new Error(`upload ${id} could not be flushed to disk: ${(err as Error).message}`, { cause: err });
   }
 
   async readUpload(id: string, signal?: AbortSignal): Promise<Readable> {
@@ -241,7 +276,10 @@ export class FsBlobStore implements BlobStore {
   async commitUpload(id: string, key: string): Promise<void> {
     const path = this.uploadPath(id);
     const target = this.path(key);
-    if (!this.flushed.has(id)) {
+    const flush = this.flushes.get(id);
+    if (flush) await flush.catch(() => undefined);
+    this.throwIfFailed(id);
+    if (!flush) {
       const fh = await openUpload(path, id, 'r');
       try {
         await fh.datasync();
@@ -255,13 +293,14 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(err)) throw new NotFoundError(`uploads/${id}`);
       throw err;
     }
-    this.flushed.delete(id);
+    this.flushes.delete(id);
     await removeUploadFolder(dirname(path));
   }
 
   async cancelUpload(id: string): Promise<void> {
     if (!UPLOAD_ID_RE.test(id)) return;
-    this.flushed.delete(id);
+    this.flushes.delete(id);
+    this.failed.delete(id);
     await rm(join(this.uploadsDir, id), { recursive: true, force: true });
   }
 
@@ -335,14 +374,14 @@ async function removeUploadFolder(dir: string): Promise<void> {
 /**
  * Writes a stream into a file from `position`, batching what arrives while a
  * write is in flight into one writev. Every SYNC_EVERY bytes it starts an
- * fdatasync in the background (one at a time); at the end it waits for its
- * bytes to be on disk.
+ * fdatasync in the background (one at a time, and the writes wait when the
+ * disk is a whole flush behind); at the end it waits for the one running.
  */
 class FlushingFileWriter extends Writable {
   private unsynced = 0;
   private flushing: Promise<void> | undefined;
   /** Kept: after a failed fdatasync, Linux may report success for the next one. */
-  private flushError: unknown;
+  flushError: unknown;
 
   constructor(
     private readonly fh: FileHandle,
@@ -363,7 +402,6 @@ class FlushingFileWriter extends Writable {
     (async () => {
       await this.flushing;
       this.throwIfFlushFailed();
-      await this.fh.datasync();
     })().then(() => callback(), callback);
   }
 
