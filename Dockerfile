@@ -20,5 +20,5 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 VOLUME /var/lib/registry
 EXPOSE 5000
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/cli.js"]
 CMD ["serve"]

@@ -16,7 +16,7 @@ import { Results } from './metrics.js';
 import { killRunning, which } from './proc.js';
 import { makeSmallImage, type SmallImage } from './registry.js';
 import { fileTimestamp, metricsJson, renderMachine, renderNotes, renderTable, tableRows, type JsonReport } from './report.js';
-import { startServer, type Server } from './servers.js';
+import { nodeFlagsOf, startServer, type Server } from './servers.js';
 import { formatNumber, sizeText } from './stats.js';
 import {
   catalogWorkload,
@@ -164,7 +164,10 @@ async function main(argv: string[]): Promise<number> {
       log(`  SHA-256 one core ${formatNumber(limits.sha256MBps)} MB/s; disk write+fsync ${formatNumber(limits.diskWriteMBps)} MB/s`);
     }
 
-    const spec = { dir, logLevel: opts.logLevel, ourCli, projectRoot: PROJECT_ROOT };
+    // Ours runs as `npm start` runs it, with the same Node flags.
+    const pkg = JSON.parse(await readFile(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+    const ourNodeFlags = nodeFlagsOf(pkg.scripts?.start ?? '');
+    const spec = { dir, logLevel: opts.logLevel, ourCli, ourNodeFlags, projectRoot: PROJECT_ROOT };
     servers.push(await startServer({ ...spec, kind: 'ours' }));
     if (which('docker-registry')) servers.push(await startServer({ ...spec, kind: 'distribution' }));
     else log('docker-registry is not on PATH: measuring ours alone');

@@ -39,6 +39,8 @@ export interface ServerSpec {
   logLevel: LogLevel;
   /** node's path and our built cli.js, for ours. */
   ourCli: string;
+  /** Node's flags for ours, as `npm start` gives them. */
+  ourNodeFlags: readonly string[];
   projectRoot: string;
   readyMs?: number;
 }
@@ -105,7 +107,7 @@ export async function startServer(spec: ServerSpec): Promise<Server> {
   try {
     child =
       spec.kind === 'ours'
-        ? spawn(process.execPath, [spec.ourCli, 'serve', configFile], { cwd: spec.projectRoot, env: cleanEnv(), stdio: ['ignore', fd, fd] })
+        ? spawn(process.execPath, [...spec.ourNodeFlags, spec.ourCli, 'serve', configFile], { cwd: spec.projectRoot, env: cleanEnv(), stdio: ['ignore', fd, fd] })
         : spawn('docker-registry', ['serve', configFile], { cwd: home, env: cleanEnv(), stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
@@ -164,4 +166,16 @@ export async function startServer(spec: ServerSpec): Promise<Server> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The Node flags in a `node <flags> dist/cli.js serve` start script (package.json's `start`). */
+export function nodeFlagsOf(startScript: string): string[] {
+  const words = startScript.trim().split(/\s+/);
+  if (words[0] !== 'node') return [];
+  const flags: string[] = [];
+  for (const word of words.slice(1)) {
+    if (!word.startsWith('-')) break;
+    flags.push(word);
+  }
+  return flags;
 }
