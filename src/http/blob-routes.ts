@@ -47,6 +47,7 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
     reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
     await sendObject(handle, range?.start ?? 0, length, reply.raw);
   } catch (err) {
+    if (!reply.raw.destroyed) reply.raw.destroy();
     request.log.info({ digest: digest.toString(), reason: (err as Error).message }, 'blob response cut short');
   } finally {
     await handle.close();
