@@ -298,6 +298,56 @@ function recordListing(ctx: BenchContext, id: string, srv: Server, rep: number, 
   return med;
 }
 
+/**
+ * The full listing at `path`, every page followed: records the median time of its requests
+ * under `id` (noting when it came in pages) after `check` has accepted the entries.
+ */
+async function measureFullListing(
+  ctx: BenchContext,
+  id: string,
+  srv: Server,
+  rep: number,
+  path: string,
+  key: 'tags' | 'repositories',
+  agent: Agent,
+  check: (items: string[]) => void,
+): Promise<number> {
+  let pages = 0;
+  const samples = await listingLatencies(async () => {
+    const all = await listAll(srv, path, key, agent);
+    check(all.items);
+    pages = all.pages;
+    return all.ms;
+  });
+  const ms = recordListing(ctx, id, srv, rep, samples, { pages });
+  if (pages > 1) ctx.results.note(id, `${srv.label}: the full list came in ${pages} pages (Link followed)`);
+  return ms;
+}
+
+/** The first page of 100 at `path`: records its median time under `id`, noting a server that answers more. */
+async function measureFirstPage(
+  ctx: BenchContext,
+  id: string,
+  srv: Server,
+  rep: number,
+  path: string,
+  key: 'tags' | 'repositories',
+  agent: Agent,
+): Promise<{ ms: number; count: number }> {
+  const url = `${srv.base}${path}?n=100`;
+  let count = 0;
+  const samples = await listingLatencies(async () => {
+    const { ms, res } = await timedGet(url, agent);
+    const entries = listingEntries(srv, res, url, key);
+    if (entries.length < 100) throw new BenchError(`${srv.label}: GET ${url}: ${entries.length} ${key}, expected at least 100`);
+    count = entries.length;
+    return ms;
+  });
+  const ms = recordListing(ctx, id, srv, rep, samples, { entries: count });
+  if (count > 100) ctx.results.note(id, `${srv.label} ignores n=100 and answers all ${count} ${key}`);
+  return { ms, count };
+}
+
 export function tagName(i: number): string {
   return `t${String(i).padStart(5, '0')}`;
 }
@@ -338,27 +388,10 @@ export function tagsWorkload(): Workload {
         ctx.results.detail('tags.push', srv.kind, { rep, ms, tags: TAG_COUNT });
 
         const path = `/v2/${repo}/tags/list`;
-        let pages = 0;
-        const full = await listingLatencies(async () => {
-          const all = await listAll(srv, path, 'tags', agent);
-          expectExactly(srv, `GET ${path} (all pages)`, all.items, expected);
-          pages = all.pages;
-          return all.ms;
-        });
-        const fullMs = recordListing(ctx, 'tags.full', srv, rep, full, { pages });
-        if (pages > 1) ctx.results.note('tags.full', `${srv.label}: the full list came in ${pages} pages (Link followed)`);
-
-        const url = `${srv.base}${path}?n=100`;
-        let count = 0;
-        const page = await listingLatencies(async () => {
-          const { ms, res } = await timedGet(url, agent);
-          const tags = listingEntries(srv, res, url, 'tags');
-          if (tags.length < 100) throw new BenchError(`${srv.label}: GET ${url}: ${tags.length} tags, expected at least 100`);
-          count = tags.length;
-          return ms;
-        });
-        const pageMs = recordListing(ctx, 'tags.page', srv, rep, page, { entries: count });
-        if (count > 100) ctx.results.note('tags.page', `${srv.label} ignores n=100 and answers all ${count} tags`);
+        const fullMs = await measureFullListing(ctx, 'tags.full', srv, rep, path, 'tags', agent, (items) =>
+          expectExactly(srv, `GET ${path} (all pages)`, items, expected),
+        );
+        const { ms: pageMs, count } = await measureFirstPage(ctx, 'tags.page', srv, rep, path, 'tags', agent);
         ctx.log(`  ${srv.label}: ${rate.toFixed(0)} tags/s; full list ${fullMs.toFixed(1)} ms; n=100 ${pageMs.toFixed(2)} ms (${count} tags)`);
       } finally {
         agent.destroy();
@@ -406,32 +439,15 @@ export function catalogWorkload(): Workload {
     rep: eachServer(async (ctx, srv, rep) => {
       const agent = keepAliveAgent(1);
       try {
-        let pages = 0;
-        const full = await listingLatencies(async () => {
-          const all = await listAll(srv, '/v2/_catalog', 'repositories', agent);
-          const have = new Set(all.items);
+        const fullMs = await measureFullListing(ctx, 'catalog.full', srv, rep, '/v2/_catalog', 'repositories', agent, (items) => {
+          const have = new Set(items);
           const missing = expected.filter((r) => !have.has(r));
-          if (all.items.length < REPO_COUNT || missing.length > 0) {
-            throw new BenchError(`${srv.label}: GET /v2/_catalog (all pages): ${all.items.length} repositories; missing e.g. ${missing.slice(0, 5).join(', ')}`);
+          if (items.length < REPO_COUNT || missing.length > 0) {
+            throw new BenchError(`${srv.label}: GET /v2/_catalog (all pages): ${items.length} repositories; missing e.g. ${missing.slice(0, 5).join(', ')}`);
           }
-          pages = all.pages;
-          return all.ms;
         });
-        const fullMs = recordListing(ctx, 'catalog.full', srv, rep, full, { pages });
-        if (pages > 1) ctx.results.note('catalog.full', `${srv.label}: the full list came in ${pages} pages (Link followed)`);
-
-        const url = `${srv.base}/v2/_catalog?n=100`;
-        let count = 0;
-        const page = await listingLatencies(async () => {
-          const { ms, res } = await timedGet(url, agent);
-          const repos = listingEntries(srv, res, url, 'repositories');
-          if (repos.length < 100) throw new BenchError(`${srv.label}: GET ${url}: ${repos.length} repositories, expected at least 100`);
-          count = repos.length;
-          return ms;
-        });
-        const pageMs = recordListing(ctx, 'catalog.page', srv, rep, page, { entries: count });
-        if (count > 100) ctx.results.note('catalog.page', `${srv.label} ignores n=100 and answers ${count} repositories`);
-        ctx.log(`  ${srv.label}: full ${fullMs.toFixed(1)} ms (${pages} pages); n=100 ${pageMs.toFixed(2)} ms`);
+        const { ms: pageMs } = await measureFirstPage(ctx, 'catalog.page', srv, rep, '/v2/_catalog', 'repositories', agent);
+        ctx.log(`  ${srv.label}: full ${fullMs.toFixed(1)} ms; n=100 ${pageMs.toFixed(2)} ms`);
       } finally {
         agent.destroy();
       }
