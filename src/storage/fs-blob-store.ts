@@ -249,8 +249,7 @@ export class FsBlobStore implements BlobStore {
           throw err;
         },
       );
-      flush.catch(() => undefined); // seen by the next append or the commit
-      this.flushes.set(id, flush);
+      this.flushes.set(id, flush); // awaited by the next append or the commit
       closeLater = true;
       void flush.catch(() => undefined).finally(() => fh.close().catch(() => undefined));
       return out.position;
