@@ -10,7 +10,9 @@ export interface Config {
     readonly port: number;
     /** External base URL (distribution's http.host); Locations are relative without it. */
     readonly publicUrl?: string;
-    readonly tls?: { readonly certificate: string; readonly key: string };
+    readonly tls?: TlsConfig;
+    /** Request rate limiting per client address; absent: none. */
+    readonly rateLimit?: RateLimitConfig;
     readonly headers: Readonly<Record<string, readonly string[]>>;
     readonly drainTimeoutMs: number;
   };
@@ -40,8 +42,71 @@ export interface Config {
     readonly accessLog: boolean;
   };
   readonly limits: { readonly manifestMaxBytes: number };
+  /** Who may sign in and how; absent: no authentication (everyone may do everything). */
+  readonly auth?: AuthConfig;
+  /** The `access` rules as written (checked and compiled by src/auth/access-rules.ts); absent: the default rules. */
+  readonly access?: AccessConfig;
   /** Configured keys that are accepted for compatibility but have no effect. */
   readonly ignoredKeys: readonly string[];
+}
+
+export interface TlsConfig {
+  readonly certificate: string;
+  readonly key: string;
+  /** CA files; when given, every client must present a certificate signed by one of them. */
+  readonly clientCas: readonly string[];
+  /** Node's name of the oldest TLS version accepted. */
+  readonly minimumTls: 'TLSv1.2' | 'TLSv1.3';
+}
+
+export interface RateLimitConfig {
+  /** Requests per second per client address, refilled continuously. */
+  readonly rate: number;
+  /** How many requests may come at once (the bucket's size). */
+  readonly burst: number;
+  /** Per-method rate and burst, replacing the defaults for that method. */
+  readonly methods: Readonly<Record<string, { readonly rate: number; readonly burst: number }>>;
+}
+
+export interface AuthConfig {
+  /** Users and their bcrypt password hashes. */
+  readonly htpasswd?: { readonly realm: string; readonly path: string };
+  /** The built-in token server (Docker token authentication). */
+  readonly tokenServer?: {
+    readonly issuer: string;
+    readonly service: string;
+    /** PEM private key file; created (EC P-256, mode 0600) when missing. */
+    readonly keyPath: string;
+    readonly expirationMs: number;
+    readonly refreshExpirationMs: number;
+  };
+  /** An external token issuer whose tokens this registry trusts. */
+  readonly token?: {
+    readonly realm: string;
+    readonly service: string;
+    readonly issuer: string;
+    readonly rootCertBundle?: string;
+    readonly jwks?: string;
+    readonly signingAlgorithms: readonly string[];
+  };
+}
+
+export type Action = 'pull' | 'push' | 'delete';
+
+export interface AccessConfig {
+  readonly groups?: Readonly<Record<string, readonly string[]>>;
+  readonly admins?: readonly string[];
+  readonly repositories?: Readonly<
+    Record<
+      string,
+      {
+        readonly users?: Readonly<Record<string, readonly string[]>>;
+        readonly groups?: Readonly<Record<string, readonly string[]>>;
+        readonly authenticated?: readonly string[];
+        readonly anonymous?: readonly string[];
+      }
+    >
+  >;
 }
 
 export interface S3Config {
@@ -136,7 +201,8 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
       host,
       port,
       ...(file.http?.host ? { publicUrl: file.http.host.replace(/\/+$/, '') } : {}),
-      ...(file.http?.tls ? { tls: { certificate: resolve(cwd, file.http.tls.certificate), key: resolve(cwd, file.http.tls.key) } } : {}),
+      ...(file.http?.tls ? { tls: resolveTls(file.http.tls, cwd) } : {}),
+      ...(file.http?.ratelimit ? { rateLimit: resolveRateLimit(file.http.ratelimit) } : {}),
       headers: file.http?.headers ?? {},
       drainTimeoutMs: parseDuration(file.http?.draintimeout ?? '10s'),
     },
@@ -160,6 +226,8 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
       accessLog: !(file.log?.accesslog?.disabled ?? false),
     },
     limits: { manifestMaxBytes: MANIFEST_MAX_BYTES },
+    ...(file.auth ? { auth: resolveAuth(file.auth, cwd, root) } : {}),
+    ...(file.access ? { access: file.access } : {}),
     ignoredKeys: IGNORED_KEYS.filter(
       (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && s3),
     ),
@@ -169,6 +237,84 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
   }
   return deepFreeze(config);
 }
+
+type HttpFile = NonNullable<ConfigFile['http']>;
+
+function resolveTls(tls: NonNullable<HttpFile['tls']>, cwd: string): TlsConfig {
+  return {
+    certificate: resolve(cwd, tls.certificate),
+    key: resolve(cwd, tls.key),
+    clientCas: (tls.clientcas ?? []).map((p) => resolve(cwd, p)),
+    minimumTls: tls.minimumtls === 'tls1.3' ? 'TLSv1.3' : 'TLSv1.2',
+  };
+}
+
+function resolveRateLimit(limit: NonNullable<HttpFile['ratelimit']>): RateLimitConfig {
+  const burstOf = (rate: number, burst: number | undefined) => burst ?? Math.max(1, Math.ceil(rate));
+  const methods: Record<string, { rate: number; burst: number }> = {};
+  for (const m of limit.methods ?? []) {
+    if (methods[m.method]) throw new ConfigError(`http.ratelimit.methods: ${m.method} is listed twice`);
+    methods[m.method] = { rate: m.rate, burst: burstOf(m.rate, m.burst) };
+  }
+  return { rate: limit.rate, burst: burstOf(limit.rate, limit.burst), methods };
+}
+
+function resolveAuth(auth: NonNullable<ConfigFile['auth']>, cwd: string, root: string): AuthConfig {
+  const server = auth.tokenserver?.enabled ? auth.tokenserver : undefined;
+  if (server && auth.token) {
+    throw new ConfigError('auth: enable the built-in token server (auth.tokenserver) or trust an external issuer (auth.token), not both');
+  }
+  if (auth.token && !auth.token.rootcertbundle && !auth.token.jwks) {
+    throw new ConfigError('auth.token: set rootcertbundle or jwks (or both): without them no token can be verified');
+  }
+  if (!auth.htpasswd && !server && !auth.token) {
+    throw new ConfigError('auth: configure htpasswd, tokenserver (enabled: true) or token; an empty auth section would let nobody in');
+  }
+  const algorithms = auth.token?.signingalgorithms;
+  const refused = algorithms?.filter((a) => !ASYMMETRIC_ALGORITHMS.includes(a));
+  if (refused && refused.length > 0) {
+    throw new ConfigError(
+      `auth.token.signingalgorithms: ${refused.join(', ')} not accepted; choose among ${ASYMMETRIC_ALGORITHMS.join(', ')} (never none or HMAC)`,
+    );
+  }
+  if (algorithms && algorithms.length === 0) throw new ConfigError('auth.token.signingalgorithms: name at least one algorithm');
+  const positiveDuration = (key: string, value: string) => {
+    const ms = parseDuration(value);
+    if (ms <= 0) throw new ConfigError(`${key} must be greater than zero`);
+    return ms;
+  };
+  return {
+    ...(auth.htpasswd
+      ? { htpasswd: { realm: auth.htpasswd.realm ?? 'ocireg', path: resolve(cwd, auth.htpasswd.path) } }
+      : {}),
+    ...(server
+      ? {
+          tokenServer: {
+            issuer: server.issuer ?? 'ocireg',
+            service: server.service ?? 'ocireg',
+            keyPath: server.key ? resolve(cwd, server.key) : join(root, 'token-key.pem'),
+            expirationMs: positiveDuration('auth.tokenserver.expiration', server.expiration ?? '5m'),
+            refreshExpirationMs: positiveDuration('auth.tokenserver.refreshexpiration', server.refreshexpiration ?? '720h'),
+          },
+        }
+      : {}),
+    ...(auth.token
+      ? {
+          token: {
+            realm: auth.token.realm,
+            service: auth.token.service,
+            issuer: auth.token.issuer,
+            ...(auth.token.rootcertbundle ? { rootCertBundle: resolve(cwd, auth.token.rootcertbundle) } : {}),
+            ...(auth.token.jwks ? { jwks: resolve(cwd, auth.token.jwks) } : {}),
+            signingAlgorithms: auth.token.signingalgorithms ?? ASYMMETRIC_ALGORITHMS,
+          },
+        }
+      : {}),
+  };
+}
+
+/** The JWS algorithms a token may be signed with: public-key ones only. */
+export const ASYMMETRIC_ALGORITHMS: readonly string[] = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
 
 type S3File = NonNullable<NonNullable<ConfigFile['storage']>['s3']>;
 
@@ -240,6 +386,8 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
     if (type === 'boolean') {
       if (!/^(true|false)$/i.test(value)) throw new ConfigError(`${name}: expected true or false, got ${JSON.stringify(value)}`);
       typed = value.toLowerCase() === 'true';
+    } else if (type === 'list') {
+      typed = value.split(',').map((v) => v.trim()).filter((v) => v !== '');
     } else if (type === 'number') {
       typed = Number(value);
       if (!Number.isFinite(typed)) throw new ConfigError(`${name}: expected a number, got ${JSON.stringify(value)}`);

@@ -46,6 +46,81 @@ const s3Schema = z
   })
   .strict();
 
+const positive = z.number().positive({ message: 'must be greater than zero' });
+
+/** Requests per second per client address (token bucket); `methods` overrides rate and burst per method (zot's shape). */
+const rateLimitSchema = z
+  .object({
+    rate: positive,
+    burst: z.number().int().positive().optional(),
+    methods: z
+      .array(
+        z
+          .object({
+            method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
+            rate: positive,
+            burst: z.number().int().positive().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict();
+
+const authSchema = z
+  .object({
+    htpasswd: z.object({ realm: z.string().min(1).optional(), path: z.string().min(1) }).strict().optional(),
+    /** Ours: the built-in token server (Docker token authentication). */
+    tokenserver: z
+      .object({
+        enabled: z.boolean().optional(),
+        issuer: z.string().min(1).optional(),
+        service: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+        expiration: duration.optional(),
+        refreshexpiration: duration.optional(),
+      })
+      .strict()
+      .optional(),
+    /** distribution's: trust tokens of an external issuer. */
+    token: z
+      .object({
+        realm: z.string().min(1),
+        service: z.string().min(1),
+        issuer: z.string().min(1),
+        rootcertbundle: z.string().min(1).optional(),
+        jwks: z.string().min(1).optional(),
+        signingalgorithms: z.array(z.string()).optional(),
+        autoredirect: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const actionList = z.array(z.string());
+
+/** Ours: who may do what where. Validated further (groups, patterns, actions) by src/auth/access-rules.ts. */
+const accessSchema = z
+  .object({
+    groups: z.record(z.string(), z.array(z.string())).optional(),
+    admins: z.array(z.string()).optional(),
+    repositories: z
+      .record(
+        z.string(),
+        z
+          .object({
+            users: z.record(z.string(), actionList).optional(),
+            groups: z.record(z.string(), actionList).optional(),
+            authenticated: actionList.optional(),
+            anonymous: actionList.optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict();
+
 /**
  * The configuration file. Its keys follow CNCF distribution's config.yml so
  * that a registry:2 configuration can be brought as it is. Keys that
@@ -72,7 +147,16 @@ export const fileSchema = z
         relativeurls: z.boolean().optional(),
         draintimeout: duration.optional(),
         headers: z.record(z.string(), z.array(z.string())).optional(),
-        tls: z.object({ certificate: z.string(), key: z.string() }).strict().optional(),
+        tls: z
+          .object({
+            certificate: z.string(),
+            key: z.string(),
+            clientcas: z.array(z.string().min(1)).optional(),
+            minimumtls: z.enum(['tls1.2', 'tls1.3']).optional(),
+          })
+          .strict()
+          .optional(),
+        ratelimit: rateLimitSchema.optional(),
       })
       .strict()
       .optional(),
@@ -114,6 +198,8 @@ export const fileSchema = z
       .strict()
       .optional(),
     index: z.object({ path: z.string().min(1).optional() }).strict().optional(),
+    auth: authSchema.optional(),
+    access: accessSchema.optional(),
   })
   .strict();
 
@@ -137,13 +223,14 @@ export const IGNORED_KEYS = [
   'storage.cache',
   'storage.redirect',
   'health',
+  'auth.token.autoredirect',
 ];
 
 /**
  * Leaf keys that environment variables may set, with the type each takes.
  * `http.addr` is set by REGISTRY_HTTP_ADDR, and so on.
  */
-export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number'> = {
+export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> = {
   'log.level': 'string',
   'log.formatter': 'string',
   'log.accesslog.disabled': 'boolean',
@@ -154,6 +241,10 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number'> = {
   'http.draintimeout': 'string',
   'http.tls.certificate': 'string',
   'http.tls.key': 'string',
+  'http.tls.clientcas': 'list',
+  'http.tls.minimumtls': 'string',
+  'http.ratelimit.rate': 'number',
+  'http.ratelimit.burst': 'number',
   'storage.filesystem.rootdirectory': 'string',
   'storage.filesystem.maxthreads': 'number',
   'storage.s3.region': 'string',
@@ -180,4 +271,19 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number'> = {
   'storage.cache.blobdescriptor': 'string',
   'storage.redirect.disable': 'boolean',
   'index.path': 'string',
+  'auth.htpasswd.realm': 'string',
+  'auth.htpasswd.path': 'string',
+  'auth.tokenserver.enabled': 'boolean',
+  'auth.tokenserver.issuer': 'string',
+  'auth.tokenserver.service': 'string',
+  'auth.tokenserver.key': 'string',
+  'auth.tokenserver.expiration': 'string',
+  'auth.tokenserver.refreshexpiration': 'string',
+  'auth.token.realm': 'string',
+  'auth.token.service': 'string',
+  'auth.token.issuer': 'string',
+  'auth.token.rootcertbundle': 'string',
+  'auth.token.jwks': 'string',
+  'auth.token.signingalgorithms': 'list',
+  'auth.token.autoredirect': 'boolean',
 };
