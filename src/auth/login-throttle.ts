@@ -1,0 +1,124 @@
+/**
+ * Slows down password guessing, per (client address, user name) pair: after `maxFailures` failed
+ * logins within `windowMs` (a sliding window) the pair is locked, first for `firstLockMs`, then for
+ * twice as long at each following lock, up to `maxLockMs`. A successful login clears the pair; a
+ * pair without failures for `forgetMs` is forgotten (its next lock is a first one again).
+ * Memory is bounded: past `maxEntries` pairs the least recently failing unlocked pair is dropped.
+ * Only the address and the user name are kept, never a password.
+ */
+
+export interface LoginThrottleOptions {
+  now?: () => number;
+  maxFailures?: number;
+  windowMs?: number;
+  firstLockMs?: number;
+  maxLockMs?: number;
+  forgetMs?: number;
+  maxEntries?: number;
+}
+
+export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };
+
+interface Pair {
+  /** Times of the recent failures, oldest first, within the window. */
+  failures: number[];
+  lastFailure: number;
+  lockedUntil: number;
+  /** How many locks the pair has had since it was last cleared or forgotten. */
+  locks: number;
+}
+
+/** How many locked pairs eviction passes over before it drops the oldest pair anyway. */
+const EVICTION_SKIP_LIMIT = 100;
+
+const ALLOWED: ThrottleVerdict = Object.freeze({ allowed: true });
+
+export class LoginThrottle {
+  readonly #now: () => number;
+  readonly #maxFailures: number;
+  readonly #windowMs: number;
+  readonly #firstLockMs: number;
+  readonly #maxLockMs: number;
+  readonly #forgetMs: number;
+  readonly #maxEntries: number;
+  /** In order of last failure, oldest first. */
+  readonly #pairs = new Map<string, Pair>();
+
+  constructor(options: LoginThrottleOptions = {}) {
+    this.#now = options.now ?? Date.now;
+    this.#maxFailures = options.maxFailures ?? 5;
+    this.#windowMs = options.windowMs ?? 60_000;
+    this.#firstLockMs = options.firstLockMs ?? 60_000;
+    this.#maxLockMs = options.maxLockMs ?? 15 * 60_000;
+    this.#forgetMs = options.forgetMs ?? 60 * 60_000;
+    this.#maxEntries = options.maxEntries ?? 100_000;
+  }
+
+  /** Number of pairs remembered (for tests and metrics). */
+  get size(): number {
+    return this.#pairs.size;
+  }
+
+  /** Call before verifying a password. */
+  check(address: string, user: string): ThrottleVerdict {
+    const now = this.#now();
+    const pair = this.#live(keyOf(address, user), now);
+    if (pair === undefined || pair.lockedUntil <= now) return ALLOWED;
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((pair.lockedUntil - now) / 1000)) };
+  }
+
+  failed(address: string, user: string): void {
+    const now = this.#now();
+    const key = keyOf(address, user);
+    const pair = this.#live(key, now) ?? { failures: [], lastFailure: now, lockedUntil: 0, locks: 0 };
+    this.#pairs.delete(key);
+    this.#pairs.set(key, pair);
+    pair.lastFailure = now;
+    if (pair.lockedUntil > now) return; // already locked: the attempt was refused, not counted
+    pair.failures = pair.failures.filter((t) => now - t < this.#windowMs);
+    pair.failures.push(now);
+    if (pair.failures.length >= this.#maxFailures) {
+      const lockMs = Math.min(this.#firstLockMs * 2 ** pair.locks, this.#maxLockMs);
+      pair.locks++;
+      pair.lockedUntil = now + lockMs;
+      pair.failures = [];
+    }
+    this.#trim(now);
+  }
+
+  succeeded(address: string, user: string): void {
+    this.#pairs.delete(keyOf(address, user));
+  }
+
+  /** The pair's state, dropped first when it had no failure for `forgetMs`. */
+  #live(key: string, now: number): Pair | undefined {
+    const pair = this.#pairs.get(key);
+    if (pair !== undefined && now - pair.lastFailure >= this.#forgetMs && pair.lockedUntil <= now) {
+      this.#pairs.delete(key);
+      return undefined;
+    }
+    return pair;
+  }
+
+  /** Forgets stale pairs at the front, then evicts while over the bound, sparing locked pairs. */
+  #trim(now: number): void {
+    for (const [key, pair] of this.#pairs) {
+      if (now - pair.lastFailure < this.#forgetMs || pair.lockedUntil > now) break;
+      this.#pairs.delete(key);
+    }
+    let skipped = 0;
+    while (this.#pairs.size > this.#maxEntries) {
+      const [key, pair] = this.#pairs.entries().next().value as [string, Pair];
+      this.#pairs.delete(key);
+      if (pair.lockedUntil > now && skipped < EVICTION_SKIP_LIMIT) {
+        skipped++;
+        this.#pairs.set(key, pair); // to the back: a flood of new pairs must not lift a lock
+      }
+    }
+  }
+}
+
+/** An unambiguous key for the pair (the length prefix keeps "a"+"bc" apart from "ab"+"c"). */
+function keyOf(address: string, user: string): string {
+  return `${address.length}:${address}|${user}`;
+}
