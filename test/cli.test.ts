@@ -15,6 +15,10 @@ import {
   type BuiltCli,
   type CliProcess,
 } from './support/built-server.js';
+import { AccessKeys } from '../src/auth/access-keys.js';
+import { parseGrant } from '../src/auth/scope.js';
+import { AccessKeyIndex } from '../src/index/access-key-index.js';
+import { openDatabase } from '../src/index/database.js';
 import { listKeys, registryS3Env, startS3Server, type S3Server } from './support/s3.js';
 import { fileSize, send, testBytes, waitFor } from './support/socket.js';
 
@@ -433,5 +437,135 @@ describe('ocireg on S3', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain(`reindexed s3://${s3!.bucket}/cli: 1 repositories, 0 manifests, 0 tags, 1 blobs, 0 uploads in progress`);
     expect(r.stdout + r.stderr).not.toContain(SECRET);
+  });
+});
+
+describe('ocireg keys', () => {
+  /** A config file whose index is <dir>/data/index.db, with an htpasswd file listing `alice` when asked. */
+  async function keysSetup(withHtpasswd = false): Promise<{ dir: string; configPath: string; indexPath: string }> {
+    const s = await setup();
+    if (withHtpasswd) {
+      const htpasswd = join(s.dir, 'htpasswd');
+      await writeFile(htpasswd, `alice:$2y$05$${'a'.repeat(53)}\n`);
+      await writeFile(s.configPath, `${distributionConfig(s.port, s.root)}auth:\n  htpasswd:\n    path: ${htpasswd}\n`);
+    }
+    return { dir: s.dir, configPath: s.configPath, indexPath: join(s.root, 'index.db') };
+  }
+
+  /** Runs `fn` over AccessKeys on the CLI's index (opened after the CLI has exited). */
+  function withKeys<T>(indexPath: string, fn: (keys: AccessKeys) => T): T {
+    const db = openDatabase(indexPath);
+    try {
+      return fn(new AccessKeys(new AccessKeyIndex(db)));
+    } finally {
+      db.close();
+    }
+  }
+
+  it('--help names the keys commands', async () => {
+    const r = await runCli(cli(), ['--help'], {}, 15_000);
+    expect(r.code).toBe(0);
+    for (const word of ['keys create', 'keys list', 'keys revoke', '--scope', '--expires']) expect(r.stdout).toContain(word);
+  });
+
+  it('create prints the secret alone on stdout; it then verifies for its user, with its scopes', async () => {
+    const k = await keysSetup();
+    const r = await runCli(
+      cli(),
+      ['keys', 'create', '--user', 'ci', '--scope', 'repository:app/*:pull,push', '--scope', 'registry:catalog:*', '--description', 'CI pipeline', '--config', k.configPath],
+      {},
+      15_000,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ocik_[0-9a-f]{16}_[A-Za-z0-9_-]{43}\n$/);
+    const secret = r.stdout.trim();
+    const id = secret.split('_')[1]!;
+    expect(r.stderr).toContain(id);
+    expect(r.stderr).toMatch(/cannot be shown again/);
+    expect(r.stderr).not.toContain(secret);
+    const verified = withKeys(k.indexPath, (keys) => keys.verify('ci', secret));
+    expect(verified).toEqual({ id, scopes: [parseGrant('repository:app/*:pull,push'), parseGrant('registry:catalog:*')] });
+    expect(withKeys(k.indexPath, (keys) => keys.verify('alice', secret))).toBeUndefined();
+  });
+
+  it('list shows the key without its secret; revoke stops it; the configuration may come from the environment', async () => {
+    const k = await keysSetup();
+    const env = { REGISTRY_CONFIGURATION_PATH: k.configPath };
+    const created = await runCli(cli(), ['keys', 'create', '--user', 'ci', '--scope', 'repository:app/**:pull', '--expires', '30d', '--description', 'nightly build'], env, 15_000);
+    expect(created.code, created.stderr).toBe(0);
+    const secret = created.stdout.trim();
+    const id = secret.split('_')[1]!;
+    const expiresAt = withKeys(k.indexPath, (keys) => keys.list()[0]!.expiresAt!);
+    expect(Math.abs(expiresAt - (Date.now() + 30 * 86_400_000))).toBeLessThan(60_000);
+
+    const listed = await runCli(cli(), ['keys', 'list', '--config', k.configPath], {}, 15_000);
+    expect(listed.code, listed.stderr).toBe(0);
+    const [header, line, ...more] = listed.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^ID\s+USER\s+SCOPES\s+DESCRIPTION\s+CREATED\s+EXPIRES\s+LAST USED\s+REVOKED$/);
+    expect(more).toEqual([]);
+    expect(line).toContain(id);
+    expect(line).toContain('ci');
+    expect(line).toContain('repository:app/**:pull');
+    expect(line).toContain('nightly build');
+    expect(line).toContain(new Date(expiresAt).toISOString().slice(0, 10));
+    expect(line).toMatch(/-\s+-$/); // never used, not revoked
+    expect(listed.stdout).not.toContain(secret.slice(-43));
+
+    const revoked = await runCli(cli(), ['keys', 'revoke', id], env, 15_000);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stdout).toContain(id);
+    expect(withKeys(k.indexPath, (keys) => keys.verify('ci', secret))).toBeUndefined();
+    const after = await runCli(cli(), ['keys', 'list'], env, 15_000);
+    expect(after.stdout.trimEnd().split('\n')[1]).toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+
+    const unknown = await runCli(cli(), ['keys', 'revoke', '0123456789abcdef'], env, 15_000);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('0123456789abcdef');
+  });
+
+  it('warns, without failing, when the user is not in the configured htpasswd file', async () => {
+    const k = await keysSetup(true);
+    const known = await runCli(cli(), ['keys', 'create', '--user', 'alice', '--scope', 'repository:a:pull', '--config', k.configPath], {}, 15_000);
+    expect(known.code, known.stderr).toBe(0);
+    expect(known.stderr).not.toMatch(/warning/);
+    const unknown = await runCli(cli(), ['keys', 'create', '--user', 'robot', '--scope', 'repository:a:pull', '--config', k.configPath], {}, 15_000);
+    expect(unknown.code, unknown.stderr).toBe(0);
+    expect(unknown.stderr).toMatch(/warning: user "robot" is not in .*htpasswd/);
+    expect(unknown.stdout).toMatch(/^ocik_/);
+  });
+
+  it('exits 2 with a clear message on bad arguments', async () => {
+    const k = await keysSetup();
+    const c = ['--config', k.configPath];
+    const cases: Array<[string[], RegExp]> = [
+      [['keys'], /name a subcommand/],
+      [['keys', 'rotate'], /unknown subcommand "rotate"/],
+      [['keys', 'create', '--scope', 'repository:a:pull', ...c], /--user is required/],
+      [['keys', 'create', '--user', 'ci', ...c], /at least one --scope/],
+      [['keys', 'create', '--user', 'ci', '--scope', 'repository:a:fly', ...c], /unknown action "fly"/],
+      [['keys', 'create', '--user', 'ci', '--scope', 'repository:a:pull', '--expires', 'soon', ...c], /--expires "soon"/],
+      [['keys', 'create', '--user', 'ci', '--scope', 'repository:a:pull', '--expires', '0d', ...c], /greater than zero/],
+      [['keys', 'create', '--user', 'ci', '--scope', 'repository:a:pull', '--colour', ...c], /--colour/],
+      [['keys', 'create', '--user', 'ci', '--scope', 'repository:a:pull', 'extra', ...c], /unexpected argument "extra"/],
+      [['keys', 'list', '--user', 'ci', ...c], /--user/],
+      [['keys', 'revoke', ...c], /expected 1 argument/],
+      [['keys', 'revoke', 'a', 'b', ...c], /unexpected argument "b"/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli(cli(), args, {}, 15_000);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stdout).toBe('');
+    }
+    // Nothing was created by the refused commands.
+    expect(await fileSize(k.indexPath)).toBeNull();
+  });
+
+  it('exits 1 when the configuration file is missing', async () => {
+    const k = await keysSetup();
+    const missing = join(k.dir, 'nope.yml');
+    const r = await runCli(cli(), ['keys', 'list', '--config', missing], {}, 15_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(missing);
   });
 });
