@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the real container clients used by end-to-end tests (Debian 12, root).
+# Install the real container clients used by end-to-end tests (Debian 12, root), and
+# htpasswd (apache2-utils) and openssl, with which the auth and TLS cases make their files.
 # Idempotent; installs only, starts nothing. Run as root (or via sudo).
 set -euo pipefail
 
@@ -22,4 +23,5 @@ trap cleanup EXIT
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   docker.io skopeo podman buildah umoci \
+  apache2-utils openssl \
   ca-certificates

@@ -29,3 +29,7 @@ npm run conformance
 OCI_CONFORMANCE_STORAGE=s3 npm run conformance
 # The deletes-disabled cases of the conformance suite, against ours started with deletes off.
 OCI_CONFORMANCE_DELETES=false npm run conformance -- test/conformance/management.test.ts
+# The whole suite against ours with authentication on: Basic credentials on every request, then
+# Docker token authentication through its built-in token server.
+OCI_CONFORMANCE_AUTH=basic npm run conformance
+OCI_CONFORMANCE_AUTH=token npm run conformance

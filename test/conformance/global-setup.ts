@@ -1,11 +1,14 @@
+import bcrypt from 'bcrypt';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { PROJECT_ROOT, spawnServer, type ServerProcess } from '../support/built-server.js';
+import { freePort, PROJECT_ROOT, spawnServer, startCli, type ServerProcess } from '../support/built-server.js';
+import { sleep } from '../support/socket.js';
 import { registryS3Env, startS3Server, type S3Server } from '../support/s3.js';
+import type { AuthMode } from './client-auth.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -17,8 +20,16 @@ declare module 'vitest' {
     conformanceDeletes: boolean;
     /** Whether the target is our own registry started here. */
     conformanceOwn: boolean;
+    /** How requests authenticate (test/conformance/client-auth.ts). */
+    conformanceAuth: AuthMode;
+    /** Credentials for `basic`, `token` and `auto` ('' for none). */
+    conformanceUser: string;
+    conformancePassword: string;
   }
 }
+
+/** The user our own registry is started with when OCI_CONFORMANCE_AUTH is basic or token. */
+const OWN_USER = 'conformance';
 
 /**
  * With OCI_CONFORMANCE_URL set, tests that registry. Otherwise starts our built registry
@@ -32,12 +43,26 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('conformanceNamespace', namespace);
   project.provide('conformanceDeletes', deletes);
 
+  const auth = parseAuthMode(process.env.OCI_CONFORMANCE_AUTH);
+
   const given = process.env.OCI_CONFORMANCE_URL;
   if (given) {
+    const user = process.env.OCI_CONFORMANCE_USER ?? '';
+    const mode = auth ?? (user ? 'auto' : 'none');
+    if (mode === 'basic' && !user) throw new Error('OCI_CONFORMANCE_AUTH=basic needs OCI_CONFORMANCE_USER (and OCI_CONFORMANCE_PASSWORD)');
     project.provide('conformanceUrl', given.replace(/\/+$/, ''));
     project.provide('conformanceOwn', false);
+    project.provide('conformanceAuth', mode);
+    project.provide('conformanceUser', user);
+    project.provide('conformancePassword', process.env.OCI_CONFORMANCE_PASSWORD ?? '');
     return async () => {};
   }
+  const mode = auth ?? 'none';
+  if (mode === 'auto') throw new Error('OCI_CONFORMANCE_AUTH=auto is for a registry given by URL; ours takes none, basic or token');
+  const password = mode === 'none' ? '' : randomBytes(12).toString('hex');
+  project.provide('conformanceAuth', mode);
+  project.provide('conformanceUser', mode === 'none' ? '' : OWN_USER);
+  project.provide('conformancePassword', password);
 
   const cli = join(PROJECT_ROOT, 'dist', 'cli.js');
   try {
@@ -56,16 +81,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
       s3 = await startS3Server({ directory: join(data, 's3') });
       console.log(`conformance: our registry keeps its blobs in s3rver at ${s3.endpoint}`);
     }
-    server = await spawnServer(
-      cli,
-      {
-        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: data,
-        REGISTRY_STORAGE_DELETE_ENABLED: String(deletes),
-        REGISTRY_LOG_LEVEL: 'warn',
-        ...(s3 ? registryS3Env(s3, join(data, 'index.db')) : {}),
-      },
-      data,
-    );
+    const env = {
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: data,
+      REGISTRY_STORAGE_DELETE_ENABLED: String(deletes),
+      REGISTRY_LOG_LEVEL: 'warn',
+      ...(s3 ? registryS3Env(s3, join(data, 'index.db')) : {}),
+    };
+    if (mode === 'none') {
+      server = await spawnServer(cli, env, data);
+    } else {
+      const configPath = await writeAuthConfig(data, mode, password);
+      server = await spawnAuthenticated(cli, { ...env, REGISTRY_CONFIGURATION_PATH: configPath }, data);
+      console.log(`conformance: our registry requires authentication (${mode === 'basic' ? 'htpasswd, Basic' : 'htpasswd and its token server'})`);
+    }
   } catch (err) {
     await s3?.stop();
     await rm(data, { recursive: true, force: true });
@@ -85,6 +113,79 @@ export default async function setup(project: TestProject): Promise<() => Promise
     } finally {
       await rm(data, { recursive: true, force: true });
     }
+  };
+}
+
+function parseAuthMode(value: string | undefined): AuthMode | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'none' || value === 'basic' || value === 'token' || value === 'auto') return value;
+  throw new Error(`OCI_CONFORMANCE_AUTH must be none, basic, token or auto, not ${JSON.stringify(value)}`);
+}
+
+/**
+ * Writes an htpasswd file (one bcrypt entry, cost 5 as `htpasswd -B` writes it) and a
+ * configuration file with auth.htpasswd (and, for `token`, the token server) that gives the
+ * suite's user every right on every repository; returns the configuration file's path.
+ */
+async function writeAuthConfig(data: string, mode: 'basic' | 'token', password: string): Promise<string> {
+  const htpasswd = join(data, 'htpasswd');
+  await writeFile(htpasswd, `${OWN_USER}:${await bcrypt.hash(password, 5)}\n`);
+  const tokenServer =
+    mode === 'token'
+      ? { tokenserver: { enabled: true, issuer: 'ocireg-conformance', service: 'ocireg-conformance', key: join(data, 'token-key.pem'), expiration: '5m' } }
+      : {};
+  const config = {
+    auth: { htpasswd: { realm: 'ocireg-conformance', path: htpasswd }, ...tokenServer },
+    access: { repositories: { '**': { users: { [OWN_USER]: ['pull', 'push', 'delete'] } } } },
+  };
+  // JSON is YAML too.
+  const path = join(data, 'config.yml');
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`);
+  return path;
+}
+
+/**
+ * `node <cli> serve` on a free 127.0.0.1 port (spawnServer waits for a 200 from /v2/, which a
+ * registry with authentication answers with 401): ready once /v2/ answers 401, bounded.
+ */
+async function spawnAuthenticated(cli: string, env: Record<string, string>, cwd: string): Promise<ServerProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = startCli(cli, ['serve'], { env: { ...env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` }, cwd });
+  const killOnExit = () => proc.signal('SIGKILL');
+  process.once('exit', killOnExit);
+  const stop = async (timeoutMs = 10_000) => {
+    proc.signal('SIGTERM');
+    try {
+      await proc.waitExit(timeoutMs);
+    } catch {
+      await proc.kill();
+    }
+    process.removeListener('exit', killOnExit);
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (proc.exited()) throw new Error(`the registry exited before it was ready:\n${proc.output()}`);
+    const status = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2_000) }).then(
+      async (res) => (await res.arrayBuffer(), res.status),
+      () => 0,
+    );
+    if (status === 401) break;
+    if (status !== 0 || Date.now() >= deadline) {
+      await stop();
+      throw new Error(`expected 401 from ${url}/v2/ without credentials, got ${status || 'no answer'}:\n${proc.output()}`);
+    }
+    await sleep(100);
+  }
+  return {
+    pid: proc.pid,
+    url,
+    output: proc.output,
+    stop,
+    kill: async () => {
+      await proc.kill();
+      process.removeListener('exit', killOnExit);
+    },
   };
 }
 

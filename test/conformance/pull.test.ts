@@ -3,13 +3,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   OCI_MANIFEST,
   expectError,
+  fetchWithAuth,
   header,
   mediaTypeOf,
   pushImage,
   rawHead,
   repoName,
   request,
-  resolveUrl,
   sha256,
   unknownDigest,
   type Image,
@@ -111,7 +111,7 @@ describe('pull blobs', () => {
 
   it('pull: [main] blob GET carries Docker-Content-Digest matching the body', async () => {
     // A registry may send the GET on to its object store (307); its own answer carries the header then.
-    const first = await fetch(resolveUrl(`/v2/${repo}/blobs/${sha256(image.layer)}`), { redirect: 'manual', signal: AbortSignal.timeout(30_000) });
+    const first = await fetchWithAuth('GET', `/v2/${repo}/blobs/${sha256(image.layer)}`, { redirect: 'manual', timeoutMs: 30_000 });
     await first.arrayBuffer();
     const res = await request('GET', `/v2/${repo}/blobs/${sha256(image.layer)}`);
     expect(res.status).toBe(200);

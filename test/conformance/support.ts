@@ -4,6 +4,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { expect, inject } from 'vitest';
+import { authorizationAfter, authorizationFor } from './client-auth.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -49,16 +50,39 @@ export function resolveUrl(pathOrLocation: string): string {
   return new URL(pathOrLocation, `${target.url}/`).toString();
 }
 
+/**
+ * fetch with the suite's credentials (see client-auth.ts): the Authorization header known up
+ * front, and after a 401 whose challenge can be answered, one retry. Each attempt is bounded by
+ * `timeoutMs`. A caller's own Authorization header is sent as it is, without retries.
+ */
+export async function fetchWithAuth(
+  method: string,
+  pathOrUrl: string,
+  init: { headers?: Record<string, string>; body?: Buffer | string; redirect?: 'follow' | 'manual' | 'error'; timeoutMs?: number } = {},
+): Promise<Response> {
+  const url = resolveUrl(pathOrUrl);
+  const own = Object.keys(init.headers ?? {}).some((k) => k.toLowerCase() === 'authorization');
+  const send = (authorization: string | undefined) =>
+    fetch(url, {
+      method,
+      headers: authorization === undefined ? init.headers : { ...init.headers, Authorization: authorization },
+      body: init.body,
+      redirect: init.redirect ?? 'follow',
+      signal: AbortSignal.timeout(init.timeoutMs ?? REQUEST_MS),
+    });
+  const first = own ? undefined : authorizationFor(method, url);
+  const res = await send(first);
+  if (res.status !== 401 || own) return res;
+  const retry = await authorizationAfter(method, url, res.headers.get('www-authenticate'), first);
+  if (retry === undefined) return res;
+  await res.arrayBuffer();
+  return send(retry);
+}
+
 /** One HTTP request, bounded by REQUEST_MS; the whole body is read. Every 4xx JSON body is checked as an error envelope. */
 export async function request(method: string, pathOrUrl: string, options: RequestOptions = {}): Promise<Reply> {
   const url = resolveUrl(pathOrUrl);
-  const res = await fetch(url, {
-    method,
-    headers: options.headers,
-    body: options.body,
-    redirect: 'follow',
-    signal: AbortSignal.timeout(REQUEST_MS),
-  });
+  const res = await fetchWithAuth(method, url, { headers: options.headers, body: options.body });
   const body = Buffer.from(await res.arrayBuffer());
   const reply = { status: res.status, headers: res.headers, body, url };
   checkEnvelopeIfJson(reply, method);
@@ -78,7 +102,16 @@ export interface RawHeadReply {
  * header block can be seen (fetch never exposes a HEAD body). Sends `Connection: close` and reads
  * until the server closes, bounded by REQUEST_MS.
  */
-export function rawHead(pathOrUrl: string, headers: Record<string, string> = {}): Promise<RawHeadReply> {
+export async function rawHead(pathOrUrl: string, headers: Record<string, string> = {}): Promise<RawHeadReply> {
+  const url = resolveUrl(pathOrUrl);
+  const first = authorizationFor('HEAD', url);
+  const reply = await rawHeadOnce(url, first === undefined ? headers : { ...headers, Authorization: first });
+  if (reply.status !== 401) return reply;
+  const retry = await authorizationAfter('HEAD', url, reply.headers['www-authenticate'] ?? null, first);
+  return retry === undefined ? reply : rawHeadOnce(url, { ...headers, Authorization: retry });
+}
+
+function rawHeadOnce(pathOrUrl: string, headers: Record<string, string>): Promise<RawHeadReply> {
   const url = new URL(resolveUrl(pathOrUrl));
   const tls = url.protocol === 'https:';
   const port = Number(url.port || (tls ? 443 : 80));
