@@ -1,6 +1,8 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RangeNotSatisfiableError, RegistryError, UploadRangeError, errorBody, type ErrorCode } from '../oci/errors.js';
-import { StoreUnavailableError } from '../storage/blob-store.js';
+import { StoreUnavailableError, StorageFullError, toStorageFullError } from '../storage/blob-store.js';
 import { rangeHeader, uploadPath } from './upload-routes.js';
 
 const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'EPIPE']);
@@ -15,12 +17,40 @@ export function isClientGone(err: unknown, request: FastifyRequest): boolean {
   return (code !== undefined && CLIENT_GONE.has(code)) || (err as Error)?.message === 'aborted';
 }
 
+/**
+ * The StorageFullError a failure means: the store's own, an errno code of a
+ * write that found no room, or SQLite's SQLITE_FULL from the index.
+ */
+function storageFull(err: unknown): StorageFullError | undefined {
+  if ((err as { code?: unknown })?.code === 'SQLITE_FULL') {
+    return new StorageFullError('the index database has no room left (SQLITE_FULL)', 'SQLITE_FULL', { cause: err });
+  }
+  return toStorageFullError(err);
+}
+
+const STORAGE_FULL_MESSAGE =
+  'the registry has no room to store this (its storage is full, over quota or read-only); nothing was stored';
+
+/** Methods whose success means the storage took a write again. */
+const WRITES = new Set(['POST', 'PUT', 'PATCH']);
+
 export function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, detail?: unknown): FastifyReply {
   return reply.code(status).type('application/json').send(errorBody(code, message, detail));
 }
 
 /** The one place that turns failures into the spec's error envelope. */
 export function registerErrorHandling(app: FastifyInstance, publicUrl: string | undefined): void {
+  // A full disk fails every write until room is made: the first failure of
+  // an episode is logged as an error, the rest quietly, until a write succeeds.
+  let storageFullSince: number | undefined;
+  app.addHook('onResponse', (request, reply, done) => {
+    if (storageFullSince !== undefined && reply.statusCode < 300 && WRITES.has(request.method)) {
+      request.log.info({ durationMs: Date.now() - storageFullSince }, 'storage accepts writes again');
+      storageFullSince = undefined;
+    }
+    done();
+  });
+
   app.setErrorHandler((err: FastifyError | RegistryError | Error, request, reply) => {
     if (err instanceof UploadRangeError) {
       reply
@@ -42,6 +72,16 @@ export function registerErrorHandling(app: FastifyInstance, publicUrl: string | 
         ? sendError(reply, 429, 'TOOMANYREQUESTS', 'the storage backend is throttling requests; retry later')
         : sendError(reply, 503, 'UNAVAILABLE', 'the storage backend is unavailable; retry later');
     }
+    const full = storageFull(err);
+    if (full) {
+      if (storageFullSince === undefined) {
+        storageFullSince = Date.now();
+        request.log.error({ err: full, reason: full.reason }, 'storage full: writes fail until room is made');
+      } else {
+        request.log.debug({ reason: full.reason }, 'storage still full');
+      }
+      return sendError(reply, 507, 'INSUFFICIENT_STORAGE', STORAGE_FULL_MESSAGE);
+    }
     if (isClientGone(err, request)) {
       request.log.info({ code: (err as NodeJS.ErrnoException).code }, 'client closed the connection mid-request');
       return sendError(reply, 400, 'BLOB_UPLOAD_INVALID', 'the request body ended early');
@@ -58,4 +98,26 @@ export function registerErrorHandling(app: FastifyInstance, publicUrl: string | 
   app.setNotFoundHandler((request, reply) => {
     sendError(reply, 404, 'UNSUPPORTED', `no such endpoint: ${request.method} ${request.url.split('?')[0]}`);
   });
+}
+
+/** The envelope's code and message for what Node refuses before a request reaches Fastify. */
+const CLIENT_ERRORS: Record<string, { status: number; message: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, message: 'the request headers are too large' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'the request headers took too long to arrive' },
+};
+
+/**
+ * Answers a request that Node's parser refused (a head too large, too slow,
+ * malformed) in the envelope, and closes the connection: Fastify's
+ * clientErrorHandler.
+ */
+export function writeClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const { status, message } = CLIENT_ERRORS[err.code ?? ''] ?? { status: 400, message: 'malformed request' };
+  if (socket.writable) {
+    const body = errorBody('UNSUPPORTED', message);
+    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n`;
+    socket.write(`${head}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

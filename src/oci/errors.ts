@@ -21,9 +21,10 @@ export const ERROR_CODES = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
-  // Not in the spec's table, which binds client errors only: server faults and shutdown.
+  // Not in the spec's table, which binds client errors only: server faults, shutdown, a full disk.
   UNKNOWN: { status: 500, message: 'unknown error' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
+  INSUFFICIENT_STORAGE: { status: 507, message: 'insufficient storage' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

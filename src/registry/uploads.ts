@@ -55,7 +55,12 @@ export class UploadService {
     const id = randomUUID();
     const now = Date.now();
     await this.store.createUpload(id, Buffer.from(JSON.stringify({ repository: repo, createdAt: now })), signal);
-    this.index.insertUpload(id, repo, now);
+    try {
+      this.index.insertUpload(id, repo, now);
+    } catch (err) {
+      await this.store.cancelUpload(id); // no session without its row (the index may be full)
+      throw err;
+    }
     this.hashes.set(id, { hash: createHash('sha256'), size: 0 });
     return { id, repo, size: 0 };
   }
@@ -260,8 +265,10 @@ export class UploadService {
         throw err;
       }
     }
-    await this.blobs.link(repo, digest, size);
+    // The upload is gone from the store: its session ends here, even if the link fails
+    // (the blob is then content no repository holds, until a push links it or it is collected).
     this.forget(id);
+    await this.blobs.link(repo, digest, size);
   }
 
   /** Ends an upload: its bytes and record in the store, then its session. */

@@ -48,6 +48,40 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * Raised when the backend has no room for a write: a full disk, an exhausted
+ * quota, a read-only filesystem, a file past the filesystem's size limit (or
+ * an object store that says it is full). Nothing half-written is left where
+ * a key points (an append keeps, as after any failure, the bytes that reached
+ * the disk); the write may be repeated once room is made.
+ */
+export class StorageFullError extends Error {
+  override name = 'StorageFullError';
+  constructor(
+    message: string,
+    /** What the backend said: an errno code (ENOSPC, EDQUOT, EROFS, EFBIG) or the object store's. */
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const NO_ROOM: Record<string, string> = {
+  ENOSPC: 'no space left on the storage device',
+  EDQUOT: 'the storage quota is exhausted',
+  EROFS: 'the storage is a read-only filesystem',
+  EFBIG: 'the file is larger than the storage allows',
+};
+
+/** The StorageFullError that a failed write means, or undefined when it means something else. */
+export function toStorageFullError(err: unknown): StorageFullError | undefined {
+  if (err instanceof StorageFullError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === undefined || !Object.hasOwn(NO_ROOM, code)) return undefined;
+  return new StorageFullError(`${NO_ROOM[code]} (${code})`, code, { cause: err });
+}
+
 /** Raised at start when the backend cannot be opened (a missing bucket, refused credentials). */
 export class StoreOpenError extends Error {
   override name = 'StoreOpenError';

@@ -22,6 +22,7 @@ import {
   NotFoundError,
   StoreOpenError,
   StoreUnavailableError,
+  StorageFullError,
   UploadOffsetError,
   UploadTooLargeError,
   type BlobStore,
@@ -156,6 +157,10 @@ function storeError(err: unknown, what: string): unknown {
   if (err instanceof StoreUnavailableError || err instanceof S3RequestError || err instanceof NotFoundError) return err;
   const e = err as AwsError & NodeJS.ErrnoException;
   const status = statusOf(err);
+  // 507 Insufficient Storage: what MinIO (XMinioStorageFull) and other S3 servers answer when full.
+  if (status === 507 || e?.name === 'XMinioStorageFull') {
+    return new StorageFullError(`S3 ${what} failed: ${e?.name ?? 'error'} (HTTP ${status ?? 507})`, e?.name ?? 'HTTP 507');
+  }
   if (isTransient(err)) {
     const throttled = THROTTLING.has(e?.name ?? '') || status === 429;
     const code = status !== undefined ? `${e?.name} (HTTP ${status})` : (e?.code ?? e?.name ?? 'error');
