@@ -1,10 +1,14 @@
-import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { ConfigError, type Config } from './config/config.js';
+import type { Config } from './config/config.js';
 import { openDatabase, type Db } from './index/database.js';
 import { registerErrorHandling, sendError } from './http/errors.js';
 import type { RouteContext } from './http/context.js';
 import { v2Routes } from './http/v2-router.js';
+import { serverOptions } from './http/server-options.js';
+import { registerGuard } from './http/auth/guard.js';
+import { registerRateLimit } from './http/rate-limit.js';
+import { tokenRoutes } from './http/auth/token-routes.js';
+import { openAuth, type Auth } from './auth/setup.js';
 import { Registry } from './registry/registry.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { openStore } from './storage/open-store.js';
@@ -24,9 +28,8 @@ declare module 'fastify' {
 
 /** Builds the registry's HTTP application. It never listens: main.ts does. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
-  const https = config.http.tls
-    ? { cert: readTlsFile(config.http.tls.certificate, 'certificate'), key: readTlsFile(config.http.tls.key, 'key') }
-    : undefined;
+  // First: an unreadable TLS file stops the start before anything is opened.
+  const server = serverOptions(config);
   const store: BlobStore = options.store ?? (await openStore(config));
   let db: Db;
   try {
@@ -43,20 +46,23 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
     // The access log is one line per request, written when it ends (below).
     logController: new LogController({ disableRequestLogging: true }),
-    ...(https ? { https } : {}),
+    ...server,
     // During shutdown, new requests get a 503 in the OCI envelope (the hook below).
     return503OnClosing: false,
     // Errors Fastify raises before routing (a malformed URL, ...) get the envelope too.
     frameworkErrors: (err: Error & { statusCode?: number }, _request, reply) => {
       sendError(reply, err.statusCode ?? 400, 'UNSUPPORTED', err.message);
     },
-    // Large layers take as long as they take, but a connection silent for
-    // five minutes is dropped (so a stalled upload releases its session).
-    requestTimeout: 0,
-    connectionTimeout: 300_000,
-    keepAliveTimeout: 75_000,
   } as FastifyServerOptions);
   app.decorate('registry', registry);
+  let auth: Auth | undefined;
+  try {
+    auth = await openAuth(config, db, app.log);
+  } catch (err) {
+    db.close();
+    await store.close?.();
+    throw err;
+  }
 
   // Request bodies are streams handled by the routes (blobs) or read with a limit (manifests).
   app.removeAllContentTypeParsers();
@@ -84,9 +90,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   if (config.log.accessLog) {
     app.addHook('onResponse', (request, reply, done) => {
-      const { method, url, ip } = request;
+      const { method, url, ip, identity } = request;
+      const user = identity.kind === 'user' ? identity.name : undefined;
       request.log.info(
-        { req: { method, url, remoteAddress: ip }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
+        { req: { method, url, remoteAddress: ip }, user, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
         'request completed',
       );
       done();
@@ -95,10 +102,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   registerErrorHandling(app, config.http.publicUrl);
   const publicUrl = config.http.publicUrl;
-  const ctx: RouteContext = { registry, config, url: (path) => (publicUrl ? publicUrl + path : path) };
+  if (config.http.rateLimit) await registerRateLimit(app, config.http.rateLimit);
+  registerGuard(app, auth, publicUrl);
+  const ctx: RouteContext = { registry, config, url: (path) => (publicUrl ? publicUrl + path : path), access: routeAccess(auth) };
   await app.register(v2Routes, ctx);
+  if (auth?.tokenServer) await app.register(tokenRoutes, auth as Auth & { tokenServer: NonNullable<Auth['tokenServer']> });
 
-  app.get('/healthz', async (request, reply) => {
+  app.get('/healthz', { config: { need: { kind: 'public' } } }, async (request, reply) => {
     try {
       await registry.healthy();
       return reply.send({ status: 'ok' });
@@ -108,6 +118,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     }
   });
 
+  if (!auth && !isLoopback(config.http.host)) {
+    app.log.warn(
+      { host: config.http.host },
+      'no auth section: anyone who reaches this address may push, overwrite and delete anything (see "Securing the registry" in the README)',
+    );
+  }
   if (config.ignoredKeys.length > 0) {
     app.log.warn({ keys: config.ignoredKeys }, 'configuration keys accepted for compatibility have no effect');
   }
@@ -136,6 +152,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }
 
   app.addHook('onClose', async () => {
+    auth?.close();
     if (purgeTimer) clearInterval(purgeTimer);
     await purgeRun;
     await store.close?.();
@@ -144,12 +161,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   return app;
 }
 
-function readTlsFile(path: string, what: 'certificate' | 'key'): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(`cannot read http.tls.${what} ${path}: ${(err as Error).message}`);
-  }
+/** What handlers may ask of the caller's rights: with auth off, everything is visible. */
+function routeAccess(auth: Auth | undefined): RouteContext['access'] {
+  if (!auth) return { mayPull: () => true, visible: () => undefined };
+  const { authorizer } = auth;
+  return {
+    mayPull: (request, repo) => authorizer.mayPull(request.identity, repo),
+    visible: (request) => {
+      const identity = request.identity;
+      return authorizer.seesWholeCatalog(identity) ? undefined : (repo) => authorizer.listsInCatalog(identity, repo);
+    },
+  };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function isLoggerInstance(logger: unknown): logger is FastifyServerOptions['loggerInstance'] {

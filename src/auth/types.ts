@@ -38,7 +38,8 @@ export type Need =
 
 /** Who the caller is, once its credentials were checked. */
 export type Identity =
-  | { readonly kind: 'anonymous' }
+  /** No credentials, or (with `tokenAccess`) a token issued to nobody in particular. */
+  | { readonly kind: 'anonymous'; readonly tokenAccess?: readonly ResourceScope[] }
   | {
       readonly kind: 'user';
       readonly name: string;

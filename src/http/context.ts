@@ -9,6 +9,13 @@ export interface RouteContext {
   config: Config;
   /** A URL for a Location header: relative, or under http.host when it is set. */
   url(path: string): string;
+  /** What the caller may see, for handlers whose answer depends on it (decided in src/auth/). */
+  access: {
+    /** Whether the caller may pull from `repo` (a mount's source). */
+    mayPull(request: FastifyRequest, repo: string): boolean;
+    /** The repositories a listing may show the caller; undefined when it sees all of them. */
+    visible(request: FastifyRequest): ((repo: string) => boolean) | undefined;
+  };
 }
 
 export type Handler<P> = (ctx: RouteContext, params: P, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;

@@ -41,7 +41,8 @@ export const listTags: Handler<{ name: string }> = async (ctx, { name }, request
 /** GET /v2/_catalog */
 export const catalog: Handler<Record<string, never>> = async (ctx, _params, request, reply) => {
   const { n, last } = pagination(request);
-  return sendPage(ctx, reply, '/v2/_catalog', n, (limit) => ctx.registry.manifests.catalog(last, limit), (repositories) => ({
+  const visible = ctx.access.visible(request);
+  return sendPage(ctx, reply, '/v2/_catalog', n, (limit) => ctx.registry.manifests.catalog(last, limit, visible), (repositories) => ({
     repositories,
   }));
 };

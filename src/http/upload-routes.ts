@@ -56,7 +56,8 @@ export const startUpload: Handler<StartParams> = async (ctx, { name }, request, 
   if (mount !== undefined) {
     const from = queryParam(request, 'from');
     if (from !== undefined) assertName(from);
-    const mounted = await ctx.registry.blobs.mount(name, Digest.parse(mount), from);
+    // Only from repositories the caller may pull; otherwise this is an ordinary upload (202).
+    const mounted = await ctx.registry.blobs.mount(name, Digest.parse(mount), from, (repo) => ctx.access.mayPull(request, repo));
     if (mounted) return blobCreated(ctx, reply, name, mounted.digest);
   } else if (digest !== undefined) {
     const result = await ctx.registry.uploads.monolithic(name, digestParam(digest), request.raw, contentLength(request), signal);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../oci/errors.js';
-import { assertName } from '../oci/names.js';
+import { assertName, isValidName } from '../oci/names.js';
+import type { Action, Need } from '../auth/types.js';
 import { deleteBlob, getBlob } from './blob-routes.js';
 import type { Handler, RouteContext } from './context.js';
 import { catalog, listReferrers, listTags } from './listing-routes.js';
@@ -8,7 +9,18 @@ import { deleteManifest, getManifest, putManifest } from './manifest-routes.js';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.js';
 
 type AnyHandler = Handler<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-type MethodTable = Partial<Record<string, AnyHandler>>;
+
+/** A method's handler and the rights it needs on the repository (checked by the auth hook before it runs). */
+interface Method {
+  handler: AnyHandler;
+  needs: readonly Action[];
+}
+type MethodTable = Partial<Record<string, Method>>;
+
+// GET/HEAD read; POST, PUT and PATCH write (and read: a push checks what is there); DELETE deletes.
+const PULL: readonly Action[] = ['pull'];
+const PUSH: readonly Action[] = ['pull', 'push'];
+const DELETE: readonly Action[] = ['delete'];
 
 interface Endpoint {
   /** Matches the path after /v2/; the first group is the repository name. */
@@ -23,65 +35,105 @@ const ENDPOINTS: Endpoint[] = [
   {
     pattern: /^(.+)\/blobs\/uploads\/?$/,
     params: (m) => ({ name: m[1]! }),
-    methods: { POST: startUpload },
+    methods: { POST: { handler: startUpload, needs: PUSH } },
   },
   {
     pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/,
     params: (m) => ({ name: m[1]!, id: m[2]! }),
-    methods: { GET: uploadStatus, PATCH: patchUpload, PUT: completeUpload, DELETE: cancelUpload },
+    methods: {
+      GET: { handler: uploadStatus, needs: PUSH }, // an upload in progress is the pusher's business
+      PATCH: { handler: patchUpload, needs: PUSH },
+      PUT: { handler: completeUpload, needs: PUSH },
+      DELETE: { handler: cancelUpload, needs: PUSH }, // cancelling an upload deletes nothing stored
+    },
   },
   {
     pattern: /^(.+)\/blobs\/([^/]+)$/,
     params: (m) => ({ name: m[1]!, digest: m[2]! }),
-    methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob },
+    methods: { GET: { handler: getBlob, needs: PULL }, HEAD: { handler: getBlob, needs: PULL }, DELETE: { handler: deleteBlob, needs: DELETE } },
   },
   {
     pattern: /^(.+)\/manifests\/([^/]+)$/,
     params: (m) => ({ name: m[1]!, reference: m[2]! }),
-    methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest },
+    methods: {
+      GET: { handler: getManifest, needs: PULL },
+      HEAD: { handler: getManifest, needs: PULL },
+      PUT: { handler: putManifest, needs: PUSH },
+      DELETE: { handler: deleteManifest, needs: DELETE },
+    },
   },
   {
     pattern: /^(.+)\/tags\/list$/,
     params: (m) => ({ name: m[1]! }),
-    methods: { GET: listTags },
+    methods: { GET: { handler: listTags, needs: PULL } },
   },
   {
     pattern: /^(.+)\/referrers\/([^/]+)$/,
     params: (m) => ({ name: m[1]!, digest: m[2]! }),
-    methods: { GET: listReferrers },
+    methods: { GET: { handler: listReferrers, needs: PULL } },
   },
 ];
 
-const CATALOG: MethodTable = { GET: catalog };
+/** `_catalog` needs the catalog right; its listing is then filtered to what the caller may pull. */
+const CATALOG: MethodTable = { GET: { handler: catalog, needs: [] } };
 
-function dispatch(ctx: RouteContext) {
-  return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    const path = (request.params as { '*': string })['*'];
-    if (path === '_catalog') return run(CATALOG, {}, request, reply);
+interface Match {
+  methods: MethodTable;
+  params: Record<string, string>;
+  /** The repository, for the endpoints under one. */
+  name?: string;
+}
+
+/** The endpoint a /v2/ path names, or undefined. Remembered per request (the auth hook asks first). */
+const matched = new WeakMap<FastifyRequest, Match | undefined>();
+
+function match(request: FastifyRequest): Match | undefined {
+  if (matched.has(request)) return matched.get(request);
+  const path = (request.params as { '*': string })['*'];
+  let found: Match | undefined;
+  if (path === '_catalog') found = { methods: CATALOG, params: {} };
+  else {
     for (const endpoint of ENDPOINTS) {
       const m = endpoint.pattern.exec(path);
       if (!m) continue;
       const params = endpoint.params(m);
-      return run(endpoint.methods, params, request, reply, () => assertName(params.name!));
+      found = { methods: endpoint.methods, params, name: params.name! };
+      break;
     }
-    throw new RegistryError('UNSUPPORTED', `no such endpoint: /v2/${path}`, { status: 404 });
-  };
+  }
+  matched.set(request, found);
+  return found;
+}
 
-  async function run(
-    methods: MethodTable,
-    params: Record<string, string>,
-    request: FastifyRequest,
-    reply: FastifyReply,
-    validate?: () => void,
-  ): Promise<unknown> {
-    const handler = methods[request.method];
-    if (!handler) {
-      reply.header('Allow', Object.keys(methods).join(', '));
+/**
+ * The right a /v2/ request needs, from the route table. A path or method that names no
+ * endpoint, or a malformed name, needs a signed-in caller: the handler then answers the error.
+ */
+export function v2Need(request: FastifyRequest): Need {
+  const found = match(request);
+  const method = found?.methods[request.method];
+  if (!found || !method) return SIGNED_IN;
+  if (found.methods === CATALOG) return { kind: 'catalog' };
+  if (!isValidName(found.name!)) return SIGNED_IN;
+  return { kind: 'repository', name: found.name!, actions: method.needs };
+}
+
+const SIGNED_IN: Need = { kind: 'authenticated' };
+
+function dispatch(ctx: RouteContext) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const found = match(request);
+    if (!found) {
+      throw new RegistryError('UNSUPPORTED', `no such endpoint: /v2/${(request.params as { '*': string })['*']}`, { status: 404 });
+    }
+    const method = found.methods[request.method];
+    if (!method) {
+      reply.header('Allow', Object.keys(found.methods).join(', '));
       throw new RegistryError('UNSUPPORTED', `${request.method} is not supported here`, { status: 405 });
     }
-    validate?.();
-    return handler(ctx, params, request, reply);
-  }
+    if (found.name !== undefined) assertName(found.name);
+    return method.handler(ctx, found.params, request, reply);
+  };
 }
 
 /** The OCI distribution API under /v2/. */
@@ -89,11 +141,13 @@ export async function v2Routes(app: FastifyInstance, ctx: RouteContext): Promise
   app.route({
     method: ['GET', 'HEAD'],
     url: '/v2/',
+    config: { need: SIGNED_IN },
     handler: async (_request, reply) => reply.type('application/json').send('{}'),
   });
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/v2/*',
+    config: { need: v2Need },
     handler: dispatch(ctx),
   });
 }

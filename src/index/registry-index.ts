@@ -99,6 +99,10 @@ export class RegistryIndex {
       linkedBlobSizeById: db.prepare<[number, string], { size: number }>(
         'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ? AND rb.digest = ?',
       ),
+      blobRepositories: db.prepare<[string, string, number], { name: string; size: number }>(
+        `SELECT r.name, b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+         JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = ? AND r.name > ? ORDER BY r.name LIMIT ?`,
+      ),
       anyLinkedBlobSize: db.prepare<[string], { size: number }>(
         'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = ? LIMIT 1',
       ),
@@ -137,6 +141,11 @@ export class RegistryIndex {
   /** Size of a blob linked into any repository (what an automatic mount may take). */
   anyLinkedBlobSize(digest: string): number | undefined {
     return this.s.anyLinkedBlobSize.get(digest)?.size;
+  }
+
+  /** Repositories (after `after`, sorted) that the blob is linked into, with its size. */
+  blobRepositories(digest: string, after: string, limit: number): Array<{ name: string; size: number }> {
+    return this.s.blobRepositories.all(digest, after, limit);
   }
 
   /** Size of a blob as seen from a repository: undefined unless linked there. */

@@ -10,6 +10,10 @@ export interface BlobInfo {
   size: number;
 }
 
+/** How many repositories an automatic mount looks through for a readable source: pages × page size. */
+const MOUNT_SOURCE_PAGE = 200;
+const MOUNT_SOURCE_PAGES = 50;
+
 /** Reading, linking and unlinking blobs of a repository. */
 export class BlobService {
   constructor(
@@ -46,15 +50,30 @@ export class BlobService {
   /**
    * Links an existing blob into `repo` (a cross-repository mount). With `from`,
    * the blob must be linked there; without it, or when it is not there, a blob
-   * linked into any repository is mounted (automatic mount). Returns null when
-   * no repository has the blob.
+   * linked into another repository is mounted (automatic mount). Only
+   * repositories that `mayRead` accepts are sources (the caller's pull right);
+   * without it, any is. Returns null when no readable repository has the blob.
    */
-  async mount(repo: string, digest: Digest, from: string | undefined): Promise<BlobInfo | null> {
+  async mount(repo: string, digest: Digest, from: string | undefined, mayRead?: (repo: string) => boolean): Promise<BlobInfo | null> {
     const d = digest.toString();
-    const size = (from !== undefined ? this.index.linkedBlobSize(from, d) : undefined) ?? this.index.anyLinkedBlobSize(d);
+    let size = from !== undefined && (!mayRead || mayRead(from)) ? this.index.linkedBlobSize(from, d) : undefined;
+    size ??= mayRead ? this.readableLinkedSize(d, mayRead) : this.index.anyLinkedBlobSize(d);
     if (size === undefined) return null;
     await this.link(repo, digest, size);
     return { digest, size };
+  }
+
+  /** The blob's size if a repository the caller may read holds it (looking at a bounded number of them). */
+  private readableLinkedSize(digest: string, mayRead: (repo: string) => boolean): number | undefined {
+    let after = '';
+    for (let page = 0; page < MOUNT_SOURCE_PAGES; page++) {
+      const rows = this.index.blobRepositories(digest, after, MOUNT_SOURCE_PAGE);
+      const found = rows.find((r) => mayRead(r.name));
+      if (found) return found.size;
+      if (rows.length < MOUNT_SOURCE_PAGE) return undefined;
+      after = rows[rows.length - 1]!.name;
+    }
+    return undefined;
   }
 
   /** Records in the store, then in the index, that `repo` holds the blob. */

@@ -191,10 +191,29 @@ export class ManifestService {
       }));
   }
 
-  catalog(last: string, limit: number): string[] {
-    return this.index.catalog(last, limit);
+  /**
+   * Repository names after `last`, sorted, at most `limit`; with `visible`, only those it
+   * accepts count (read in batches, so that paging counts the visible names only).
+   */
+  catalog(last: string, limit: number, visible?: (repo: string) => boolean): string[] {
+    if (!visible) return this.index.catalog(last, limit);
+    const names: string[] = [];
+    let after = last;
+    while (names.length < limit) {
+      const batch = this.index.catalog(after, CATALOG_BATCH);
+      for (const name of batch) {
+        if (visible(name)) names.push(name);
+        if (names.length === limit) break;
+      }
+      if (batch.length < CATALOG_BATCH) break;
+      after = batch[batch.length - 1]!;
+    }
+    return names;
   }
 }
+
+/** Repositories read per index query when a filtered catalog is assembled. */
+const CATALOG_BATCH = 1000;
 
 export function toIndexRow(digest: Digest, m: ParsedManifest, body: Buffer) {
   return {

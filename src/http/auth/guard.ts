@@ -1,0 +1,107 @@
+/**
+ * The one hook that decides whether a request may reach its handler. Every route declares
+ * what it needs in its config (`config: { need }`), a Need or a function of the request; a
+ * route that declares nothing is refused. The decision itself is src/auth/'s.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Auth, Challenge } from '../../auth/setup.js';
+import { challengeScope } from '../../auth/scope.js';
+import { ANONYMOUS, type Identity, type Need } from '../../auth/types.js';
+import { sendError } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** What the route needs; see src/auth/types.ts. Required on every route. */
+    need?: Need | ((request: FastifyRequest) => Need);
+  }
+  interface FastifyRequest {
+    /** Who is asking, once the guard has checked the credentials. */
+    identity: Identity;
+  }
+}
+
+export function registerGuard(app: FastifyInstance, auth: Auth | undefined, publicUrl: string | undefined): void {
+  // Set on every request by the hooks below (a decorator may not hold a shared object).
+  app.decorateRequest('identity', null as never);
+  if (!auth) {
+    // No auth section: everyone may do everything, but a route must still declare its need.
+    app.addHook('onRequest', (request, reply, done) => {
+      request.identity = ANONYMOUS;
+      if (request.is404 || request.routeOptions.config.need !== undefined) return done();
+      undeclared(request, reply);
+    });
+    return;
+  }
+  app.addHook('onRequest', async (request, reply) => {
+    request.identity = ANONYMOUS;
+    if (request.is404) return;
+    const declared = request.routeOptions.config.need;
+    if (declared === undefined) return undeclared(request, reply);
+    const need = typeof declared === 'function' ? declared(request) : declared;
+    if (need.kind === 'public') return;
+
+    const header = request.headers.authorization;
+    const result = await auth.authenticator.authenticate(header, request.ip);
+    if (!result.ok) {
+      if (result.reason === 'throttled') {
+        request.log.warn({ user: basicUser(header), retryAfter: result.retryAfterSeconds }, 'login refused: too many failures');
+        reply.header('Retry-After', String(result.retryAfterSeconds));
+        return sendError(reply, 429, 'TOOMANYREQUESTS', 'too many failed logins; retry later');
+      }
+      request.log.info({ user: basicUser(header), reason: result.detail }, 'authentication failed');
+      const bearer = /^bearer /i.test(header ?? '');
+      reply.header('WWW-Authenticate', challengeHeader(auth.challenge, request, publicUrl, need, bearer ? 'invalid_token' : undefined));
+      return sendError(reply, 401, 'UNAUTHORIZED', bearer ? 'the token is invalid or expired' : 'authentication required');
+    }
+    request.identity = result.identity;
+    const decision = auth.authorizer.decide(result.identity, need);
+    if (decision.allowed) return;
+    if (decision.reason === 'denied') {
+      return sendError(reply, 403, 'DENIED', 'requested access to the resource is denied', scopeDetail(need));
+    }
+    const error = decision.reason === 'insufficient_scope' ? 'insufficient_scope' : undefined;
+    reply.header('WWW-Authenticate', challengeHeader(auth.challenge, request, publicUrl, need, error));
+    return sendError(reply, 401, 'UNAUTHORIZED', 'authentication required', scopeDetail(need));
+  });
+}
+
+function undeclared(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  request.log.error({ url: request.routeOptions.url }, 'route declares no access need; refused');
+  return sendError(reply, 403, 'DENIED', 'requested access to the resource is denied');
+}
+
+/** The `WWW-Authenticate` value for a 401: Basic with the realm, or Bearer naming the scope the request needs. */
+export function challengeHeader(
+  challenge: Challenge,
+  request: FastifyRequest,
+  publicUrl: string | undefined,
+  need: Need,
+  error?: 'invalid_token' | 'insufficient_scope',
+): string {
+  if (challenge.scheme === 'basic') return `Basic realm=${quote(challenge.realm)}`;
+  const realm = challenge.realm ?? `${publicUrl ?? `${request.protocol}://${request.host}`}/auth/token`;
+  let value = `Bearer realm=${quote(realm)},service=${quote(challenge.service)}`;
+  const scope = challengeScope(need);
+  if (scope !== undefined) value += `,scope=${quote(scope)}`;
+  if (error) value += `,error=${quote(error)}`;
+  return value;
+}
+
+function quote(value: string): string {
+  return `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+function scopeDetail(need: Need): unknown {
+  if (need.kind === 'repository') return [{ Type: 'repository', Name: need.name, Action: need.actions.join(',') }];
+  if (need.kind === 'catalog') return [{ Type: 'registry', Name: 'catalog', Action: '*' }];
+  return undefined;
+}
+
+/** The user name of a Basic header, for log lines (never the password). */
+function basicUser(header: string | undefined): string | undefined {
+  const m = /^basic\s+([A-Za-z0-9+/=]+)$/i.exec(header ?? '');
+  if (!m) return undefined;
+  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  return colon > 0 ? text.slice(0, colon).slice(0, 100) : undefined;
+}
