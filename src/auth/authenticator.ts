@@ -4,8 +4,9 @@
  * Failed logins are counted per (client address, user); past the limit the pair is refused
  * without checking the password. Nothing here knows HTTP beyond the header's text.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import type { AccessKeys } from './access-keys.js';
-import type { HtpasswdUsers } from './htpasswd.js';
+import { PasswordCheckBusyError, type HtpasswdUsers } from './htpasswd.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { TokenVerifier } from './token-verifier.js';
 import { ANONYMOUS, type Identity } from './types.js';
@@ -14,7 +15,14 @@ export type Authentication =
   | { readonly ok: true; readonly identity: Identity }
   /** `invalid`: wrong or malformed credentials; `throttled`: too many failures, retry after the given seconds. */
   | { readonly ok: false; readonly reason: 'invalid'; readonly detail: string }
-  | { readonly ok: false; readonly reason: 'throttled'; readonly retryAfterSeconds: number };
+  | { readonly ok: false; readonly reason: 'throttled'; readonly retryAfterSeconds: number }
+  /** Too many password checks waiting already: retry shortly (503). */
+  | { readonly ok: false; readonly reason: 'busy'; readonly retryAfterSeconds: number };
+
+/** Longest user name accepted (bytes); a longer one is refused before any other work. */
+export const MAX_USER_BYTES = 256;
+/** Different passwords being checked at once for one client address; past it, that address waits. */
+export const MAX_CHECKS_PER_ADDRESS = 8;
 
 export interface Credentials {
   readonly user: string;
@@ -29,6 +37,11 @@ export interface AuthenticatorParts {
 }
 
 export class Authenticator {
+  /** Password checks in flight: per (address, user), the distinct passwords (as HMACs) with their counts. */
+  readonly #inFlight = new Map<string, Map<string, number>>();
+  readonly #perAddress = new Map<string, number>();
+  readonly #attemptKey = randomBytes(32);
+
   constructor(private readonly parts: AuthenticatorParts) {}
 
   /** Whether Basic credentials can be checked at all (an htpasswd file is configured). */
@@ -50,21 +63,37 @@ export class Authenticator {
       return this.checkPassword(credentials, address);
     }
     if (scheme === 'bearer') return this.checkToken(value);
-    return invalid(`unsupported authorization scheme ${JSON.stringify(scheme.slice(0, 20))}`);
+    return invalid('unsupported authorization scheme'); // the value may be a secret sent without a scheme: never logged
   }
 
   /** Checks a user name and a password (or an access key's secret), counting failures. */
   async checkPassword({ user, password }: Credentials, address: string): Promise<Authentication> {
     const { users, keys, throttle } = this.parts;
     if (!users) return invalid('passwords are not accepted here');
-    const gate = throttle.check(address, user);
+    if (Buffer.byteLength(user) > MAX_USER_BYTES) return invalid('user name too long');
+    const pairKey = `${address.length}:${address}|${user}`;
+    const attempt = createHmac('sha256', this.#attemptKey).update(password).digest('base64');
+    const flights = this.#inFlight.get(pairKey);
+    const joining = flights?.has(attempt) ?? false;
+    const gate = throttle.check(address, user, (flights?.size ?? 0) - (joining ? 1 : 0));
     if (!gate.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: gate.retryAfterSeconds };
+    if (!joining && (this.#perAddress.get(address) ?? 0) >= MAX_CHECKS_PER_ADDRESS) {
+      return { ok: false, reason: 'throttled', retryAfterSeconds: 1 };
+    }
     let identity: Identity | undefined;
-    const key = users.has(user) ? keys?.verify(user, password) : undefined;
-    if (key) {
-      identity = { kind: 'user', name: user, via: 'key', keyId: key.id, keyScopes: key.scopes };
-    } else if (await users.verify(user, password)) {
-      identity = { kind: 'user', name: user, via: 'password' };
+    this.#begin(pairKey, attempt, address, joining);
+    try {
+      const key = users.has(user) ? keys?.verify(user, password) : undefined;
+      if (key) {
+        identity = { kind: 'user', name: user, via: 'key', keyId: key.id, keyScopes: key.scopes };
+      } else if (await users.verify(user, password)) {
+        identity = { kind: 'user', name: user, via: 'password' };
+      }
+    } catch (err) {
+      if (err instanceof PasswordCheckBusyError) return { ok: false, reason: 'busy', retryAfterSeconds: 1 };
+      throw err;
+    } finally {
+      this.#end(pairKey, attempt, address, joining);
     }
     if (!identity) {
       throttle.failed(address, user);
@@ -72,6 +101,25 @@ export class Authenticator {
     }
     throttle.succeeded(address, user);
     return { ok: true, identity };
+  }
+
+  #begin(pairKey: string, attempt: string, address: string, joining: boolean): void {
+    let flights = this.#inFlight.get(pairKey);
+    if (!flights) this.#inFlight.set(pairKey, (flights = new Map()));
+    flights.set(attempt, (flights.get(attempt) ?? 0) + 1);
+    if (!joining) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
+  }
+
+  #end(pairKey: string, attempt: string, address: string, joining: boolean): void {
+    const flights = this.#inFlight.get(pairKey)!;
+    const left = flights.get(attempt)! - 1;
+    if (left > 0) flights.set(attempt, left);
+    else flights.delete(attempt);
+    if (flights.size === 0) this.#inFlight.delete(pairKey);
+    if (joining) return;
+    const perAddress = this.#perAddress.get(address)! - 1;
+    if (perAddress > 0) this.#perAddress.set(address, perAddress);
+    else this.#perAddress.delete(address);
   }
 
   private async checkToken(token: string): Promise<Authentication> {
@@ -85,6 +133,10 @@ export class Authenticator {
     }
     const tokenAccess = verified.access;
     if (verified.subject === '') return { ok: true, identity: { kind: 'anonymous', tokenAccess } };
+    // A token of ours stops working once its user is gone from the htpasswd file.
+    if (!verified.external && this.parts.users && !this.parts.users.has(verified.subject)) {
+      return invalid('the token\'s user no longer exists');
+    }
     // A token of ours issued through an access key is bounded by the key, which may since have been revoked.
     if (verified.keyId !== undefined && !verified.external) {
       const key = this.parts.keys?.active(verified.keyId);

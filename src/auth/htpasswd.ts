@@ -67,7 +67,14 @@ export const DEFAULT_DUMMY_COST = 10;
 
 /** bcrypt comparisons running at once, process-wide (see Limiter). */
 export const BCRYPT_CONCURRENCY = 2;
+/** Comparisons that may wait for a slot; past it a new check is refused at once (PasswordCheckBusyError). */
+export const BCRYPT_BACKLOG = 64;
 const bcryptSlots = new Limiter(BCRYPT_CONCURRENCY);
+
+/** Too many password checks are waiting: the caller should answer "retry shortly". */
+export class PasswordCheckBusyError extends Error {
+  override name = 'PasswordCheckBusyError';
+}
 
 const BCRYPT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 
@@ -126,6 +133,7 @@ export class HtpasswdUsers {
     if (entry && this.#cache.has(digest)) return true;
     const running = this.#inflight.get(digest);
     if (running) return running;
+    if (bcryptSlots.pending >= BCRYPT_BACKLOG) throw new PasswordCheckBusyError('too many password checks waiting');
     const check = this.#compare(entry, password, digest).finally(() => this.#inflight.delete(digest));
     this.#inflight.set(digest, check);
     return check;

@@ -59,12 +59,22 @@ export class LoginThrottle {
     return this.#pairs.size;
   }
 
-  /** Call before verifying a password. */
-  check(address: string, user: string): ThrottleVerdict {
+  /**
+   * Call before verifying a password. `inFlight` is how many other, different passwords for the
+   * pair are being checked right now: they count as failures in advance, so that guesses sent in
+   * parallel cannot all pass before the first failures are recorded.
+   */
+  check(address: string, user: string, inFlight = 0): ThrottleVerdict {
     const now = this.#now();
     const pair = this.#live(keyOf(address, user), now);
-    if (pair === undefined || pair.lockedUntil <= now) return ALLOWED;
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((pair.lockedUntil - now) / 1000)) };
+    if (pair !== undefined && pair.lockedUntil > now) {
+      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((pair.lockedUntil - now) / 1000)) };
+    }
+    const recent = pair ? pair.failures.filter((t) => now - t < this.#windowMs) : [];
+    if (recent.length + inFlight < this.#maxFailures) return ALLOWED;
+    // Wait until the oldest failure leaves the window, or a check in flight ends.
+    const freed = recent.length > 0 ? recent[0]! + this.#windowMs - now : 1000;
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(freed / 1000)) };
   }
 
   failed(address: string, user: string): void {

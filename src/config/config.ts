@@ -11,6 +11,8 @@ export interface Config {
     /** External base URL (distribution's http.host); Locations are relative without it. */
     readonly publicUrl?: string;
     readonly tls?: TlsConfig;
+    /** Reverse proxies (addresses, CIDR ranges) trusted for X-Forwarded-For and -Proto; empty: none. */
+    readonly trustProxy: readonly string[];
     /** Request rate limiting per client address; absent: none. */
     readonly rateLimit?: RateLimitConfig;
     readonly headers: Readonly<Record<string, readonly string[]>>;
@@ -202,6 +204,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
       port,
       ...(file.http?.host ? { publicUrl: file.http.host.replace(/\/+$/, '') } : {}),
       ...(file.http?.tls ? { tls: resolveTls(file.http.tls, cwd) } : {}),
+      trustProxy: file.http?.trustproxy ?? [],
       ...(file.http?.ratelimit ? { rateLimit: resolveRateLimit(file.http.ratelimit) } : {}),
       headers: file.http?.headers ?? {},
       drainTimeoutMs: parseDuration(file.http?.draintimeout ?? '10s'),

@@ -157,6 +157,8 @@ export const fileSchema = z
           .strict()
           .optional(),
         ratelimit: rateLimitSchema.optional(),
+        /** Ours: addresses or CIDR ranges of reverse proxies whose X-Forwarded-* headers are believed. */
+        trustproxy: z.array(z.string().min(1)).optional(),
       })
       .strict()
       .optional(),
@@ -243,6 +245,7 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'http.tls.key': 'string',
   'http.tls.clientcas': 'list',
   'http.tls.minimumtls': 'string',
+  'http.trustproxy': 'list',
   'http.ratelimit.rate': 'number',
   'http.ratelimit.burst': 'number',
   'storage.filesystem.rootdirectory': 'string',

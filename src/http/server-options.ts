@@ -64,6 +64,9 @@ export function serverOptions(config: Config, overrides: ServerOptionsOverrides 
           },
         }
       : { http: node }),
+    // Behind a proxy: the client's address (for the login throttle and rate limits) and scheme
+    // (for the token realm) come from X-Forwarded-For/-Proto, when the proxy is one of these.
+    ...(config.http.trustProxy.length > 0 ? { trustProxy: [...config.http.trustProxy] } : {}),
     // Large layers take as long as they take, but a connection silent for
     // five minutes is dropped (so a stalled upload releases its session).
     requestTimeout: 0,

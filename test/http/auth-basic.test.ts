@@ -158,6 +158,73 @@ describe('Basic authentication with htpasswd and access rules', () => {
     expect((await attempt(PASSWORDS.bob!, '10.0.0.2')).statusCode).toBe(200);
     expect((await attempt(PASSWORDS.alice!, '10.0.0.1', 'alice')).statusCode).toBe(200);
   });
+
+  it('counts guesses sent in parallel before their results are known', async () => {
+    const guesses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => call(reg.app, basic('carol', `guess-${i}`), { method: 'GET', url: '/v2/', remoteAddress: '10.0.1.1' })),
+    );
+    const statuses = guesses.map((r) => r.statusCode);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(5);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(15);
+    expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+    expect((await call(reg.app, basic('carol'), { method: 'GET', url: '/v2/', remoteAddress: '10.0.1.1' })).statusCode).toBe(429);
+  });
+
+  it('lets the same right password through many times at once (a client pushing layers in parallel)', async () => {
+    const all = await Promise.all(
+      Array.from({ length: 12 }, () => call(reg.app, basic('bob'), { method: 'GET', url: '/v2/', remoteAddress: '10.0.2.1' })),
+    );
+    expect(all.map((r) => r.statusCode)).toEqual(Array(12).fill(200));
+  });
+
+  it('bounds the password checks one address may have running, across user names', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `nobody-${i}`);
+    const all = await Promise.all(names.map((u) => call(reg.app, basic(u, 'x'), { method: 'GET', url: '/v2/', remoteAddress: '10.0.3.1' })));
+    const statuses = all.map((r) => r.statusCode);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(8);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    // Another address is not held up.
+    expect((await call(reg.app, basic('alice'), { method: 'GET', url: '/v2/', remoteAddress: '10.0.3.2' })).statusCode).toBe(200);
+  });
+
+  it('refuses an over-long user name without remembering it', async () => {
+    const res = await call(reg.app, basic('u'.repeat(300), 'x'), { method: 'GET', url: '/v2/', remoteAddress: '10.0.4.1' });
+    expect(res.statusCode).toBe(401);
+  });
+});
+
+describe('behind a reverse proxy (http.trustproxy)', () => {
+  it('takes the client address and scheme from X-Forwarded-* of a trusted proxy only', async () => {
+    const dir = await tempDir('ocireg-auth-');
+    const reg = await startRegistry({
+      http: { trustproxy: ['127.0.0.1'] },
+      auth: { htpasswd: { path: await writeHtpasswd(dir) }, tokenserver: { enabled: true } },
+    });
+    try {
+      const challenge = await call(reg.app, undefined, {
+        method: 'GET',
+        url: '/v2/',
+        headers: { 'x-forwarded-proto': 'https', host: 'registry.example' },
+      });
+      expect(parseChallenge(challenge.headers['www-authenticate'] as string).params.realm).toBe('https://registry.example/auth/token');
+      const untrusted = await call(reg.app, undefined, {
+        method: 'GET',
+        url: '/v2/',
+        remoteAddress: '192.0.2.9',
+        headers: { 'x-forwarded-proto': 'https', host: 'registry.example' },
+      });
+      expect(parseChallenge(untrusted.headers['www-authenticate'] as string).params.realm).toBe('http://registry.example/auth/token');
+      // Five failures from one forwarded client lock that client, not the proxy's other clients.
+      const from = (client: string, password: string) =>
+        call(reg.app, basic('alice', password), { method: 'GET', url: '/v2/', headers: { 'x-forwarded-for': client } });
+      for (let i = 0; i < 5; i++) expect((await from('198.51.100.1', `wrong-${i}`)).statusCode).toBe(401);
+      expect((await from('198.51.100.1', PASSWORDS.alice!)).statusCode).toBe(429);
+      expect((await from('198.51.100.2', PASSWORDS.alice!)).statusCode).toBe(200);
+    } finally {
+      await reg.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('auth without an access section', () => {

@@ -188,6 +188,12 @@ describe('the built-in token server', () => {
     expect((await postForm({ grant_type: 'password', username: 'alice', password: 'bad' })).statusCode).toBe(401);
   });
 
+  it('treats empty Basic credentials at the token endpoint as anonymous', async () => {
+    const res = await getToken(basic('', ''), ['repository:public/base:pull']);
+    expect(res.statusCode).toBe(200);
+    expect(decodeJwt((res.json() as TokenAnswer).access_token)).toMatchObject({ sub: '', access: [{ type: 'repository', name: 'public/base', actions: ['pull'] }] });
+  });
+
   it('still accepts Basic credentials on /v2/', async () => {
     expect((await call(reg.app, basic('alice'), { method: 'GET', url: '/v2/team-a/app/manifests/v1' })).statusCode).toBe(200);
   });

@@ -43,6 +43,10 @@ export function registerGuard(app: FastifyInstance, auth: Auth | undefined, publ
     const header = request.headers.authorization;
     const result = await auth.authenticator.authenticate(header, request.ip);
     if (!result.ok) {
+      if (result.reason === 'busy') {
+        reply.header('Retry-After', String(result.retryAfterSeconds));
+        return sendError(reply, 503, 'UNAVAILABLE', 'too many logins are being checked; retry shortly');
+      }
       if (result.reason === 'throttled') {
         request.log.warn({ user: basicUser(header), retryAfter: result.retryAfterSeconds }, 'login refused: too many failures');
         reply.header('Retry-After', String(result.retryAfterSeconds));

@@ -30,7 +30,8 @@ export async function tokenRoutes(app: FastifyInstance, auth: Auth & { tokenServ
     const scopes = scopesOf(queryParams(request, 'scope'));
     const header = request.headers.authorization;
     let identity: Identity = ANONYMOUS;
-    if (header !== undefined && header !== '') {
+    // No header, or an empty user and password (containers/image without credentials): anonymous.
+    if (header !== undefined && header !== '' && !/^basic\s+Og==$/i.test(header)) {
       const credentials = /^basic /i.test(header) ? parseBasic(header.slice(6).trim()) : undefined;
       if (!credentials) return refuseLogin(request, reply, auth, { ok: false, reason: 'invalid', detail: 'only Basic credentials are taken here' });
       const result = await auth.authenticator.checkPassword(credentials, request.ip);
@@ -131,6 +132,11 @@ function refuseLogin(
   result: Exclude<Authentication, { ok: true }>,
   user?: string,
 ): FastifyReply {
+  user = user?.slice(0, 100);
+  if (result.reason === 'busy') {
+    reply.header('Retry-After', String(result.retryAfterSeconds));
+    return sendError(reply, 503, 'UNAVAILABLE', 'too many logins are being checked; retry shortly');
+  }
   if (result.reason === 'throttled') {
     request.log.warn({ user, retryAfter: result.retryAfterSeconds }, 'login refused: too many failures');
     reply.header('Retry-After', String(result.retryAfterSeconds));
