@@ -4,11 +4,11 @@
  * Failed logins are counted per (client address, user); past the limit the pair is refused
  * without checking the password. Nothing here knows HTTP beyond the header's text.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { AccessKeys } from './access-keys.js';
 import { PasswordCheckBusyError, type HtpasswdUsers } from './htpasswd.js';
 import type { LoginThrottle } from './login-throttle.js';
-import type { TokenVerifier } from './token-verifier.js';
+import type { TokenVerifier, VerifiedToken } from './token-verifier.js';
 import { ANONYMOUS, type Identity } from './types.js';
 
 export type Authentication =
@@ -41,6 +41,8 @@ export class Authenticator {
   readonly #inFlight = new Map<string, Map<string, number>>();
   readonly #perAddress = new Map<string, number>();
   readonly #attemptKey = randomBytes(32);
+  /** Tokens whose signature and claims were checked, until they expire: a signature check costs more than a request. */
+  readonly #verifiedTokens = new VerifiedTokens();
 
   constructor(private readonly parts: AuthenticatorParts) {}
 
@@ -71,6 +73,15 @@ export class Authenticator {
     const { users, keys, throttle } = this.parts;
     if (!users) return invalid('passwords are not accepted here');
     if (Buffer.byteLength(user) > MAX_USER_BYTES) return invalid('user name too long');
+    // The common case first: a client sending the password that verified a moment ago.
+    const locked = throttle.check(address, user);
+    if (!locked.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: locked.retryAfterSeconds };
+    if (users.recentlyVerified(user, password)) {
+      throttle.succeeded(address, user);
+      return { ok: true, identity: { kind: 'user', name: user, via: 'password' } };
+    }
+    const busyAddress = throttle.checkAddress(address);
+    if (!busyAddress.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: busyAddress.retryAfterSeconds };
     const pairKey = `${address.length}:${address}|${user}`;
     const attempt = createHmac('sha256', this.#attemptKey).update(password).digest('base64');
     const flights = this.#inFlight.get(pairKey);
@@ -125,11 +136,14 @@ export class Authenticator {
   private async checkToken(token: string): Promise<Authentication> {
     const { tokens } = this.parts;
     if (!tokens) return invalid('bearer tokens are not accepted here');
-    let verified;
-    try {
-      verified = await tokens.verify(token);
-    } catch (err) {
-      return invalid(`invalid token: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
+    let verified = this.#verifiedTokens.get(token);
+    if (!verified) {
+      try {
+        verified = await tokens.verify(token);
+      } catch (err) {
+        return invalid(`invalid token: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
+      }
+      this.#verifiedTokens.add(token, verified);
     }
     const tokenAccess = verified.access;
     if (verified.subject === '') return { ok: true, identity: { kind: 'anonymous', tokenAccess } };
@@ -149,6 +163,34 @@ export class Authenticator {
     return { ok: true, identity: { kind: 'user', name: verified.subject, via: 'token', tokenAccess, external: verified.external } };
   }
 }
+
+/**
+ * Verified tokens by a SHA-256 of their text, at most MAX_VERIFIED_TOKENS, each until its `exp`.
+ * Only what the signature vouches for is kept; what can change (a revoked key, a removed user)
+ * is checked on every request after it.
+ */
+class VerifiedTokens {
+  readonly #tokens = new Map<string, VerifiedToken>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  get(token: string): VerifiedToken | undefined {
+    const key = createHash('sha256').update(token).digest('base64');
+    const found = this.#tokens.get(key);
+    if (found && found.expiresAt <= this.now()) {
+      this.#tokens.delete(key);
+      return undefined;
+    }
+    return found;
+  }
+
+  add(token: string, verified: VerifiedToken): void {
+    if (this.#tokens.size >= MAX_VERIFIED_TOKENS) this.#tokens.delete(this.#tokens.keys().next().value!);
+    this.#tokens.set(createHash('sha256').update(token).digest('base64'), verified);
+  }
+}
+
+const MAX_VERIFIED_TOKENS = 10_000;
 
 const EMPTY_BASIC = Buffer.from(':').toString('base64');
 

@@ -66,7 +66,7 @@ export const MAX_COST = 17;
 export const DEFAULT_DUMMY_COST = 10;
 
 /** bcrypt comparisons running at once, process-wide (see Limiter). */
-export const BCRYPT_CONCURRENCY = 2;
+export const BCRYPT_CONCURRENCY = 1;
 /** Comparisons that may wait for a slot; past it a new check is refused at once (PasswordCheckBusyError). */
 export const BCRYPT_BACKLOG = 64;
 const bcryptSlots = new Limiter(BCRYPT_CONCURRENCY);
@@ -120,6 +120,12 @@ export class HtpasswdUsers {
   /** 0 after load, one more after each reload that was taken. */
   get generation(): number {
     return this.#generation;
+  }
+
+  /** Whether this (user, password) verified within the last minute: no bcrypt, no waiting. */
+  recentlyVerified(user: string, password: string): boolean {
+    const entry = this.#users.get(user);
+    return entry !== undefined && password !== '' && this.#cache.has(this.#cache.digest(user, password, entry.hash));
   }
 
   /**

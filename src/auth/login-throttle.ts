@@ -15,6 +15,8 @@ export interface LoginThrottleOptions {
   maxLockMs?: number;
   forgetMs?: number;
   maxEntries?: number;
+  /** Failures from one address, whatever the user names, within `windowMs` before the address waits. */
+  maxAddressFailures?: number;
 }
 
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };
@@ -41,8 +43,11 @@ export class LoginThrottle {
   readonly #maxLockMs: number;
   readonly #forgetMs: number;
   readonly #maxEntries: number;
+  readonly #maxAddressFailures: number;
   /** In order of last failure, oldest first. */
   readonly #pairs = new Map<string, Pair>();
+  /** Per address: recent failure times and, once over the budget, until when it waits. */
+  readonly #addresses = new Map<string, { failures: number[]; lockedUntil: number }>();
 
   constructor(options: LoginThrottleOptions = {}) {
     this.#now = options.now ?? Date.now;
@@ -52,6 +57,35 @@ export class LoginThrottle {
     this.#maxLockMs = options.maxLockMs ?? 15 * 60_000;
     this.#forgetMs = options.forgetMs ?? 60 * 60_000;
     this.#maxEntries = options.maxEntries ?? 100_000;
+    this.#maxAddressFailures = options.maxAddressFailures ?? 30;
+  }
+
+  /**
+   * Whether a password check that costs bcrypt may run for this address. An address that failed
+   * `maxAddressFailures` times within the window, across any user names, waits `firstLockMs`: a
+   * guesser rotating user names cannot keep the CPU busy with bcrypt. Credentials that verified a
+   * moment ago are not held up by it (they cost no bcrypt).
+   */
+  checkAddress(address: string): ThrottleVerdict {
+    const now = this.#now();
+    const entry = this.#addresses.get(address);
+    if (!entry || entry.lockedUntil <= now) return ALLOWED;
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((entry.lockedUntil - now) / 1000)) };
+  }
+
+  #addressFailed(address: string, now: number): void {
+    let entry = this.#addresses.get(address);
+    if (entry) this.#addresses.delete(address);
+    else entry = { failures: [], lockedUntil: 0 };
+    this.#addresses.set(address, entry); // to the back: most recent last
+    if (entry.lockedUntil > now) return;
+    entry.failures = entry.failures.filter((t) => now - t < this.#windowMs);
+    entry.failures.push(now);
+    if (entry.failures.length >= this.#maxAddressFailures) {
+      entry.lockedUntil = now + this.#firstLockMs;
+      entry.failures = [];
+    }
+    while (this.#addresses.size > this.#maxEntries) this.#addresses.delete(this.#addresses.keys().next().value!);
   }
 
   /** Number of pairs remembered (for tests and metrics). */
@@ -79,6 +113,7 @@ export class LoginThrottle {
 
   failed(address: string, user: string): void {
     const now = this.#now();
+    this.#addressFailed(address, now);
     const key = keyOf(address, user);
     const pair = this.#live(key, now) ?? { failures: [], lastFailure: now, lockedUntil: 0, locks: 0 };
     this.#pairs.delete(key);

@@ -23,6 +23,28 @@ function setup(options: LoginThrottleOptions = {}) {
 }
 
 describe('LoginThrottle', () => {
+  it('counts different passwords in flight for the pair as failures in advance', () => {
+    const { throttle, fail } = setup();
+    fail(3);
+    expect(throttle.check('10.0.0.1', 'alice', 1)).toEqual({ allowed: true });
+    expect(throttle.check('10.0.0.1', 'alice', 2)).toEqual({ allowed: false, retryAfterSeconds: 60 });
+    expect(throttle.check('10.0.0.1', 'alice', 5).allowed).toBe(false);
+    expect(throttle.check('10.0.0.2', 'alice', 4)).toEqual({ allowed: true });
+  });
+
+  it('makes an address wait after 30 failures within a minute across user names, and no other address', () => {
+    const { throttle, fail, advance } = setup();
+    for (let i = 0; i < 29; i++) fail(1, '10.0.0.9', `user-${i}`);
+    expect(throttle.checkAddress('10.0.0.9')).toEqual({ allowed: true });
+    fail(1, '10.0.0.9', 'user-29');
+    expect(throttle.checkAddress('10.0.0.9')).toEqual({ allowed: false, retryAfterSeconds: 60 });
+    expect(throttle.checkAddress('10.0.0.8')).toEqual({ allowed: true });
+    // Each of those pairs failed once only: the pair locks are not involved.
+    expect(throttle.check('10.0.0.9', 'user-0')).toEqual({ allowed: true });
+    advance(60 * SECOND);
+    expect(throttle.checkAddress('10.0.0.9')).toEqual({ allowed: true });
+  });
+
   it('allows a pair with fewer than five failures', () => {
     const { throttle, fail } = setup();
     expect(throttle.check('10.0.0.1', 'alice')).toEqual({ allowed: true });

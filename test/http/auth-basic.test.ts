@@ -187,6 +187,21 @@ describe('Basic authentication with htpasswd and access rules', () => {
     expect((await call(reg.app, basic('alice'), { method: 'GET', url: '/v2/', remoteAddress: '10.0.3.2' })).statusCode).toBe(200);
   });
 
+  it('stops bcrypt for an address that fails across many user names, while credentials verified a moment ago still pass', async () => {
+    const address = '10.0.5.1';
+    expect((await call(reg.app, basic('alice'), { method: 'GET', url: '/v2/', remoteAddress: address })).statusCode).toBe(200);
+    const statuses: number[] = [];
+    for (let i = 0; i < 32; i++) {
+      statuses.push((await call(reg.app, basic(`rotating-${i}`, 'x'), { method: 'GET', url: '/v2/', remoteAddress: address })).statusCode);
+    }
+    expect(statuses.slice(0, 30)).toEqual(Array(30).fill(401));
+    expect(statuses.slice(30)).toEqual([429, 429]);
+    // alice verified within the minute: no bcrypt needed, not held up. ci would need bcrypt: waits.
+    expect((await call(reg.app, basic('alice'), { method: 'GET', url: '/v2/', remoteAddress: address })).statusCode).toBe(200);
+    expect((await call(reg.app, basic('ci'), { method: 'GET', url: '/v2/', remoteAddress: address })).statusCode).toBe(429);
+    expect((await call(reg.app, basic('ci'), { method: 'GET', url: '/v2/', remoteAddress: '10.0.5.2' })).statusCode).toBe(200);
+  });
+
   it('refuses an over-long user name without remembering it', async () => {
     const res = await call(reg.app, basic('u'.repeat(300), 'x'), { method: 'GET', url: '/v2/', remoteAddress: '10.0.4.1' });
     expect(res.statusCode).toBe(401);

@@ -7,7 +7,7 @@ import { parseGrant } from '../../src/auth/scope.js';
 import { AccessKeyIndex } from '../../src/index/access-key-index.js';
 import type { ConfigFile } from '../../src/config/schema.js';
 import { startRegistry, tempDir, type TestRegistry } from '../helpers.js';
-import { basic, bearer, call, errorOf, parseChallenge, pushBlobAs, pushImageAs, writeHtpasswd } from './auth-support.js';
+import { PASSWORDS, basic, bearer, call, errorOf, parseChallenge, pushBlobAs, pushImageAs, writeHtpasswd } from './auth-support.js';
 
 const ACCESS: ConfigFile['access'] = {
   groups: { devs: ['alice', 'bob'] },
@@ -186,6 +186,21 @@ describe('the built-in token server', () => {
     expect(password.statusCode).toBe(200);
     expect((password.json() as TokenAnswer).refresh_token).toEqual(expect.any(String));
     expect((await postForm({ grant_type: 'password', username: 'alice', password: 'bad' })).statusCode).toBe(401);
+  });
+
+  it('stops honouring a token (even one checked before) once its user leaves the htpasswd file', async () => {
+    const token = await tokenFor(basic('bob'), 'repository:team-a/app:pull');
+    expect((await call(reg.app, bearer(token), { method: 'GET', url: '/v2/team-a/app/manifests/v1' })).statusCode).toBe(200);
+    const { bob: _gone, ...rest } = PASSWORDS;
+    await writeHtpasswd(dir, rest);
+    // The registry notices the new file by itself (it polls about once a second).
+    let status = 200;
+    for (let i = 0; i < 50 && status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = (await call(reg.app, bearer(token), { method: 'GET', url: '/v2/team-a/app/manifests/v1' })).statusCode;
+    }
+    expect(status).toBe(401);
+    await writeHtpasswd(dir);
   });
 
   it('treats empty Basic credentials at the token endpoint as anonymous', async () => {
