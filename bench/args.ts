@@ -1,6 +1,6 @@
 // Command-line options of `npm run bench` (pure: no I/O).
 
-export const WORKLOAD_NAMES = ['limits', 'push', 'chunked', 'pull', 'manifest', 'small', 'tags', 'catalog', 'docker'] as const;
+export const WORKLOAD_NAMES = ['limits', 'push', 'chunked', 'pull', 'manifest', 'small', 'tags', 'catalog', 'auth', 'authflood', 'docker'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -17,7 +17,7 @@ export interface Options {
   dir: string | undefined;
   keep: boolean;
   logLevel: LogLevel;
-  /** Seconds of each manifest HEAD/GET load run. */
+  /** Seconds of each manifest HEAD/GET load run (also those of auth and authflood). */
   duration: number;
   /**
    * 'auto': wrk for manifest GETs, ab for HEADs and curl for the big blob's monolithic push and
@@ -38,7 +38,8 @@ Options:
   --reps N              repetitions of each workload (default 3)
   --only a,b            workloads to run, of: ${WORKLOAD_NAMES.join(', ')} (default all)
   --size SIZE           size of the big blob, e.g. 64MiB (default 1GiB)
-  --duration S          seconds of each manifest HEAD/GET load run (default 5)
+  --duration S          seconds of each manifest HEAD/GET load run, also in auth and
+                        authflood (default 5)
   --log-level L         servers' log level: ${LOG_LEVELS.join(', ')} (default info)
   --load auto|node      clients: wrk/ab for manifests and curl for the big push and pull
                         when installed, else Node (auto, the default); or always Node

@@ -17,6 +17,8 @@ export interface LoadSpec {
   seconds: number;
   /** Where the generators' scratch files (wrk's script, ab's CSV) go. */
   dir: string;
+  /** More headers every request carries (e.g. Authorization). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Which generator will be used for a method. */
@@ -27,14 +29,16 @@ export function generatorFor(method: 'GET' | 'HEAD', choice: LoadGenerator): 'wr
   return 'node';
 }
 
-/** Lua for wrk that sets the Accept header. */
-export function wrkScript(accept: string): string {
-  return `wrk.headers["Accept"] = ${JSON.stringify(accept)}\n`;
+/** Lua for wrk that sets the Accept header, and any other given. */
+export function wrkScript(accept: string, headers: Readonly<Record<string, string>> = {}): string {
+  return Object.entries({ Accept: accept, ...headers })
+    .map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}\n`)
+    .join('');
 }
 
 async function runWrk(spec: LoadSpec): Promise<LoadResult> {
   const script = join(spec.dir, 'wrk-accept.lua');
-  await writeFile(script, wrkScript(spec.accept));
+  await writeFile(script, wrkScript(spec.accept, spec.headers));
   const threads = String(Math.min(2, spec.connections));
   const ran = await run('wrk', [`-t${threads}`, `-c${spec.connections}`, `-d${spec.seconds}s`, '--latency', '-s', script, spec.url], {
     timeoutMs: (spec.seconds + 30) * 1000,
@@ -47,6 +51,7 @@ async function runAb(spec: LoadSpec): Promise<LoadResult> {
   // -t implies -n 50000; an -n after it raises that cap (ab keeps 32 bytes per request).
   const cap = String(Math.min(20_000_000, spec.seconds * 200_000));
   const args = ['-q', '-k', '-c', String(spec.connections), '-t', String(spec.seconds), '-n', cap, '-e', csv, '-H', `Accept: ${spec.accept}`];
+  for (const [name, value] of Object.entries(spec.headers ?? {})) args.push('-H', `${name}: ${value}`);
   if (spec.method === 'HEAD') args.splice(2, 0, '-i');
   const ran = await run('ab', [...args, spec.url], { timeoutMs: (spec.seconds + 30) * 1000 });
   const table = await readFile(csv, 'utf8').catch(() => undefined);
@@ -58,7 +63,7 @@ function runNode(spec: LoadSpec): Promise<LoadResult> {
   const job: LoadJob = {
     url: spec.url,
     method: spec.method,
-    headers: { accept: spec.accept },
+    headers: { ...spec.headers, accept: spec.accept },
     connections: spec.connections,
     durationMs: spec.seconds * 1000,
   };

@@ -14,14 +14,29 @@ export interface MetricDef {
   once?: boolean;
   /** No ours/theirs ratio is shown (it would repeat another row's). */
   noRatio?: boolean;
+  /**
+   * An ours-only A/B figure: the id of the metric (of ours, same workload and unit) it is compared
+   * with, instead of distribution. Its ratio is this one's over the baseline's (baseline's over
+   * this one's when lower is better), so that below 1 means this configuration is worse.
+   */
+  baseline?: string;
+  /** Measured on configurations of ours only (an A/B workload): shown in its own table. Implied by `baseline`. */
+  oursOnly?: boolean;
+}
+
+/** Whether a metric belongs to an ours-only A/B workload. */
+export function isOursOnly(def: MetricDef): boolean {
+  return def.oursOnly === true || def.baseline !== undefined;
 }
 
 export interface MetricSummary {
   def: MetricDef;
   samples: Partial<Record<ServerKind, number[]>>;
   median: Partial<Record<ServerKind, number>>;
-  /** How many times better ours is (>1: ours better), when both were measured. */
+  /** How many times better ours is (>1: ours better), when both were measured; for an A/B figure, than its baseline. */
   ratio: number | undefined;
+  /** For an A/B figure (def.baseline), the baseline's median. */
+  baselineMedian: number | undefined;
   met: boolean | undefined;
   targetText: string;
   notes: string[];
@@ -91,9 +106,18 @@ export class Results {
       if (s && s.length > 0) med[kind] = median(s);
     }
     const failed = this.failures.has(def.workload);
-    const ratio = failed ? undefined : betterRatio(med.ours, med.distribution, def.better);
+    const versus = def.baseline === undefined ? med.distribution : this.oursMedian(def.baseline);
+    const ratio = failed ? undefined : betterRatio(med.ours, versus, def.better);
     const target = evaluateTarget(def.target, failed ? undefined : med.ours, ratio, def.target?.kind === 'ratio' ? '' : def.unit);
-    return { def, samples, median: med, ratio, met: target.met, targetText: target.text, notes: this.notes.get(id) ?? [], failed };
+    const baselineMedian = def.baseline === undefined ? undefined : versus;
+    return { def, samples, median: med, ratio, baselineMedian, met: target.met, targetText: target.text, notes: this.notes.get(id) ?? [], failed };
+  }
+
+  /** The median of ours for a metric, or undefined. */
+  private oursMedian(id: string): number | undefined {
+    this.def(id);
+    const s = this.samples.get(id)?.ours;
+    return s && s.length > 0 ? median(s) : undefined;
   }
 
   summaries(): MetricSummary[] {

@@ -13,6 +13,7 @@ import {
   request,
   requireHeader,
   resolveLocation,
+  type RequestOptions,
   type Response,
 } from './http.js';
 import { run } from './proc.js';
@@ -27,13 +28,24 @@ export function sha256(data: Buffer | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** A request carrying the server's credentials (Server.authorization), when it wants some. */
+function send(srv: Server, url: string, options: RequestOptions): Promise<Response> {
+  if (srv.authorization === undefined) return request(url, options);
+  return request(url, { ...options, headers: { authorization: srv.authorization, ...options.headers } });
+}
+
+/** curl's arguments for the server's credentials. */
+function curlAuth(srv: Server): string[] {
+  return srv.authorization === undefined ? [] : ['-H', `Authorization: ${srv.authorization}`];
+}
+
 /** Big transfers: minutes without progress would mean a stuck server. */
 const BIG_TIMEOUT_MS = 120_000;
 
 /** POST /v2/<repo>/blobs/uploads/ → 202 with a Location, which is returned absolute. */
 export async function startUpload(srv: Server, repo: string, agent: Agent): Promise<string> {
   const url = `${srv.base}/v2/${repo}/blobs/uploads/`;
-  const res = await request(url, { method: 'POST', agent });
+  const res = await send(srv, url, { method: 'POST', agent });
   expectStatus(res, 202, `${srv.label}: POST ${url}`);
   return resolveLocation(requireHeader(res, 'location', `${srv.label}: POST ${url}`), url);
 }
@@ -79,7 +91,7 @@ export async function pushMonolithic(
   const file = blob.file;
   if (useCurl && file !== undefined) {
     const what = `${srv.label}: PUT ${url} (${blob.size} bytes, curl)`;
-    const sent = await curl(['-X', 'PUT', '-H', `Content-Type: ${OCTETS}`, '-T', file, url], what);
+    const sent = await curl([...curlAuth(srv), '-X', 'PUT', '-H', `Content-Type: ${OCTETS}`, '-T', file, url], what);
     if (sent.status !== 201 || sent.bytes !== blob.size || (sent.digest !== '' && sent.digest !== blob.digest)) {
       throw new BenchError(`${what}: HTTP ${sent.status} after ${sent.bytes} bytes, digest ${sent.digest || 'none'}; expected 201 and ${blob.digest}`);
     }
@@ -87,7 +99,7 @@ export async function pushMonolithic(
   }
   const body = blob.data ?? (file ? () => createReadStream(file, { highWaterMark: 1024 * 1024 }) : undefined);
   if (body === undefined) throw new Error('pushMonolithic: no data');
-  const res = await request(url, {
+  const res = await send(srv, url, {
     method: 'PUT',
     agent,
     headers: { 'content-type': OCTETS, 'content-length': blob.size },
@@ -118,7 +130,7 @@ export async function pushChunked(
       const end = Math.min(blob.size, start + chunkSize) - 1;
       const { bytesRead } = await fh.read(buffer, 0, end - start + 1, start);
       if (bytesRead !== end - start + 1) throw new Error(`${blob.file}: short read at ${start}`);
-      const res = await request(location, {
+      const res = await send(srv, location, {
         method: 'PATCH',
         agent,
         headers: { 'content-type': OCTETS, 'content-range': `${start}-${end}` },
@@ -136,7 +148,7 @@ export async function pushChunked(
     await fh.close();
   }
   const url = addQuery(location, 'digest', blob.digest);
-  const res = await request(url, { method: 'PUT', agent, timeoutMs: BIG_TIMEOUT_MS });
+  const res = await send(srv, url, { method: 'PUT', agent, timeoutMs: BIG_TIMEOUT_MS });
   expectCommitted(srv, res, blob.digest, `PUT ${url} (closing a chunked upload)`);
   return chunks;
 }
@@ -145,13 +157,13 @@ export async function pushChunked(
 export async function pullBlob(srv: Server, repo: string, digest: string, size: number, agent: Agent, useCurl = false): Promise<void> {
   const url = `${srv.base}/v2/${repo}/blobs/${digest}`;
   if (useCurl) {
-    const got = await curl([url], `${srv.label}: GET ${url} (curl)`);
+    const got = await curl([...curlAuth(srv), url], `${srv.label}: GET ${url} (curl)`);
     if (got.status !== 200 || got.bytes !== size) {
       throw new BenchError(`${srv.label}: GET ${url} (curl): HTTP ${got.status} with ${got.bytes} bytes, expected 200 with ${size}`);
     }
     return;
   }
-  const res = await request(url, { method: 'GET', agent, discard: true, timeoutMs: BIG_TIMEOUT_MS });
+  const res = await send(srv, url, { method: 'GET', agent, discard: true, timeoutMs: BIG_TIMEOUT_MS });
   expectStatus(res, 200, `${srv.label}: GET ${url}`);
   if (res.bytes !== size) throw new BenchError(`${srv.label}: GET ${url}: ${res.bytes} bytes, expected ${size}:\n${describe(res)}`);
 }
@@ -159,7 +171,7 @@ export async function pullBlob(srv: Server, repo: string, digest: string, size: 
 /** PUT of a manifest under a tag (or digest); checks 201 and the digest the server gives. */
 export async function putManifest(srv: Server, repo: string, reference: string, manifest: Buffer, mediaType: string, agent: Agent): Promise<void> {
   const url = `${srv.base}/v2/${repo}/manifests/${reference}`;
-  const res = await request(url, { method: 'PUT', agent, headers: { 'content-type': mediaType }, body: manifest });
+  const res = await send(srv, url, { method: 'PUT', agent, headers: { 'content-type': mediaType }, body: manifest });
   const what = `${srv.label}: PUT ${url}`;
   expectStatus(res, 201, what);
   const digest = sha256(manifest);
@@ -170,13 +182,13 @@ export async function putManifest(srv: Server, repo: string, reference: string, 
 /** A cross-repository mount; when the server answers 202 (no mount) the blob is pushed instead. Returns whether it mounted. */
 export async function mountBlob(srv: Server, repo: string, from: string, blob: { digest: string; data: Buffer }, agent: Agent): Promise<boolean> {
   const url = `${srv.base}/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}`;
-  const res = await request(url, { method: 'POST', agent });
+  const res = await send(srv, url, { method: 'POST', agent });
   const what = `${srv.label}: POST ${url}`;
   expectStatus(res, [201, 202], what);
   if (res.status === 201) return true;
   const location = resolveLocation(requireHeader(res, 'location', what), url);
   const put = addQuery(location, 'digest', blob.digest);
-  const done = await request(put, { method: 'PUT', agent, headers: { 'content-type': OCTETS }, body: blob.data });
+  const done = await send(srv, put, { method: 'PUT', agent, headers: { 'content-type': OCTETS }, body: blob.data });
   expectCommitted(srv, done, blob.digest, `PUT ${put}`);
   return false;
 }
@@ -221,7 +233,7 @@ export async function pushSmallImage(srv: Server, repo: string, tag: string, ima
   }
   await putManifest(srv, repo, tag, image.manifest, OCI_MANIFEST, agent);
   const url = `${srv.base}/v2/${repo}/manifests/${tag}`;
-  const res = await request(url, { method: 'GET', agent, headers: { accept: OCI_MANIFEST } });
+  const res = await send(srv, url, { method: 'GET', agent, headers: { accept: OCI_MANIFEST } });
   expectStatus(res, 200, `${srv.label}: GET ${url}`);
   if (!res.body.equals(image.manifest) || header(res, 'docker-content-digest') !== image.manifestDigest) {
     throw new BenchError(`${srv.label}: GET ${url} did not give back the manifest pushed (${image.manifestDigest}):\n${describe(res)}`);
@@ -247,7 +259,7 @@ export async function listAll(
     if (pages >= maxPages) throw new BenchError(`${srv.label}: ${path}: still a next page after ${maxPages} pages`);
     // Only the exchange is timed; parsing and checking the page are the client's work.
     const started = performance.now();
-    const res = await request(url, { method: 'GET', agent, timeoutMs: 120_000 });
+    const res = await send(srv, url, { method: 'GET', agent, timeoutMs: 120_000 });
     ms += performance.now() - started;
     items.push(...listingEntries(srv, res, url, key));
     pages++;

@@ -1,7 +1,7 @@
 // The printed table and the saved JSON.
 import type { Options } from './args.js';
 import type { Limits, MachineInfo } from './machine.js';
-import type { MetricSummary } from './metrics.js';
+import { isOursOnly, type MetricSummary } from './metrics.js';
 import { formatNumber } from './stats.js';
 
 export interface TableOptions {
@@ -12,7 +12,7 @@ export interface TableOptions {
 function metText(s: MetricSummary, withDistribution: boolean): string {
   if (s.failed) return 'FAILED';
   if (s.targetText === '') return '';
-  if (s.met === undefined) return s.def.target?.kind === 'ratio' && !withDistribution ? 'n/a' : '—';
+  if (s.met === undefined) return s.def.target?.kind === 'ratio' && !withDistribution && s.def.baseline === undefined ? 'n/a' : '—';
   return s.met ? 'yes' : 'NO';
 }
 
@@ -26,6 +26,7 @@ function cell(s: MetricSummary, kind: 'ours' | 'distribution'): string {
 export function tableRows(summaries: readonly MetricSummary[], options: TableOptions): string[][] {
   const rows: string[][] = [['workload', 'unit', 'ours', 'distribution', '× better', 'target', 'met']];
   for (const s of summaries) {
+    if (isOursOnly(s.def)) continue;
     const measured = s.samples.ours !== undefined || s.samples.distribution !== undefined || s.failed;
     if (!measured) continue;
     const ratio = s.failed || s.def.noRatio || s.ratio === undefined ? '—' : `${formatNumber(s.ratio)}×`;
@@ -40,6 +41,22 @@ export function tableRows(summaries: readonly MetricSummary[], options: TableOpt
     ]);
   }
   return rows;
+}
+
+/**
+ * Rows of the ours-only A/B table: workload, unit, this configuration's figure, its baseline's,
+ * the ratio (below 1: worse than the baseline), target, met. Empty (no header) when none was measured.
+ */
+export function abTableRows(summaries: readonly MetricSummary[]): string[][] {
+  const rows: string[][] = [];
+  for (const s of summaries) {
+    if (!isOursOnly(s.def)) continue;
+    if (s.samples.ours === undefined && !s.failed) continue;
+    const ratio = s.failed || s.def.baseline === undefined || s.ratio === undefined ? '—' : `${formatNumber(s.ratio)}×`;
+    const baseline = s.def.baseline === undefined ? '' : s.failed ? 'failed' : formatNumber(s.baselineMedian);
+    rows.push([s.def.label, s.def.unit, cell(s, 'ours'), baseline, ratio, s.targetText, metText(s, false)]);
+  }
+  return rows.length === 0 ? [] : [['ours-only A/B (ours vs ours)', 'unit', 'figure', 'baseline', '× baseline', 'target', 'met'], ...rows];
 }
 
 /** Columns padded to their widest cell; numbers (and the ratio) right-aligned. */
@@ -114,13 +131,16 @@ export interface JsonReport {
     samples: MetricSummary['samples'];
     median: MetricSummary['median'];
     ratioOursBetter: number | null;
+    /** Ours-only A/B figures: the metric compared with, and its median (ratioOursBetter is then this over that). */
+    baseline: string | null;
+    baselineMedian: number | null;
     met: boolean | null;
     failed: boolean;
     notes: string[];
     details: Partial<Record<string, unknown[]>>;
   }>;
-  /** Which server went first in each repetition. */
-  repetitions: Array<{ rep: number; order: string[] }>;
+  /** Which server went first in each repetition; for the ours-only A/B workloads, the order of their own servers. */
+  repetitions: Array<{ rep: number; order: string[]; workloads?: Record<string, string[]> }>;
 }
 
 export function metricsJson(
@@ -139,6 +159,8 @@ export function metricsJson(
     samples: s.samples,
     median: s.median,
     ratioOursBetter: s.def.noRatio ? null : (s.ratio ?? null),
+    baseline: s.def.baseline ?? null,
+    baselineMedian: s.baselineMedian ?? null,
     met: s.met ?? null,
     failed: s.failed,
     notes: s.notes,

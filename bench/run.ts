@@ -9,14 +9,16 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { USAGE, parseArgs, type Options } from './args.js';
+import { authFloodWorkload, authWorkload } from './auth.js';
 import { dockerWorkload } from './docker.js';
 import { keepAliveAgent } from './http.js';
 import { machineInfo, measureLimits, type Limits } from './machine.js';
 import { Results } from './metrics.js';
 import { killRunning, which } from './proc.js';
 import { makeSmallImage, type SmallImage } from './registry.js';
-import { fileTimestamp, metricsJson, renderMachine, renderNotes, renderTable, tableRows, type JsonReport } from './report.js';
+import { abTableRows, fileTimestamp, metricsJson, renderMachine, renderNotes, renderTable, tableRows, type JsonReport } from './report.js';
 import { nodeFlagsOf, startServer, type Server } from './servers.js';
+import { generatorFor } from './load.js';
 import { formatNumber, sizeText } from './stats.js';
 import {
   catalogWorkload,
@@ -68,6 +70,8 @@ function allWorkloads(opts: Options): Workload[] {
     smallBlobsWorkload(),
     tagsWorkload(),
     catalogWorkload(),
+    authWorkload(opts),
+    authFloodWorkload(opts),
     dockerWorkload(opts),
   ];
 }
@@ -168,10 +172,19 @@ async function main(argv: string[]): Promise<number> {
     const pkg = JSON.parse(await readFile(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
     const ourNodeFlags = nodeFlagsOf(pkg.scripts?.start ?? '');
     const spec = { dir, logLevel: opts.logLevel, ourCli, ourNodeFlags, projectRoot: PROJECT_ROOT };
-    servers.push(await startServer({ ...spec, kind: 'ours' }));
-    if (which('docker-registry')) servers.push(await startServer({ ...spec, kind: 'distribution' }));
-    else log('docker-registry is not on PATH: measuring ours alone');
-    for (const s of servers) log(`${s.label}: pid ${s.pid}, ${s.base}, log ${s.logFile}`);
+    // The shared servers, ours and distribution, unless every workload chosen is an ours-only A/B.
+    const shared: Server[] = [];
+    if (workloads.some((w) => !w.variants)) {
+      shared.push(await startServer({ ...spec, kind: 'ours' }));
+      servers.push(...shared);
+      if (which('docker-registry')) {
+        shared.push(await startServer({ ...spec, kind: 'distribution' }));
+        servers.push(shared[1]!);
+      } else log('docker-registry is not on PATH: measuring ours alone');
+      for (const s of shared) log(`${s.label}: pid ${s.pid}, ${s.base}, log ${s.logFile}`);
+    }
+    // An A/B workload's own configurations of ours.
+    const serversOf = new Map<Workload, Server[]>();
 
     const active: Workload[] = [];
     for (const w of workloads) {
@@ -183,7 +196,18 @@ async function main(argv: string[]): Promise<number> {
           log(`${w.name}: skipped: ${reason}`);
           continue;
         }
-        for (const srv of servers) {
+        let own = shared;
+        if (w.variants) {
+          own = [];
+          serversOf.set(w, own);
+          for (const variant of await w.variants(ctx)) {
+            const srv = await startServer({ ...spec, kind: 'ours', variant });
+            own.push(srv);
+            servers.push(srv);
+            log(`${w.name}: ${srv.label}: pid ${srv.pid}, ${srv.base}, log ${srv.logFile}`);
+          }
+        }
+        for (const srv of own) {
           if (w.setup) {
             log(`${w.name}: setting up on ${srv.label}`);
             await w.setup(ctx, srv);
@@ -199,15 +223,19 @@ async function main(argv: string[]): Promise<number> {
 
     const repetitions: JsonReport['repetitions'] = [];
     for (let rep = 0; rep < opts.reps && !interrupted; rep++) {
-      const order = rep % 2 === 0 ? servers : [...servers].reverse();
-      repetitions.push({ rep, order: order.map((s) => s.kind) });
-      log(`\nrepetition ${rep + 1}/${opts.reps}: ${order.map((s) => s.label).join(' first, then ')}`);
+      const alternate = (list: readonly Server[]) => (rep % 2 === 0 ? [...list] : [...list].reverse());
+      const order = alternate(shared);
+      const orders: Record<string, string[]> = {};
+      for (const [w, own] of serversOf) orders[w.name] = alternate(own).map((s) => s.name);
+      repetitions.push({ rep, order: order.map((s) => s.kind), ...(serversOf.size > 0 ? { workloads: orders } : {}) });
+      log(`\nrepetition ${rep + 1}/${opts.reps}${order.length > 0 ? `: ${order.map((s) => s.label).join(' first, then ')}` : ''}`);
       for (const w of active) {
         if (interrupted) break;
         if (results.failures.has(w.name)) continue;
-        log(`${w.name}:`);
+        const own = serversOf.get(w);
+        log(`${w.name}:${own && own.length > 1 ? ` ${alternate(own).map((s) => s.label).join(' first, then ')}` : ''}`);
         try {
-          await w.rep(ctx, rep, order);
+          await w.rep(ctx, rep, own ? alternate(own) : order);
         } catch (err) {
           if (interrupted) break;
           results.fail(w.name, errorText(err));
@@ -227,7 +255,10 @@ async function main(argv: string[]): Promise<number> {
     );
     out.push('units: MB = 10^6 bytes; memory in MiB (2^20 bytes); latencies are medians over repetitions of each repetition\'s figure');
     if (opts.only.includes('manifest')) out.push(`manifest load: ${manifestGenerators(opts)}`);
-    out.push('', renderTable(tableRows(summaries, { withDistribution })));
+    if (opts.only.some((n) => n === 'auth' || n === 'authflood')) out.push(`auth loads (manifest HEAD): ${generatorFor('HEAD', opts.load)}`);
+    if (workloads.some((w) => !w.variants)) out.push('', renderTable(tableRows(summaries, { withDistribution })));
+    const ab = abTableRows(summaries);
+    if (ab.length > 0) out.push('', renderTable(ab));
     const notes = renderNotes(summaries);
     if (notes.length > 0) out.push('', 'notes:', ...notes);
     for (const [name, reason] of Object.entries(skipped)) out.push(`skipped ${name}: ${reason}`);
@@ -235,7 +266,7 @@ async function main(argv: string[]): Promise<number> {
 
     const serverInfo: JsonReport['servers'] = {};
     for (const s of servers) {
-      serverInfo[s.kind] = {
+      serverInfo[s.name] = {
         config: parseYaml(await readFile(s.configFile, 'utf8')) as unknown,
         logFile: s.logFile,
         version: s.kind === 'distribution' ? info.distribution : info.commit,

@@ -14,8 +14,12 @@ export type ServerKind = 'ours' | 'distribution';
 
 export interface Server {
   kind: ServerKind;
+  /** Unique among the servers of a run: ours, distribution, or ours-<variant> (folder, log, JSON key). */
+  name: string;
   /** As shown in the output. */
   label: string;
+  /** The Authorization header the bench's own requests to it carry (setup, checks), if it wants one. */
+  authorization?: string;
   pid: number;
   port: number;
   /** http://127.0.0.1:<port> */
@@ -43,6 +47,20 @@ export interface ServerSpec {
   ourNodeFlags: readonly string[];
   projectRoot: string;
   readyMs?: number;
+  /** A configuration of ours other than the plain one (kind must be 'ours'). */
+  variant?: OursVariant;
+}
+
+/** A configuration of ours for an ours-only A/B workload. */
+export interface OursVariant {
+  /** Short and unique: the server is named ours-<name>. */
+  name: string;
+  /** As shown in the output. */
+  label: string;
+  /** Top-level keys added to ours's configuration (e.g. auth). */
+  config?: Record<string, unknown>;
+  /** The Authorization header the bench's own requests carry (setup, the readiness probe). */
+  authorization?: string;
 }
 
 /** A free TCP port on 127.0.0.1 (another process could still take it before the server binds). */
@@ -61,7 +79,14 @@ export async function freePort(): Promise<number> {
  * deletes enabled, the log level, the address. Distribution also gets an http.secret (or it
  * warns); ours gets its index beside its blobs (distribution has no such key).
  */
-export function registryConfig(kind: ServerKind, root: string, port: number, logLevel: LogLevel, secret: string): Record<string, unknown> {
+export function registryConfig(
+  kind: ServerKind,
+  root: string,
+  port: number,
+  logLevel: LogLevel,
+  secret: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   const config: Record<string, unknown> = {
     version: 0.1,
     log: { level: logLevel },
@@ -72,7 +97,7 @@ export function registryConfig(kind: ServerKind, root: string, port: number, log
     http: { addr: `127.0.0.1:${port}` },
   };
   if (kind === 'distribution') (config.http as Record<string, unknown>).secret = secret;
-  else config.index = { path: join(root, 'index.db') };
+  else Object.assign(config, { index: { path: join(root, 'index.db') } }, extra);
   return config;
 }
 
@@ -93,14 +118,17 @@ function tailOfFile(file: string, lines: number): string {
 }
 
 export async function startServer(spec: ServerSpec): Promise<Server> {
-  const home = join(spec.dir, spec.kind);
+  const variant = spec.variant;
+  if (variant && spec.kind !== 'ours') throw new Error('only ours has variants');
+  const name = variant ? `ours-${variant.name}` : spec.kind;
+  const home = join(spec.dir, name);
   const root = join(home, 'data');
   await mkdir(root, { recursive: true });
   const port = await freePort();
   const configFile = join(home, 'config.yml');
-  const logFile = join(spec.dir, `${spec.kind}.log`);
+  const logFile = join(spec.dir, `${name}.log`);
   const secret = randomBytes(16).toString('hex');
-  await writeFile(configFile, stringify(registryConfig(spec.kind, root, port, spec.logLevel, secret)));
+  await writeFile(configFile, stringify(registryConfig(spec.kind, root, port, spec.logLevel, secret, variant?.config)));
 
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
@@ -125,10 +153,12 @@ export async function startServer(spec: ServerSpec): Promise<Server> {
       resolve();
     });
   });
-  const label = spec.kind === 'ours' ? 'ours' : 'distribution';
+  const label = variant ? variant.label : spec.kind === 'ours' ? 'ours' : 'distribution';
   const server: Server = {
     kind: spec.kind,
+    name,
     label,
+    ...(variant?.authorization !== undefined ? { authorization: variant.authorization } : {}),
     pid: child.pid ?? -1,
     port,
     base: `http://127.0.0.1:${port}`,
@@ -154,7 +184,8 @@ export async function startServer(spec: ServerSpec): Promise<Server> {
       throw new Error(`${label} exited before answering${spawnError ? ` (${spawnError.message})` : ''}; last log lines of ${logFile}:\n${server.logTail()}`);
     }
     try {
-      const res = await fetch(`${server.base}/v2/`, { signal: AbortSignal.timeout(2_000) });
+      const headers: Record<string, string> = server.authorization === undefined ? {} : { authorization: server.authorization };
+      const res = await fetch(`${server.base}/v2/`, { headers, signal: AbortSignal.timeout(2_000) });
       await res.arrayBuffer();
       if (res.status === 200) return server;
     } catch {
@@ -162,7 +193,7 @@ export async function startServer(spec: ServerSpec): Promise<Server> {
     }
     if (Date.now() >= deadline) {
       await server.stop();
-      throw new Error(`${label} did not answer GET /v2/ with 200 within ${readyMs} ms; last log lines of ${logFile}:\n${server.logTail()}`);
+      throw new Error(`${label} did not answer GET /v2/${server.authorization === undefined ? '' : ' (with credentials)'} with 200 within ${readyMs} ms; last log lines of ${logFile}:\n${server.logTail()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

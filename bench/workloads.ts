@@ -4,6 +4,7 @@ import type { Agent } from 'node:http';
 import type { Options, WorkloadName } from './args.js';
 import { BenchError, keepAliveAgent, request, type Response } from './http.js';
 import { generatorFor, runLoad } from './load.js';
+import type { LoadResult } from './loadparse.js';
 import type { Limits } from './machine.js';
 import { withPeakMemory } from './memory.js';
 import type { MetricDef, Results } from './metrics.js';
@@ -23,7 +24,7 @@ import {
   sha256,
   type SmallImage,
 } from './registry.js';
-import type { Server } from './servers.js';
+import type { OursVariant, Server } from './servers.js';
 import { median, sizeText } from './stats.js';
 
 export const CHUNK = 16 * 1024 * 1024;
@@ -66,6 +67,13 @@ export interface Workload {
   prepare?(ctx: BenchContext): Promise<string | undefined>;
   /** Once per server before the repetitions (untimed unless it records a `once` metric). */
   setup?(ctx: BenchContext, srv: Server): Promise<void>;
+  /**
+   * An ours-only A/B workload (distribution not involved): the configurations of ours it compares,
+   * each started for this workload alone after `prepare`, and stopped with the others at the end.
+   * Its setup and repetitions get these servers instead of the shared ones (ours and
+   * distribution), in an order that alternates per repetition too.
+   */
+  variants?(ctx: BenchContext): Promise<OursVariant[]>;
   /** One repetition over the servers, in the order given. */
   rep(ctx: BenchContext, rep: number, order: readonly Server[]): Promise<void>;
   /** After the repetitions, also after a failure. */
@@ -80,7 +88,7 @@ async function settleDisk(): Promise<void> {
   await run('sync', [], { timeoutMs: 300_000, allowFailure: true });
 }
 
-function ensureAlive(srv: Server): void {
+export function ensureAlive(srv: Server): void {
   if (srv.exited()) throw new BenchError(`${srv.label} has exited; last log lines of ${srv.logFile}:\n${srv.logTail()}`);
 }
 
@@ -197,34 +205,80 @@ export function pullWorkload(opts: Options): Workload {
   };
 }
 
+/** The URL the manifest loads hit: bench/manifest:latest, by tag. */
+export function manifestUrl(srv: Server): string {
+  return `${srv.base}/v2/${MANIFEST_REPO}/manifests/latest`;
+}
+
+/**
+ * The manifest load (shared by manifest, auth and authflood): `method` on bench/manifest:latest
+ * over CONNECTIONS keep-alive connections for `seconds`, each request with `headers` too; every
+ * answer must be 2xx (see runLoad).
+ */
+export function manifestLoad(
+  ctx: BenchContext,
+  srv: Server,
+  method: 'GET' | 'HEAD',
+  seconds: number,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<LoadResult> {
+  const spec = { url: manifestUrl(srv), method, accept: OCI_MANIFEST, connections: CONNECTIONS, seconds, dir: ctx.dir, headers };
+  return runLoad(spec, ctx.opts.load);
+}
+
+/** The two figures of a manifest load, `<prefix>.rps` and `<prefix>.p99`. */
+export function manifestLoadMetrics(
+  prefix: string,
+  workload: WorkloadName,
+  label: string,
+  more: { rps?: Partial<MetricDef>; p99?: Partial<MetricDef> } = {},
+): MetricDef[] {
+  return [
+    { id: `${prefix}.rps`, workload, label, unit: 'req/s', better: 'higher', ...more.rps },
+    { id: `${prefix}.p99`, workload, label: `${label}: p99 latency`, unit: 'ms', better: 'lower', ...more.p99 },
+  ];
+}
+
+/** Records a manifest load under `<prefix>.rps` and `<prefix>.p99` (see manifestLoadMetrics), and logs it. */
+export function recordManifestLoad(
+  ctx: BenchContext,
+  prefix: string,
+  srv: Server,
+  rep: number,
+  what: string,
+  r: LoadResult,
+  extra: Record<string, unknown> = {},
+): void {
+  ctx.results.record(`${prefix}.rps`, srv.kind, r.requestsPerSec);
+  ctx.results.record(`${prefix}.p99`, srv.kind, r.p99Ms);
+  ctx.results.note(`${prefix}.rps`, `load generator: ${r.generator}`);
+  ctx.results.detail(`${prefix}.rps`, srv.kind, { rep, server: srv.name, generator: r.generator, requests: r.requests, seconds: ctx.opts.duration, ...extra });
+  ctx.log(`  ${what}: ${r.requestsPerSec.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(1)} ms (${r.generator}, ${r.requests} requests)`);
+}
+
 export function manifestWorkload(opts: Options): Workload {
   const metrics: MetricDef[] = [];
   for (const method of ['HEAD', 'GET'] as const) {
     const m = method.toLowerCase();
     metrics.push(
-      { id: `manifest.${m}.rps`, workload: 'manifest', label: `manifest ${method} by tag, ${CONNECTIONS} conns`, unit: 'req/s', better: 'higher', target: { kind: 'ratio', min: 3 } },
-      { id: `manifest.${m}.p99`, workload: 'manifest', label: `manifest ${method} p99 latency`, unit: 'ms', better: 'lower' },
+      ...manifestLoadMetrics(`manifest.${m}`, 'manifest', `manifest ${method} by tag, ${CONNECTIONS} conns`, {
+        rps: { target: { kind: 'ratio', min: 3 } },
+        p99: { label: `manifest ${method} p99 latency` },
+      }),
     );
   }
-  const url = (srv: Server) => `${srv.base}/v2/${MANIFEST_REPO}/manifests/latest`;
   return {
     name: 'manifest',
     metrics,
     setup: async (ctx, srv) => {
       await ctx.smallImage(srv);
       // a short warm-up, unrecorded
-      await runLoad({ url: url(srv), method: 'GET', accept: OCI_MANIFEST, connections: CONNECTIONS, seconds: 1, dir: ctx.dir }, opts.load);
+      await manifestLoad(ctx, srv, 'GET', 1);
     },
     rep: eachServer(async (ctx, srv, rep) => {
       for (const method of ['HEAD', 'GET'] as const) {
-        const m = method.toLowerCase();
-        const spec = { url: url(srv), method, accept: OCI_MANIFEST, connections: CONNECTIONS, seconds: opts.duration, dir: ctx.dir };
-        const r = await runLoad(spec, opts.load);
-        ctx.results.record(`manifest.${m}.rps`, srv.kind, r.requestsPerSec);
-        ctx.results.record(`manifest.${m}.p99`, srv.kind, r.p99Ms);
-        ctx.results.note(`manifest.${m}.rps`, `load generator: ${r.generator}`);
-        ctx.results.detail(`manifest.${m}.rps`, srv.kind, { rep, generator: r.generator, requests: r.requests, seconds: opts.duration });
-        ctx.log(`  ${srv.label} ${method}: ${r.requestsPerSec.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(1)} ms (${r.generator}, ${r.requests} requests)`);
+        const r = await manifestLoad(ctx, srv, method, opts.duration);
+        recordManifestLoad(ctx, `manifest.${method.toLowerCase()}`, srv, rep, `${srv.label} ${method}`, r);
       }
     }),
   };
