@@ -24,8 +24,9 @@ export interface RequestOptions {
   discard?: boolean;
 }
 
-export function keepAliveAgent(maxSockets: number): Agent {
-  return new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+/** `localAddress`: the client address to connect from (any of 127.0.0.0/8 reaches a loopback server). */
+export function keepAliveAgent(maxSockets: number, localAddress?: string): Agent {
+  return new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, ...(localAddress ? { localAddress } : {}) });
 }
 
 const KEEP_WHEN_DISCARDING = 64 * 1024;
