@@ -42,9 +42,21 @@ export const listTags: Handler<{ name: string }> = async (ctx, { name }, request
 export const catalog: Handler<Record<string, never>> = async (ctx, _params, request, reply) => {
   const { n, last } = pagination(request);
   const visible = ctx.access.visible(request);
-  return sendPage(ctx, reply, '/v2/_catalog', n, (limit) => ctx.registry.manifests.catalog(last, limit, visible), (repositories) => ({
-    repositories,
-  }));
+  const body = (repositories: string[]) => ({ repositories });
+  if (!visible) return sendPage(ctx, reply, '/v2/_catalog', n, (limit) => ctx.registry.manifests.catalog(last, limit), body);
+  if (n === 0) return reply.send(body([]));
+  // Filtered: a page reads a bounded part of the index; when that runs out before n names were
+  // found, the page is shorter and its Link continues after the last name read.
+  const page = ctx.registry.manifests.visibleCatalog(last, n === undefined ? UNLIMITED : n + 1, visible, n === undefined ? Infinity : undefined);
+  let next: string | undefined;
+  if (n !== undefined && page.names.length > n) {
+    page.names.length = n;
+    next = page.names[n - 1];
+  } else if (page.scannedTo !== undefined) {
+    next = page.scannedTo;
+  }
+  if (next !== undefined) reply.header('Link', `<${ctx.url(`/v2/_catalog?n=${n}&last=${encodeURIComponent(next)}`)}>; rel="next"`);
+  return reply.send(body(page.names));
 };
 
 /** The size a referrers page stays under: the spec's 4 MiB manifest limit. */

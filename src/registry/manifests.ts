@@ -191,29 +191,41 @@ export class ManifestService {
       }));
   }
 
+  /** Repository names after `last`, sorted, at most `limit`. */
+  catalog(last: string, limit: number): string[] {
+    return this.index.catalog(last, limit);
+  }
+
   /**
-   * Repository names after `last`, sorted, at most `limit`; with `visible`, only those it
-   * accepts count (read in batches, so that paging counts the visible names only).
+   * The names after `last` that `visible` accepts, at most `limit`, reading at most `budget`
+   * names of the index (in batches; the index is synchronous, so a bound keeps one request from
+   * holding the event loop over a huge registry). `scannedTo` is the last name read when the
+   * budget ran out before the end: a next page starts after it.
    */
-  catalog(last: string, limit: number, visible?: (repo: string) => boolean): string[] {
-    if (!visible) return this.index.catalog(last, limit);
+  visibleCatalog(last: string, limit: number, visible: (repo: string) => boolean, budget = CATALOG_SCAN_BUDGET): { names: string[]; scannedTo?: string } {
     const names: string[] = [];
     let after = last;
+    let scanned = 0;
     while (names.length < limit) {
-      const batch = this.index.catalog(after, CATALOG_BATCH);
+      if (scanned >= budget) return { names, scannedTo: after };
+      const want = Math.min(CATALOG_BATCH, budget - scanned);
+      const batch = this.index.catalog(after, want);
+      scanned += batch.length;
       for (const name of batch) {
+        after = name;
         if (visible(name)) names.push(name);
         if (names.length === limit) break;
       }
-      if (batch.length < CATALOG_BATCH) break;
-      after = batch[batch.length - 1]!;
+      if (batch.length < want) break; // the end of the index
     }
-    return names;
+    return { names };
   }
 }
 
-/** Repositories read per index query when a filtered catalog is assembled. */
+/** Repositories read per index query when a filtered catalog is assembled, and at most per page. */
 const CATALOG_BATCH = 1000;
+/** Index names one page of a filtered catalog reads at most (about 25 ms here). */
+export const CATALOG_SCAN_BUDGET = 20_000;
 
 export function toIndexRow(digest: Digest, m: ParsedManifest, body: Buffer) {
   return {
