@@ -15,7 +15,7 @@
  */
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../config/config.js';
 import { VerifiedCache } from './verified-cache.js';
@@ -120,6 +120,15 @@ export class HtpasswdUsers {
   /** 0 after load, one more after each reload that was taken. */
   get generation(): number {
     return this.#generation;
+  }
+
+  /**
+   * A fingerprint of the user's stored hash (16 bytes of its SHA-256, base64url), carried by refresh
+   * tokens so that changing the password in the file ends them; undefined for an unknown user.
+   */
+  credentialStamp(user: string): string | undefined {
+    const entry = this.#users.get(user);
+    return entry && createHash('sha256').update(entry.hash).digest().subarray(0, 16).toString('base64url');
   }
 
   /** Whether this (user, password) verified within the last minute: no bcrypt, no waiting. */

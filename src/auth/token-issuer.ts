@@ -42,6 +42,8 @@ export interface RefreshTokenRequest {
   readonly subject: string;
   readonly clientId?: string;
   readonly keyId?: string;
+  /** A fingerprint of the credential signed in with (see HtpasswdUsers.credentialStamp): a changed password ends the token. */
+  readonly stamp?: string;
 }
 
 export interface IssuedToken {
@@ -56,7 +58,10 @@ export interface RefreshTokenClaims {
   readonly subject: string;
   readonly clientId?: string;
   readonly keyId?: string;
+  readonly stamp?: string;
 }
+
+const STAMP_CLAIM = 'ocireg_stamp';
 
 const REFRESH_USE = 'refresh';
 
@@ -83,7 +88,10 @@ export class TokenIssuer {
   }
 
   async issueRefreshToken(request: RefreshTokenRequest): Promise<IssuedToken> {
-    return this.#sign(REFRESH_TOKEN_TYPE, this.#refreshExpiresIn, request, { [TOKEN_USE_CLAIM]: REFRESH_USE });
+    return this.#sign(REFRESH_TOKEN_TYPE, this.#refreshExpiresIn, request, {
+      [TOKEN_USE_CLAIM]: REFRESH_USE,
+      ...(request.stamp !== undefined ? { [STAMP_CLAIM]: request.stamp } : {}),
+    });
   }
 
   /** The subject (and client and access key) a refresh token was issued to; throws TokenInvalidError. */
@@ -100,14 +108,15 @@ export class TokenIssuer {
     if (payload[TOKEN_USE_CLAIM] !== REFRESH_USE || payload.access !== undefined) {
       throw new TokenInvalidError('not a refresh token');
     }
-    const { sub, client_id: clientId, [KEY_ID_CLAIM]: keyId } = payload;
-    if (typeof sub !== 'string' || !optionalString(clientId) || !optionalString(keyId)) {
+    const { sub, client_id: clientId, [KEY_ID_CLAIM]: keyId, [STAMP_CLAIM]: stamp } = payload;
+    if (typeof sub !== 'string' || !optionalString(clientId) || !optionalString(keyId) || !optionalString(stamp)) {
       throw new TokenInvalidError('malformed refresh token claims');
     }
     return {
       subject: sub,
       ...(clientId !== undefined ? { clientId } : {}),
       ...(keyId !== undefined ? { keyId } : {}),
+      ...(stamp !== undefined ? { stamp } : {}),
     };
   }
 

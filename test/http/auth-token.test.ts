@@ -203,6 +203,21 @@ describe('the built-in token server', () => {
     await writeHtpasswd(dir);
   });
 
+  it('ends a refresh token once its user\'s password changes in the htpasswd file', async () => {
+    const res = await getToken(basic('carol'), [], '&offline_token=true');
+    const refresh = (res.json() as TokenAnswer).refresh_token!;
+    const refreshWith = () => postForm({ grant_type: 'refresh_token', refresh_token: refresh, service: 'test-service' });
+    expect((await refreshWith()).statusCode).toBe(200);
+    await writeHtpasswd(dir, { ...PASSWORDS, carol: 'a-new-password' });
+    let status = 200;
+    for (let i = 0; i < 50 && status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = (await refreshWith()).statusCode;
+    }
+    expect(status).toBe(401);
+    await writeHtpasswd(dir);
+  });
+
   it('treats empty Basic credentials at the token endpoint as anonymous', async () => {
     const res = await getToken(basic('', ''), ['repository:public/base:pull']);
     expect(res.statusCode).toBe(200);

@@ -100,10 +100,13 @@ async function tokenAnswer(
   };
   if (!legacy) answer.scope = access.map((s) => `${s.type}:${s.name}:${s.actions.join(',')}`).join(' ');
   if (offline) {
+    // Signed in with a password: the token carries its fingerprint, so a new password ends it.
+    const stamp = keyId === undefined ? auth.users?.credentialStamp(subject) : undefined;
     const refresh = await issuer.issueRefreshToken({
       subject,
       ...(clientId ? { clientId } : {}),
       ...(keyId !== undefined ? { keyId } : {}),
+      ...(stamp !== undefined ? { stamp } : {}),
     });
     answer.refresh_token = refresh.token;
   }
@@ -119,7 +122,10 @@ async function refreshIdentity(auth: Auth, issuer: TokenIssuer, token: string): 
     return undefined;
   }
   if (!auth.users?.has(claims.subject)) return undefined;
-  if (claims.keyId === undefined) return { kind: 'user', name: claims.subject, via: 'token' };
+  if (claims.keyId === undefined) {
+    if (claims.stamp !== auth.users.credentialStamp(claims.subject)) return undefined; // the password changed since
+    return { kind: 'user', name: claims.subject, via: 'token' };
+  }
   const key = auth.keys.active(claims.keyId);
   if (!key || key.user !== claims.subject) return undefined;
   return { kind: 'user', name: claims.subject, via: 'key', keyId: claims.keyId, keyScopes: key.scopes };
