@@ -4,8 +4,9 @@
  * that does not parse is refused and the users loaded before stay.
  *
  * bcrypt runs on libuv's thread pool (the async API of the `bcrypt` package), never on the event
- * loop. An unknown user costs one comparison against a dummy hash as expensive as the file's dearest
- * entry, so that response times do not tell which users exist. Passwords verified in the last minute
+ * loop. An unknown user costs one comparison against a dummy hash of the cost of one of the file's
+ * entries, always the same one for a given name, so that response times do not tell which users exist
+ * (with mixed costs too: an unknown name answers like some known user does). Passwords verified in the last minute
  * are remembered (see verified-cache.ts), and identical checks running at once share one comparison.
  *
  * Passwords longer than 72 bytes: bcrypt reads only the first 72. `htpasswd -B` (apache2-utils) does
@@ -15,7 +16,7 @@
  */
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../config/config.js';
 import { VerifiedCache } from './verified-cache.js';
@@ -56,7 +57,12 @@ interface Entry {
 
 interface Parsed {
   readonly users: ReadonlyMap<string, Entry>;
-  readonly dummy: string;
+  /**
+   * Dummy hashes for unknown users, one per entry of the file (by its cost; one of the default cost
+   * for an empty file). An unknown name always gets the same one, picked by a keyed hash of the name,
+   * so that with mixed costs it answers like some known user, steadily, not like none of them.
+   */
+  readonly dummies: readonly string[];
 }
 
 /** The costs `htpasswd -B -C` accepts; beyond them one check would take seconds to hours. */
@@ -80,7 +86,8 @@ const BCRYPT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 
 export class HtpasswdUsers {
   #users: ReadonlyMap<string, Entry>;
-  #dummy: string;
+  #dummies: readonly string[];
+  readonly #dummyKey = randomBytes(32);
   #generation = 0;
   readonly #cache: VerifiedCache;
   readonly #inflight = new Map<string, Promise<boolean>>();
@@ -96,7 +103,7 @@ export class HtpasswdUsers {
     private readonly options: HtpasswdOptions,
   ) {
     this.#users = parsed.users;
-    this.#dummy = parsed.dummy;
+    this.#dummies = parsed.dummies;
     this.#cache = new VerifiedCache({
       ...(options.cacheTtlMs !== undefined ? { ttlMs: options.cacheTtlMs } : {}),
       ...(options.cacheMaxEntries !== undefined ? { maxEntries: options.cacheMaxEntries } : {}),
@@ -149,13 +156,19 @@ export class HtpasswdUsers {
     const running = this.#inflight.get(digest);
     if (running) return running;
     if (bcryptSlots.pending >= BCRYPT_BACKLOG) throw new PasswordCheckBusyError('too many password checks waiting');
-    const check = this.#compare(entry, password, digest).finally(() => this.#inflight.delete(digest));
+    const check = this.#compare(user, entry, password, digest).finally(() => this.#inflight.delete(digest));
     this.#inflight.set(digest, check);
     return check;
   }
 
-  async #compare(entry: Entry | undefined, password: string, digest: string): Promise<boolean> {
-    const matches = await bcryptSlots.run(() => bcrypt.compare(password, entry?.comparable ?? this.#dummy));
+  /** The dummy hash an unknown user is compared against: the same one for a name every time. */
+  #dummyFor(user: string): string {
+    const pick = createHmac('sha256', this.#dummyKey).update(user).digest().readUInt32BE(0);
+    return this.#dummies[pick % this.#dummies.length]!;
+  }
+
+  async #compare(user: string, entry: Entry | undefined, password: string, digest: string): Promise<boolean> {
+    const matches = await bcryptSlots.run(() => bcrypt.compare(password, entry?.comparable ?? this.#dummyFor(user)));
     if (!matches || !entry) return false;
     this.#cache.add(digest);
     return true;
@@ -196,7 +209,7 @@ export class HtpasswdUsers {
       return false;
     }
     this.#users = parsed.users;
-    this.#dummy = parsed.dummy;
+    this.#dummies = parsed.dummies;
     this.#generation += 1;
     this.#missingReported = false;
     this.log?.info({ path: this.path, users: parsed.users.size, generation: this.#generation }, 'htpasswd file reloaded');
@@ -242,9 +255,10 @@ async function readUsers(path: string): Promise<Parsed> {
     throw new ConfigError(`cannot read htpasswd file ${path}: ${(err as Error).message}`);
   }
   const users = parseHtpasswd(text, path);
-  let cost = 0;
-  for (const entry of users.values()) cost = Math.max(cost, entry.cost);
-  return { users, dummy: await dummyHash(cost || DEFAULT_DUMMY_COST) };
+  const costs = users.size > 0 ? [...users.values()].map((e) => e.cost) : [DEFAULT_DUMMY_COST];
+  const byCost = new Map<number, string>();
+  for (const cost of new Set(costs)) byCost.set(cost, await dummyHash(cost));
+  return { users, dummies: costs.map((c) => byCost.get(c)!) };
 }
 
 /**

@@ -134,19 +134,27 @@ describe('HtpasswdUsers.verify', () => {
     expect(await users.verify('alice', '')).toBe(false);
   });
 
-  it('compares an unknown user against a dummy hash of the file’s highest cost, off the event loop', async () => {
+  it('compares an unknown user against a dummy hash of one of the file’s costs, the same one for a name every time', async () => {
+    // alice has cost 4, bob cost 5 (mixed costs: an unknown name must answer like some known user).
     const users = await load(await fileWith(`alice:${alice2b}\nbob:${bob2y}\n`));
     const compare = vi.spyOn(bcrypt, 'compare');
     expect(await users.verify('nobody', 'whatever')).toBe(false);
     expect(compare).toHaveBeenCalledTimes(1);
     const dummy = compare.mock.calls[0]![1];
-    expect(dummy).toMatch(/^\$2b\$05\$[./A-Za-z0-9]{53}$/); // bob's cost, the highest
+    expect(dummy).toMatch(/^\$2b\$0[45]\$[./A-Za-z0-9]{53}$/);
     expect(dummy).not.toBe(alice2b);
     expect(dummy).not.toBe(bob2y.replace('$2y$', '$2b$'));
-    // The same dummy is used again (made once per load), and a failure is never remembered.
+    // The same dummy for the same name (made once per load), and a failure is never remembered.
     expect(await users.verify('nobody', 'whatever')).toBe(false);
     expect(compare).toHaveBeenCalledTimes(2);
     expect(compare.mock.calls[1]![1]).toBe(dummy);
+    // Over many names, both of the file's costs are used.
+    const costs = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      await users.verify(`ghost-${i}`, 'x');
+      costs.add(String(compare.mock.calls.at(-1)![1]).slice(4, 6));
+    }
+    expect([...costs].sort()).toEqual(['04', '05']);
   });
 
   it('uses a cost-10 dummy when the file has no entries', async () => {
