@@ -29,7 +29,7 @@ function storageFull(err: unknown): StorageFullError | undefined {
 }
 
 const STORAGE_FULL_MESSAGE =
-  'the registry has no room to store this (its storage is full, over quota or read-only); nothing was stored';
+  'the registry cannot store this (its storage is full, over quota, read-only or refusing writes); nothing was stored';
 
 /** Methods whose success means the storage took a write again. */
 const WRITES = new Set(['POST', 'PUT', 'PATCH']);

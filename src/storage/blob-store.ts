@@ -59,7 +59,7 @@ export class StorageFullError extends Error {
   override name = 'StorageFullError';
   constructor(
     message: string,
-    /** What the backend said: an errno code (ENOSPC, EDQUOT, EROFS, EFBIG) or the object store's. */
+    /** What the backend said: an errno code (ENOSPC, EDQUOT, EROFS, EFBIG, EACCES, EPERM) or the object store's. */
     readonly reason: string,
     options?: { cause?: unknown },
   ) {
@@ -72,6 +72,8 @@ const NO_ROOM: Record<string, string> = {
   EDQUOT: 'the storage quota is exhausted',
   EROFS: 'the storage is a read-only filesystem',
   EFBIG: 'the file is larger than the storage allows',
+  EACCES: 'the storage refused the write (permission denied)',
+  EPERM: 'the storage refused the write (operation not permitted)',
 };
 
 /** The StorageFullError that a failed write means, or undefined when it means something else. */

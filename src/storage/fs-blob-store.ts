@@ -33,8 +33,8 @@ function isNotFound(err: unknown): boolean {
 }
 
 /**
- * Runs a write; a failure for want of room (ENOSPC, EDQUOT, EROFS, EFBIG)
- * becomes a StorageFullError.
+ * Runs a write; a failure for want of room (ENOSPC, EDQUOT, EROFS, EFBIG) or a
+ * refused write (EACCES, EPERM) becomes a StorageFullError.
  */
 async function writing<T>(write: () => Promise<T>): Promise<T> {
   try {

@@ -14,7 +14,7 @@ import { filesUnder, testBytes } from '../support/socket.js';
 const OCTET = { 'content-type': 'application/octet-stream' };
 
 function noRoom(code: string): NodeJS.ErrnoException {
-  const errno = { ENOSPC: -28, EDQUOT: -122, EROFS: -30, EFBIG: -27 }[code] ?? -1;
+  const errno = { ENOSPC: -28, EDQUOT: -122, EROFS: -30, EFBIG: -27, EACCES: -13, EPERM: -1 }[code] ?? -1;
   return Object.assign(new Error(`${code}: no room on the device, write`), { code, errno, syscall: 'write' });
 }
 
@@ -105,7 +105,7 @@ function expect507(res: LightMyRequestResponse): void {
   expect(res.statusCode).toBe(507);
   expect(res.headers['content-type']).toMatch(/^application\/json/);
   expect(errorCode(res)).toBe('INSUFFICIENT_STORAGE');
-  expect((res.json() as { errors: Array<{ message: string }> }).errors[0]!.message).toMatch(/no room to store/);
+  expect((res.json() as { errors: Array<{ message: string }> }).errors[0]!.message).toMatch(/cannot store this/);
 }
 
 async function getBytes(app: FastifyInstance, url: string): Promise<{ status: number; body: Buffer }> {
@@ -251,7 +251,7 @@ describe('a full disk answers 507 INSUFFICIENT_STORAGE', () => {
     expect((await getBytes(app, `/v2/lib/app/blobs/${digestOf(blob)}`)).body.equals(blob)).toBe(true);
   });
 
-  it.each(['EDQUOT', 'EROFS', 'EFBIG'])('%s during a write answers 507 too', async (code) => {
+  it.each(['EDQUOT', 'EROFS', 'EFBIG', 'EACCES', 'EPERM'])('%s during a write answers 507 too', async (code) => {
     const { app, store, root } = await start();
     store.full = code;
     const blob = testBytes(1000, 4);
