@@ -2,16 +2,13 @@
 // configuration file of its own (htpasswd, token server, TLS), htpasswd files written by the
 // real `htpasswd -B`, certificates made by the openssl CLI, tiny images made by `docker import`,
 // and a bounded HTTP(S) request that can trust a test CA.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { sleep } from '../support/socket.js';
+import { freePort, spawnServer } from '../support/built-server.js';
 import { BUILT_CLI, run } from './harness.js';
 
 export interface ConfiguredRegistry {
@@ -41,17 +38,6 @@ export interface RegistryOptions {
   ca?: Buffer;
 }
 
-/** A free TCP port on `address`. */
-export async function freePortOn(address: string): Promise<number> {
-  const server = createServer();
-  server.listen(0, address);
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
 /**
  * Writes `<work>/config.yml` (storage in `<work>/data`, log level info so that the access log
  * is written) and starts `node dist/cli.js serve <config>` with only PATH and HOME in its
@@ -61,7 +47,7 @@ export async function startConfiguredRegistry(options: RegistryOptions): Promise
   const { work } = options;
   await mkdir(join(work, 'data'), { recursive: true });
   const listen = options.listen ?? '127.0.0.1';
-  const port = await freePortOn(listen);
+  const port = await freePort(listen);
   const bracketed = listen.includes(':') ? `[${listen}]` : listen;
   const hostname = options.hostname ?? bracketed;
   const tls = options.ca !== undefined;
@@ -77,48 +63,15 @@ export async function startConfiguredRegistry(options: RegistryOptions): Promise
   const configPath = join(work, 'config.yml');
   await writeFile(configPath, stringify(file));
   const logFile = join(work, 'registry.log');
-  const fd = openSync(logFile, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, [BUILT_CLI, 'serve', configPath], {
-      cwd: work,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? work },
-      stdio: ['ignore', fd, fd],
-    });
-  } finally {
-    closeSync(fd);
-  }
-  let exited = false;
-  const killOnExit = () => {
-    if (!exited) child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-  const exit = once(child, 'exit').then(() => {
-    exited = true;
-    process.removeListener('exit', killOnExit);
-  });
-  const stop = async () => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exit;
-    clearTimeout(timer);
-  };
-  const tail = () => readFileSync(logFile, 'utf8').slice(-8000);
-  // Poll the address it listens on (the client-facing name may be an /etc/hosts entry added later).
+  // Ready once /v2/ answers 200 or 401, asked at the address it listens on (the client-facing
+  // name may be an /etc/hosts entry added later).
   const direct = `${tls ? 'https' : 'http'}://${bracketed}:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (exited) throw new Error(`the registry exited before it was ready:\n${tail()}`);
-    const res = await httpGet(`${direct}/v2/`, { ca: options.ca, servername: hostname, timeoutMs: 2_000 }).catch(() => undefined);
-    if (res && (res.status === 200 || res.status === 401)) break;
-    if (Date.now() >= deadline) {
-      await stop();
-      throw new Error(`the registry was not ready within 20 s:\n${tail()}`);
-    }
-    await sleep(100);
-  }
-  return { pid: child.pid!, url, host, port, configPath, logFile, stop };
+  const ready = async () => {
+    const res = await httpGet(`${direct}/v2/`, { ca: options.ca, servername: hostname, timeoutMs: 2_000 });
+    return res.status === 200 || res.status === 401;
+  };
+  const server = await spawnServer(BUILT_CLI, {}, work, { host: listen, port, args: [configPath], logFile, ready });
+  return { pid: server.pid, url, host, port, configPath, logFile, stop: () => server.stop() };
 }
 
 export interface HttpReply {

@@ -11,8 +11,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort } from '../support/built-server.js';
 import {
-  freePortOn,
   httpGet,
   imageId,
   importImage,
@@ -43,7 +43,7 @@ const createdDirs: string[] = [];
 /** ::1 when this machine can listen there, else its first non-internal IPv4 address. */
 async function listenAddress(): Promise<string> {
   try {
-    await freePortOn('::1');
+    await freePort('::1');
     return '::1';
   } catch {
     for (const list of Object.values(networkInterfaces())) {

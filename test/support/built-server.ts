@@ -68,10 +68,10 @@ function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir(), ...extra };
 }
 
-/** A free TCP port on 127.0.0.1 (there is a small window in which another process could take it). */
-export async function freePort(): Promise<number> {
+/** A free TCP port on `host` (there is a small window in which another process could take it). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = createServer();
-  server.listen(0, '127.0.0.1');
+  server.listen(0, host);
   await once(server, 'listening');
   const { port } = server.address() as { port: number };
   server.close();
@@ -94,6 +94,15 @@ export interface ServerProcess {
 export interface SpawnOptions {
   /** Port on 127.0.0.1 (default: a free one). */
   port?: number;
+  /** Address to listen on (default 127.0.0.1); an IPv6 address without brackets. */
+  host?: string;
+  /** Arguments after `serve` (a configuration file). */
+  args?: string[];
+  /**
+   * Whether the server is ready, asked every 100 ms until the deadline (default: GET <url>/v2/
+   * answers 200). A registry with auth answers 401; one with TLS needs its CA.
+   */
+  ready?: (url: string) => Promise<boolean>;
   /** Append the server's stdout and stderr to this file (written by the server itself) instead of keeping them in memory. */
   logFile?: string;
   readyMs?: number;
@@ -104,14 +113,16 @@ export interface SpawnOptions {
  * test process exit without stopping it (an interrupted run), the server is killed with it.
  */
 export async function spawnServer(cli: string, env: Record<string, string>, cwd: string, options: SpawnOptions = {}): Promise<ServerProcess> {
-  const port = options.port ?? (await freePort());
-  const url = `http://127.0.0.1:${port}`;
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? (await freePort(host));
+  const bracketed = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${bracketed}:${port}`;
   const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [cli, 'serve'], {
+    child = spawn(process.execPath, [cli, 'serve', ...(options.args ?? [])], {
       cwd,
-      env: baseEnv({ REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, ...env }),
+      env: baseEnv({ REGISTRY_HTTP_ADDR: `${bracketed}:${port}`, ...env }),
       stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'],
     });
   } finally {
@@ -148,7 +159,7 @@ export async function spawnServer(cli: string, env: Record<string, string>, cwd:
   };
 
   try {
-    await pollReady(url, () => exited, output, options.readyMs ?? 20_000);
+    await pollReady(options.ready ?? answers200, url, () => exited, output, options.readyMs ?? 20_000);
   } catch (err) {
     await stop();
     throw err;
@@ -165,18 +176,24 @@ function tailOf(file: string): string {
   }
 }
 
-/** Polls `<url>/v2/` until it answers 200 (bounded); throws, with the output so far, if the process exits first. */
-async function pollReady(url: string, exited: () => boolean, output: () => string, readyMs: number): Promise<void> {
+async function answers200(url: string): Promise<boolean> {
+  const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
+  await res.arrayBuffer();
+  return res.status === 200;
+}
+
+/** Asks `ready` until it says yes (bounded); throws, with the output so far, if the process exits first. */
+async function pollReady(
+  ready: (url: string) => Promise<boolean>,
+  url: string,
+  exited: () => boolean,
+  output: () => string,
+  readyMs: number,
+): Promise<void> {
   const deadline = Date.now() + readyMs;
   for (;;) {
     if (exited()) throw new Error(`the server exited before it was ready:\n${output()}`);
-    try {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
+    if (await ready(url).catch(() => false)) return; // a failure: not listening yet
     if (Date.now() >= deadline) throw new Error(`the server was not ready within ${readyMs} ms:\n${output()}`);
     await sleep(100);
   }
@@ -317,5 +334,5 @@ export function startCli(cli: string, args: string[], options: { env?: Record<st
 
 /** Polls `<url>/v2/` until it answers 200 (bounded); throws if the process exits first. */
 export function waitUntilReady(proc: CliProcess, url: string, readyMs = 20_000): Promise<void> {
-  return pollReady(url, proc.exited, proc.output, readyMs);
+  return pollReady(answers200, url, proc.exited, proc.output, readyMs);
 }
