@@ -6,7 +6,6 @@ import { pipeline } from 'node:stream/promises';
 import {
   NotFoundError,
   UploadOffsetError,
-  toStorageFullError,
   type BlobStore,
   type ByteRange,
   type ObjectHandle,
@@ -30,18 +29,6 @@ function isNotFound(err: unknown): boolean {
   // EISDIR: the key names a folder of other keys, not an object.
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === 'ENOENT' || code === 'EISDIR';
-}
-
-/**
- * Runs a write; a failure for want of room (ENOSPC, EDQUOT, EROFS, EFBIG) or a
- * refused write (EACCES, EPERM) becomes a StorageFullError.
- */
-async function writing<T>(write: () => Promise<T>): Promise<T> {
-  try {
-    return await write();
-  } catch (err) {
-    throw toStorageFullError(err) ?? err;
-  }
 }
 
 /** Opens an upload's data file; NotFoundError when there is no such upload. */
@@ -162,10 +149,6 @@ export class FsBlobStore implements BlobStore {
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
-    return writing(() => this.putFile(key, data));
-  }
-
-  private async putFile(key: string, data: Uint8Array): Promise<void> {
     const target = this.path(key);
     if (data.length === 0) {
       // Nothing that could be half-written: the file is created in place.
@@ -225,7 +208,7 @@ export class FsBlobStore implements BlobStore {
 
   async createUpload(id: string, info?: Uint8Array): Promise<void> {
     const path = this.uploadPath(id);
-    const created = await writing(() => mkdir(dirname(path), { recursive: true }));
+    const created = await mkdir(dirname(path), { recursive: true });
     try {
       // The upload's record needs no fsync: after a crash, an upload without it is purged by age.
       if (info) await writeFile(join(dirname(path), INFO_FILE), info, { flag: 'wx' });
@@ -234,7 +217,7 @@ export class FsBlobStore implements BlobStore {
     } catch (err) {
       // A folder this call made holds nothing anyone else knows of (a full disk, say, cut it short).
       if (created !== undefined) await rm(dirname(path), { recursive: true, force: true }).catch(() => undefined);
-      throw toStorageFullError(err) ?? err;
+      throw err;
     }
   }
 
@@ -248,10 +231,6 @@ export class FsBlobStore implements BlobStore {
   }
 
   async appendUpload(id: string, offset: number | undefined, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
-    return writing(() => this.append(id, offset, source, signal));
-  }
-
-  private async append(id: string, offset: number | undefined, source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<number> {
     const fh = await openUpload(this.uploadPath(id), id, 'r+');
     let closeLater = false;
     try {
@@ -300,10 +279,6 @@ export class FsBlobStore implements BlobStore {
   }
 
   async commitUpload(id: string, key: string): Promise<void> {
-    return writing(() => this.commit(id, key));
-  }
-
-  private async commit(id: string, key: string): Promise<void> {
     const path = this.uploadPath(id);
     const target = this.path(key);
     const flush = this.flushes.get(id);
