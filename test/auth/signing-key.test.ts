@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { rejectionOf } from './support.js';
 import { ConfigError } from '../../src/config/config.js';
 import { loadSigningKey } from '../../src/auth/signing-key.js';
 
@@ -29,14 +30,7 @@ function thumbprint(key: KeyObject): string {
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
-async function configErrorOf(promise: Promise<unknown>): Promise<ConfigError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  return err as ConfigError;
-}
+const configErrorOf = (promise: Promise<unknown>) => rejectionOf(promise, ConfigError);
 
 describe('loadSigningKey: a missing file', () => {
   it('creates an EC P-256 key in PKCS#8 PEM with mode 0600, creating the folder', async () => {

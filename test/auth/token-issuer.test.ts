@@ -1,9 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf, useSigningKeys } from './support.js';
 import { loadSigningKey, type SigningKey } from '../../src/auth/signing-key.js';
 import { TokenIssuer } from '../../src/auth/token-issuer.js';
 import { createOwnTokenVerifier, TokenInvalidError } from '../../src/auth/token-verifier.js';
@@ -12,16 +12,12 @@ const NOW = Date.UTC(2025, 0, 15, 12, 0, 0);
 const ISSUER = 'ocireg-issuer';
 const SERVICE = 'registry.example.com';
 
+const keys = useSigningKeys('ocireg-token-issuer-');
 let dir: string;
 let key: SigningKey;
 let otherKey: SigningKey;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ocireg-token-issuer-'));
-  key = await loadSigningKey(join(dir, 'key.pem'));
-  otherKey = await loadSigningKey(join(dir, 'other.pem'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+beforeAll(() => {
+  ({ dir, key, otherKey } = keys);
 });
 
 function issuer(options: { now?: () => number; key?: SigningKey; service?: string } = {}): TokenIssuer {
@@ -35,14 +31,7 @@ function issuer(options: { now?: () => number; key?: SigningKey; service?: strin
   });
 }
 
-async function refusal(promise: Promise<unknown>): Promise<TokenInvalidError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TokenInvalidError);
-  return err as TokenInvalidError;
-}
+const refusal = (promise: Promise<unknown>) => rejectionOf(promise, TokenInvalidError);
 
 describe('TokenIssuer.issueAccessToken', () => {
   it('writes the header and every claim of Docker token authentication', async () => {

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { rejectionOf, useSigningKeys } from './support.js';
 import { ConfigError, type AuthConfig } from '../../src/config/config.js';
-import { loadSigningKey, type SigningKey } from '../../src/auth/signing-key.js';
+import type { SigningKey } from '../../src/auth/signing-key.js';
 import { TokenIssuer } from '../../src/auth/token-issuer.js';
 import { createExternalTokenVerifier, createOwnTokenVerifier, TokenInvalidError } from '../../src/auth/token-verifier.js';
 
@@ -14,26 +14,15 @@ const ISSUER = 'ocireg-issuer';
 const SERVICE = 'registry.example.com';
 const ACCESS = [{ type: 'repository', name: 'team/app', actions: ['pull'] }];
 
+const keys = useSigningKeys('ocireg-token-verifier-');
 let dir: string;
 let key: SigningKey;
 let otherKey: SigningKey;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ocireg-token-verifier-'));
-  key = await loadSigningKey(join(dir, 'key.pem'));
-  otherKey = await loadSigningKey(join(dir, 'other.pem'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+beforeAll(() => {
+  ({ dir, key, otherKey } = keys);
 });
 
-async function refusal(promise: Promise<unknown>): Promise<TokenInvalidError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TokenInvalidError);
-  return err as TokenInvalidError;
-}
+const refusal = (promise: Promise<unknown>) => rejectionOf(promise, TokenInvalidError);
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
