@@ -1,30 +1,14 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, type LoadOptions } from '../../src/config/config.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useConfigDir } from './support.js';
 
+const fixture = useConfigDir();
+const { load, configError } = fixture;
 let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ocireg-config-'));
+beforeEach(() => {
+  dir = fixture.dir;
 });
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-function load(options: LoadOptions = {}) {
-  return loadConfig({ env: {}, cwd: dir, ...options });
-}
-
-function configError(options: LoadOptions): string {
-  try {
-    load(options);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a ConfigError, but the configuration loaded');
-}
 
 describe('auth, access, TLS and rate-limit keys', () => {
   it('reads a whole auth section from a file, resolving paths against the working folder', async () => {

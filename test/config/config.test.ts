@@ -1,8 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseAddr, redact, type LoadOptions } from '../../src/config/config.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseAddr, redact } from '../../src/config/config.js';
+import { useConfigDir } from './support.js';
 
 /** The config.yml that the registry:2 image ships with. */
 const DISTRIBUTION_DEFAULT = `version: 0.1
@@ -25,35 +24,12 @@ health:
     threshold: 3
 `;
 
+const fixture = useConfigDir();
+const { load, configError, configFile } = fixture;
 let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ocireg-config-'));
+beforeEach(() => {
+  dir = fixture.dir;
 });
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function configFile(text: string, name = 'config.yml'): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, text);
-  return path;
-}
-
-/** Loads with an empty environment unless one is given: the real process.env is never read. */
-function load(options: LoadOptions = {}) {
-  return loadConfig({ env: {}, cwd: dir, ...options });
-}
-
-/** Asserts that loading fails with a ConfigError, and returns its message. */
-function configError(options: LoadOptions): string {
-  try {
-    load(options);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a ConfigError, but the configuration loaded');
-}
 
 describe('loadConfig defaults', () => {
   it('without a file, listens on 0.0.0.0:5000 and stores under <cwd>/storage', () => {
