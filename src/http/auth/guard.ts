@@ -4,6 +4,7 @@
  * route that declares nothing is refused. The decision itself is src/auth/'s.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Authentication } from '../../auth/authenticator.js';
 import type { Auth, Challenge } from '../../auth/setup.js';
 import { challengeScope } from '../../auth/scope.js';
 import { ANONYMOUS, type Identity, type Need } from '../../auth/types.js';
@@ -43,19 +44,9 @@ export function registerGuard(app: FastifyInstance, auth: Auth | undefined, publ
     const header = request.headers.authorization;
     const result = await auth.authenticator.authenticate(header, request.ip);
     if (!result.ok) {
-      if (result.reason === 'busy') {
-        reply.header('Retry-After', String(result.retryAfterSeconds));
-        return sendError(reply, 503, 'UNAVAILABLE', 'too many logins are being checked; retry shortly');
-      }
-      if (result.reason === 'throttled') {
-        request.log.warn({ user: basicUser(header), retryAfter: result.retryAfterSeconds }, 'login refused: too many failures');
-        reply.header('Retry-After', String(result.retryAfterSeconds));
-        return sendError(reply, 429, 'TOOMANYREQUESTS', 'too many failed logins; retry later');
-      }
-      request.log.info({ user: basicUser(header), reason: result.detail }, 'authentication failed');
       const bearer = /^bearer /i.test(header ?? '');
-      reply.header('WWW-Authenticate', challengeHeader(auth.challenge, request, publicUrl, need, bearer ? 'invalid_token' : undefined));
-      return sendError(reply, 401, 'UNAUTHORIZED', bearer ? 'the token is invalid or expired' : 'authentication required');
+      const challenge = challengeHeader(auth.challenge, request, publicUrl, need, bearer ? 'invalid_token' : undefined);
+      return refuseLogin(request, reply, result, basicUser(header), challenge, bearer ? 'the token is invalid or expired' : 'authentication required');
     }
     request.identity = result.identity;
     const decision = auth.authorizer.decide(result.identity, need);
@@ -67,6 +58,32 @@ export function registerGuard(app: FastifyInstance, auth: Auth | undefined, publ
     reply.header('WWW-Authenticate', challengeHeader(auth.challenge, request, publicUrl, need, error));
     return sendError(reply, 401, 'UNAUTHORIZED', 'authentication required', scopeDetail(need));
   });
+}
+
+/**
+ * Answers credentials that were not accepted: 503 while too many password checks wait, 429 for a
+ * locked (address, user), else 401 with the challenge. Logs the user name, never the credentials.
+ */
+export function refuseLogin(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: Exclude<Authentication, { ok: true }>,
+  user: string | undefined,
+  challenge: string,
+  message: string,
+): FastifyReply {
+  if (result.reason === 'busy') {
+    reply.header('Retry-After', String(result.retryAfterSeconds));
+    return sendError(reply, 503, 'UNAVAILABLE', 'too many logins are being checked; retry shortly');
+  }
+  if (result.reason === 'throttled') {
+    request.log.warn({ user, retryAfter: result.retryAfterSeconds }, 'login refused: too many failures');
+    reply.header('Retry-After', String(result.retryAfterSeconds));
+    return sendError(reply, 429, 'TOOMANYREQUESTS', 'too many failed logins; retry later');
+  }
+  request.log.info({ user, reason: result.detail }, 'authentication failed');
+  reply.header('WWW-Authenticate', challenge);
+  return sendError(reply, 401, 'UNAUTHORIZED', message);
 }
 
 function undeclared(request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -91,7 +108,7 @@ export function challengeHeader(
   return value;
 }
 
-function quote(value: string): string {
+export function quote(value: string): string {
   return `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
 

@@ -11,6 +11,7 @@ import { ANONYMOUS, type Identity, type ResourceScope } from '../../auth/types.j
 import type { TokenIssuer } from '../../auth/token-issuer.js';
 import { RegistryError } from '../../oci/errors.js';
 import { sendError } from '../errors.js';
+import { quote, refuseLogin } from './guard.js';
 import { queryParam, queryParams, readBody } from '../request.js';
 
 const PUBLIC = { need: { kind: 'public' } } as const;
@@ -33,9 +34,9 @@ export async function tokenRoutes(app: FastifyInstance, auth: Auth & { tokenServ
     // No header, or an empty user and password (containers/image without credentials): anonymous.
     if (header !== undefined && header !== '' && !/^basic\s+Og==$/i.test(header)) {
       const credentials = /^basic /i.test(header) ? parseBasic(header.slice(6).trim()) : undefined;
-      if (!credentials) return refuseLogin(request, reply, auth, { ok: false, reason: 'invalid', detail: 'only Basic credentials are taken here' });
+      if (!credentials) return refuseTokenLogin(request, reply, auth, { ok: false, reason: 'invalid', detail: 'only Basic credentials are taken here' });
       const result = await auth.authenticator.checkPassword(credentials, request.ip);
-      if (!result.ok) return refuseLogin(request, reply, auth, result, credentials.user);
+      if (!result.ok) return refuseTokenLogin(request, reply, auth, result, credentials.user);
       identity = result.identity;
       const account = queryParam(request, 'account');
       if (account !== undefined && account !== '' && account !== credentials.user) {
@@ -57,7 +58,7 @@ export async function tokenRoutes(app: FastifyInstance, auth: Auth & { tokenServ
     if (grant === 'password') {
       const user = form.get('username') ?? '';
       const result = await auth.authenticator.checkPassword({ user, password: form.get('password') ?? '' }, request.ip);
-      if (!result.ok) return refuseLogin(request, reply, auth, result, user);
+      if (!result.ok) return refuseTokenLogin(request, reply, auth, result, user);
       identity = result.identity;
       offline = form.get('access_type') === 'offline';
     } else if (grant === 'refresh_token') {
@@ -131,27 +132,16 @@ async function refreshIdentity(auth: Auth, issuer: TokenIssuer, token: string): 
   return { kind: 'user', name: claims.subject, via: 'key', keyId: claims.keyId, keyScopes: key.scopes };
 }
 
-function refuseLogin(
+/** Credentials refused at the token endpoint: a Basic challenge (this endpoint takes only Basic). */
+function refuseTokenLogin(
   request: FastifyRequest,
   reply: FastifyReply,
   auth: Auth,
   result: Exclude<Authentication, { ok: true }>,
   user?: string,
 ): FastifyReply {
-  user = user?.slice(0, 100);
-  if (result.reason === 'busy') {
-    reply.header('Retry-After', String(result.retryAfterSeconds));
-    return sendError(reply, 503, 'UNAVAILABLE', 'too many logins are being checked; retry shortly');
-  }
-  if (result.reason === 'throttled') {
-    request.log.warn({ user, retryAfter: result.retryAfterSeconds }, 'login refused: too many failures');
-    reply.header('Retry-After', String(result.retryAfterSeconds));
-    return sendError(reply, 429, 'TOOMANYREQUESTS', 'too many failed logins; retry later');
-  }
-  request.log.info({ user, reason: result.detail }, 'authentication failed');
   const realm = auth.challenge.scheme === 'basic' ? auth.challenge.realm : 'ocireg';
-  reply.header('WWW-Authenticate', `Basic realm="${realm.replace(/["\\]/g, '\\$&')}"`);
-  return sendError(reply, 401, 'UNAUTHORIZED', 'wrong user name or password');
+  return refuseLogin(request, reply, result, user?.slice(0, 100), `Basic realm=${quote(realm)}`, 'wrong user name or password');
 }
 
 function checkService(given: string | undefined, service: string): void {
