@@ -136,14 +136,15 @@ export class Authenticator {
   private async checkToken(token: string): Promise<Authentication> {
     const { tokens } = this.parts;
     if (!tokens) return invalid('bearer tokens are not accepted here');
-    let verified = this.#verifiedTokens.get(token);
+    const cacheKey = VerifiedTokens.keyOf(token);
+    let verified = this.#verifiedTokens.get(cacheKey);
     if (!verified) {
       try {
         verified = await tokens.verify(token);
       } catch (err) {
         return invalid(`invalid token: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
       }
-      this.#verifiedTokens.add(token, verified);
+      this.#verifiedTokens.add(cacheKey, verified);
     }
     const tokenAccess = verified.access;
     if (verified.subject === '') return { ok: true, identity: { kind: 'anonymous', tokenAccess } };
@@ -174,8 +175,12 @@ class VerifiedTokens {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  get(token: string): VerifiedToken | undefined {
-    const key = createHash('sha256').update(token).digest('base64');
+  /** The cache's key for a token: a digest, so that the map holds no token. */
+  static keyOf(token: string): string {
+    return createHash('sha256').update(token).digest('base64');
+  }
+
+  get(key: string): VerifiedToken | undefined {
     const found = this.#tokens.get(key);
     if (found && found.expiresAt <= this.now()) {
       this.#tokens.delete(key);
@@ -184,9 +189,9 @@ class VerifiedTokens {
     return found;
   }
 
-  add(token: string, verified: VerifiedToken): void {
+  add(key: string, verified: VerifiedToken): void {
     if (this.#tokens.size >= MAX_VERIFIED_TOKENS) this.#tokens.delete(this.#tokens.keys().next().value!);
-    this.#tokens.set(createHash('sha256').update(token).digest('base64'), verified);
+    this.#tokens.set(key, verified);
   }
 }
 
