@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Authenticator } from '../../src/auth/authenticator.js';
+import { PasswordCheckBusyError, type HtpasswdUsers } from '../../src/auth/htpasswd.js';
 import { LoginThrottle } from '../../src/auth/login-throttle.js';
 import { TokenInvalidError, type TokenVerifier, type VerifiedToken } from '../../src/auth/token-verifier.js';
 
@@ -52,5 +53,23 @@ describe('Authenticator with bearer tokens', () => {
     const odd = await auth.authenticate('ocik_secretsecret', '10.0.0.1');
     expect(odd).toMatchObject({ ok: false, reason: 'invalid' });
     expect(JSON.stringify(odd)).not.toContain('secret');
+  });
+});
+
+describe('Authenticator with passwords', () => {
+  it('answers busy, and counts no failure, when too many password checks are waiting', async () => {
+    const users = {
+      has: () => true,
+      recentlyVerified: () => false,
+      verify: async () => {
+        throw new PasswordCheckBusyError('too many password checks waiting');
+      },
+    } as unknown as HtpasswdUsers;
+    const throttle = new LoginThrottle();
+    const auth = new Authenticator({ users, throttle });
+    for (let i = 0; i < 10; i++) {
+      expect(await auth.checkPassword({ user: 'alice', password: `pw-${i}` }, '10.0.0.1')).toEqual({ ok: false, reason: 'busy', retryAfterSeconds: 1 });
+    }
+    expect(throttle.check('10.0.0.1', 'alice')).toEqual({ allowed: true });
   });
 });

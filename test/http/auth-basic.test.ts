@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config/config.js';
 import type { ConfigFile } from '../../src/config/schema.js';
 import { startRegistry, tempDir, type TestRegistry } from '../helpers.js';
 import { PASSWORDS, basic, call, errorOf, parseChallenge, pushBlobAs, pushImageAs, writeHtpasswd } from './auth-support.js';
-import { rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 
 const ACCESS: ConfigFile['access'] = {
   groups: { devs: ['alice', 'bob'] },
@@ -237,6 +237,26 @@ describe('behind a reverse proxy (http.trustproxy)', () => {
       expect((await from('198.51.100.2', PASSWORDS.alice!)).statusCode).toBe(200);
     } finally {
       await reg.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a registry that cannot start its auth', () => {
+  it('refuses to start on a refused htpasswd line or bad access rules, naming them, and leaves the folder usable', async () => {
+    const dir = await tempDir('ocireg-auth-');
+    try {
+      const path = await writeHtpasswd(dir);
+      await writeFile(path, `${await readFile(path, 'utf8')}mallory:$apr1$abc$def\n`);
+      await expect(startRegistry({ auth: { htpasswd: { path } } }, dir)).rejects.toThrow(/line 6: user "mallory": MD5/);
+      await expect(
+        startRegistry({ auth: { htpasswd: { path: await writeHtpasswd(dir) } }, access: { repositories: { 'a/**': { groups: { qa: ['pull'] } } } } }, dir),
+      ).rejects.toThrow(/unknown group "qa"/);
+      // Nothing was left open: the same folder serves once the configuration is right.
+      const reg = await startRegistry({ auth: { htpasswd: { path: await writeHtpasswd(dir) } } }, dir);
+      expect((await call(reg.app, basic('alice'), { method: 'GET', url: '/v2/' })).statusCode).toBe(200);
+      await reg.close();
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

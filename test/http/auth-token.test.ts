@@ -164,6 +164,14 @@ describe('the built-in token server', () => {
     expect((await getToken(undefined, ['nonsense'])).statusCode).toBe(400);
     expect((await getToken(basic('alice'), [], '&account=bob')).statusCode).toBe(400);
     expect((await postForm({ grant_type: 'client_credentials' })).statusCode).toBe(400);
+    const huge = await call(reg.app, undefined, {
+      method: 'POST',
+      url: '/auth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: `grant_type=password&username=alice&password=${'x'.repeat(70_000)}`,
+    });
+    expect(huge.statusCode).toBe(413);
+    expect(errorOf(huge)).toBe('SIZE_INVALID');
     const notForm = await call(reg.app, undefined, { method: 'POST', url: '/auth/token', headers: { 'content-type': 'application/json' }, payload: '{}' });
     expect(notForm.statusCode).toBe(400);
   });
