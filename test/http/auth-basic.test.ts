@@ -90,6 +90,39 @@ describe('Basic authentication with htpasswd and access rules', () => {
     expect((await call(reg.app, undefined, { method: 'GET', url: '/v2/team-a/app/tags/list' })).statusCode).toBe(401);
   });
 
+  it('refuses every endpoint of the route table to the anonymous and to a caller without the right', async () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const session = await call(reg.app, basic('alice'), { method: 'POST', url: '/v2/secret/vault/blobs/uploads/' });
+    expect(session.statusCode).toBe(202);
+    const upload = session.headers.location as string;
+    const cases: Array<[string, string]> = [
+      ['GET', '/v2/secret/vault/manifests/v1'],
+      ['HEAD', '/v2/secret/vault/manifests/v1'],
+      ['PUT', '/v2/secret/vault/manifests/v2'],
+      ['DELETE', `/v2/secret/vault/manifests/${digest}`],
+      ['GET', `/v2/secret/vault/blobs/${digest}`],
+      ['HEAD', `/v2/secret/vault/blobs/${digest}`],
+      ['DELETE', `/v2/secret/vault/blobs/${digest}`],
+      ['POST', '/v2/secret/vault/blobs/uploads/'],
+      ['GET', upload],
+      ['PATCH', upload],
+      ['PUT', `${upload}?digest=${digest}`],
+      ['DELETE', upload],
+      ['GET', '/v2/secret/vault/tags/list'],
+      ['GET', `/v2/secret/vault/referrers/${digest}`],
+    ];
+    for (const [method, url] of cases) {
+      const anonymous = await call(reg.app, undefined, { method, url });
+      expect(anonymous.statusCode, `anonymous ${method} ${url}`).toBe(401);
+      expect(anonymous.headers['www-authenticate']).toBe('Basic realm="test-realm"');
+      const carol = await call(reg.app, basic('carol'), { method, url }); // no right on secret/**
+      expect(carol.statusCode, `carol ${method} ${url}`).toBe(403);
+      if (method !== 'HEAD') expect(errorOf(carol)).toBe('DENIED');
+    }
+    // alice's session is intact after all that.
+    expect((await call(reg.app, basic('alice'), { method: 'GET', url: upload })).statusCode).toBe(204);
+  });
+
   it('refuses a delete to those without the delete right, and lets alice and the admin delete', async () => {
     const { res, manifest } = await pushImageAs(reg.app, basic('alice'), 'team-a/doomed', 'v1');
     expect(res.statusCode).toBe(201);
