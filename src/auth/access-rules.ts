@@ -2,7 +2,7 @@
  * The `access` section compiled into a pure policy: who (a user name, or undefined for an
  * anonymous caller) may do what on which repository.
  *
- * Without an access section every signed-in user may pull, push and delete everywhere and the
+ * Without an access section every signed-in user may pull, push, delete and manage everywhere and the
  * anonymous caller nothing. With one: admins may do everything; for anyone else the most specific
  * repository pattern that matches the name decides alone (most literal characters, then the
  * longer pattern, then the first declared), and within it a user gets the union of its own entry,
@@ -16,15 +16,20 @@ export interface AccessPolicy {
   /** Actions the user (undefined = anonymous) may take on the repository under the rules. */
   actionsFor(user: string | undefined, repo: string): ReadonlySet<Action>;
   isAdmin(user: string | undefined): boolean;
+  /**
+   * Whether the user may change the registry's own settings (ECR's registry policy and repository
+   * creation templates): the admins, or, without an access section, every signed-in user.
+   */
+  managesRegistry(user: string | undefined): boolean;
   /** Whether the caller may ask for the catalog at all (its listing is then filtered with actionsFor). */
   mayListCatalog(user: string | undefined): boolean;
 }
 
 /** Actions as bits, so that unions are an `|`; SETS[mask] is the shared set for a mask. */
-const BIT: Readonly<Record<Action, number>> = { pull: 1, push: 2, delete: 4 };
-const ALL = 7;
+const BIT: Readonly<Record<Action, number>> = { pull: 1, push: 2, delete: 4, manage: 8 };
+const ALL = 15;
 const SETS: readonly ReadonlySet<Action>[] = Array.from(
-  { length: 8 },
+  { length: 16 },
   (_, mask) => new Set(ACTIONS.filter((a) => (mask & BIT[a]) !== 0)),
 );
 
@@ -86,6 +91,7 @@ export function compileAccessRules(access: AccessConfig | undefined): AccessPoli
       return SETS[mask]!;
     },
     isAdmin: (user) => user !== undefined && admins.has(user),
+    managesRegistry: (user) => user !== undefined && admins.has(user),
     mayListCatalog: (user) => user !== undefined || anonymousCatalog,
   };
 }
@@ -94,6 +100,7 @@ export function compileAccessRules(access: AccessConfig | undefined): AccessPoli
 const DEFAULT_POLICY: AccessPolicy = Object.freeze({
   actionsFor: (user: string | undefined) => SETS[user === undefined ? 0 : ALL]!,
   isAdmin: () => false,
+  managesRegistry: (user: string | undefined) => user !== undefined,
   mayListCatalog: (user: string | undefined) => user !== undefined,
 });
 
@@ -162,7 +169,7 @@ function actionMask(actions: readonly string[], path: string, problems: string[]
   for (const action of actions) {
     if (action === '*') mask = ALL;
     else if (Object.hasOwn(BIT, action)) mask |= BIT[action as Action];
-    else problems.push(`${path}: unknown action ${JSON.stringify(action)} (expected pull, push, delete or *)`);
+    else problems.push(`${path}: unknown action ${JSON.stringify(action)} (expected pull, push, delete, manage or *)`);
   }
   return mask;
 }

@@ -1,11 +1,13 @@
 /**
- * Turns the credentials a request carries into an Identity: Basic (a password from htpasswd, or an
- * access key used as its user's password) or Bearer (a token of ours or of a trusted issuer).
+ * Turns the credentials a request carries into an Identity: Basic (a password from htpasswd, an
+ * access key used as its user's password, or, as user `AWS`, the password ECR's
+ * GetAuthorizationToken gave) or Bearer (a token of ours or of a trusted issuer).
  * Failed logins are counted per (client address, user); past the limit the pair is refused
  * without checking the password. Nothing here knows HTTP beyond the header's text.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { AccessKeys } from './access-keys.js';
+import type { EcrCredentials } from './ecr-credentials.js';
 import { PasswordCheckBusyError, type HtpasswdUsers } from './htpasswd.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { TokenVerifier, VerifiedToken } from './token-verifier.js';
@@ -15,6 +17,8 @@ export type Authentication =
   | { readonly ok: true; readonly identity: Identity }
   /** `invalid`: wrong or malformed credentials; `throttled`: too many failures, retry after the given seconds. */
   | { readonly ok: false; readonly reason: 'invalid'; readonly detail: string }
+  /** An ECR login password that was valid and has expired: sign in again (403 DENIED, as ECR). */
+  | { readonly ok: false; readonly reason: 'expired'; readonly detail: string }
   | { readonly ok: false; readonly reason: 'throttled'; readonly retryAfterSeconds: number }
   /** Too many password checks waiting already: retry shortly (503). */
   | { readonly ok: false; readonly reason: 'busy'; readonly retryAfterSeconds: number };
@@ -23,6 +27,13 @@ export type Authentication =
 export const MAX_USER_BYTES = 256;
 /** Different passwords being checked at once for one client address; past it, that address waits. */
 export const MAX_CHECKS_PER_ADDRESS = 8;
+/** The user name docker signs in with for ECR (`docker login -u AWS`). */
+export const ECR_LOGIN_USER = 'AWS';
+/**
+ * How a token of ours issued to an ECR login names the key pair behind it (`ecr:<access key id>`),
+ * apart from access keys: the token stops working when the key pair leaves the configuration.
+ */
+export const ECR_TOKEN_KEY_PREFIX = 'ecr:';
 
 export interface Credentials {
   readonly user: string;
@@ -34,6 +45,8 @@ export interface AuthenticatorParts {
   keys?: AccessKeys;
   throttle: LoginThrottle;
   tokens?: TokenVerifier;
+  /** ECR's key pairs: user `AWS` signs in with a GetAuthorizationToken password. */
+  ecr?: EcrCredentials;
 }
 
 export class Authenticator {
@@ -46,9 +59,9 @@ export class Authenticator {
 
   constructor(private readonly parts: AuthenticatorParts) {}
 
-  /** Whether Basic credentials can be checked at all (an htpasswd file is configured). */
+  /** Whether Basic credentials can be checked at all (an htpasswd file, or ECR's logins). */
   get acceptsPasswords(): boolean {
-    return this.parts.users !== undefined;
+    return this.parts.users !== undefined || this.parts.ecr !== undefined;
   }
 
   /** Reads an Authorization header; no header is the anonymous caller. */
@@ -71,6 +84,7 @@ export class Authenticator {
   /** Checks a user name and a password (or an access key's secret), counting failures. */
   async checkPassword({ user, password }: Credentials, address: string): Promise<Authentication> {
     const { users, keys, throttle } = this.parts;
+    if (user === ECR_LOGIN_USER && this.parts.ecr) return this.checkEcrLogin(this.parts.ecr, password, address);
     if (!users) return invalid('passwords are not accepted here');
     if (Buffer.byteLength(user) > MAX_USER_BYTES) return invalid('user name too long');
     // The common case first: a client sending the password that verified a moment ago.
@@ -114,6 +128,26 @@ export class Authenticator {
     return { ok: true, identity };
   }
 
+  /**
+   * User `AWS` with a GetAuthorizationToken password: an HMAC, cheap to check, but failures count
+   * like any other so that the pair locks the same way. An expired password is not a guess (it was
+   * issued here): it is not counted, and answers `expired`.
+   */
+  private checkEcrLogin(ecr: EcrCredentials, password: string, address: string): Authentication {
+    const { throttle } = this.parts;
+    const locked = throttle.check(address, ECR_LOGIN_USER);
+    if (!locked.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: locked.retryAfterSeconds };
+    const checked = ecr.checkLoginPassword(password);
+    if (checked.ok) {
+      throttle.succeeded(address, ECR_LOGIN_USER);
+      const { user, accessKeyId } = checked.credential;
+      return { ok: true, identity: { kind: 'user', name: user, via: 'ecr', keyId: accessKeyId } };
+    }
+    if (checked.reason === 'expired') return { ok: false, reason: 'expired', detail: 'the ECR authorization token has expired' };
+    throttle.failed(address, ECR_LOGIN_USER);
+    return invalid('wrong ECR authorization token');
+  }
+
   #begin(pairKey: string, attempt: string, address: string, joining: boolean): void {
     let flights = this.#inFlight.get(pairKey);
     if (!flights) this.#inFlight.set(pairKey, (flights = new Map()));
@@ -148,6 +182,13 @@ export class Authenticator {
     }
     const tokenAccess = verified.access;
     if (verified.subject === '') return { ok: true, identity: { kind: 'anonymous', tokenAccess } };
+    // A token of ours issued to an ECR login lasts while its key pair is configured, for the same user.
+    if (!verified.external && verified.keyId?.startsWith(ECR_TOKEN_KEY_PREFIX)) {
+      const accessKeyId = verified.keyId.slice(ECR_TOKEN_KEY_PREFIX.length);
+      const credential = this.parts.ecr?.find(accessKeyId);
+      if (!credential || credential.user !== verified.subject) return invalid('the ECR key pair behind the token is no longer configured');
+      return { ok: true, identity: { kind: 'user', name: verified.subject, via: 'token', keyId: accessKeyId, tokenAccess } };
+    }
     // A token of ours stops working once its user is gone from the htpasswd file.
     if (!verified.external && this.parts.users && !this.parts.users.has(verified.subject)) {
       return invalid('the token\'s user no longer exists');

@@ -60,9 +60,22 @@ export class Authorizer {
     return identity.kind === 'user' && !identity.keyScopes && this.policy.isAdmin(identity.name) && this.catalogByToken(identity);
   }
 
+  /**
+   * Whether the caller may change the registry's own settings (ECR's registry policy, repository
+   * creation templates): a user the policy says so of, signed in with its own credentials. An
+   * access key or a token is bounded to repositories, so it never does.
+   */
+  managesRegistry(identity: Identity): boolean {
+    if (identity.kind !== 'user' || identity.keyScopes || identity.tokenAccess) return false;
+    return this.policy.managesRegistry(identity.name);
+  }
+
   decide(identity: Identity, need: Need): Decision {
     switch (need.kind) {
       case 'public':
+        return ALLOWED;
+      // Verified by the surface serving the route (SigV4 on the ECR API), which then asks for each right.
+      case 'signed':
         return ALLOWED;
       case 'authenticated':
         return identity.kind === 'user' || identity.tokenAccess ? ALLOWED : { allowed: false, reason: 'unauthenticated' };

@@ -58,8 +58,8 @@ export function challengeScope(need: Need): string | undefined {
 
 /**
  * An access key's scope as a user types it: `repository:<pattern>:<actions>` with actions among
- * pull, push, delete (comma separated) or `*` for all three, or `registry:catalog:*`.
- * The grant's actions are returned deduplicated, in the order pull, push, delete.
+ * pull, push, delete, manage (comma separated) or `*` for all of them, or `registry:catalog:*`.
+ * The grant's actions are returned deduplicated, in the order pull, push, delete, manage.
  */
 export function parseGrant(value: string): ScopeGrant {
   const text = value.trim();
@@ -89,12 +89,12 @@ export function parseGrant(value: string): ScopeGrant {
   }
   const listed = actionText.split(',').map((a) => a.trim());
   if (listed.every((a) => a === '')) {
-    throw new ScopeError(`scope ${quoted}: name at least one action (pull, push, delete or *)`);
+    throw new ScopeError(`scope ${quoted}: name at least one action (pull, push, delete, manage or *)`);
   }
   const unknown = listed.filter((a) => a !== '' && a !== '*' && !(ACTIONS as readonly string[]).includes(a));
   if (unknown.length > 0) {
     throw new ScopeError(
-      `scope ${quoted}: unknown action${unknown.length > 1 ? 's' : ''} ${unknown.map((a) => JSON.stringify(a)).join(', ')}; expected pull, push, delete or *`,
+      `scope ${quoted}: unknown action${unknown.length > 1 ? 's' : ''} ${unknown.map((a) => JSON.stringify(a)).join(', ')}; expected pull, push, delete, manage or *`,
     );
   }
   const actions = listed.includes('*') ? ACTIONS : ACTIONS.filter((a) => listed.includes(a));

@@ -5,7 +5,7 @@
 import type { Action } from '../config/config.js';
 
 export type { Action };
-export const ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
+export const ACTIONS: readonly Action[] = ['pull', 'push', 'delete', 'manage'];
 
 /**
  * One resource scope as Docker's token authentication writes it: `repository:<name>:<actions>`
@@ -34,7 +34,12 @@ export type Need =
   /** Actions on one repository. */
   | { readonly kind: 'repository'; readonly name: string; readonly actions: readonly Action[] }
   /** The catalog (`registry:catalog:*`); the listing is then filtered per repository. */
-  | { readonly kind: 'catalog' };
+  | { readonly kind: 'catalog' }
+  /**
+   * Signed with SigV4 (or a token of the surface's own) and verified by the surface serving it
+   * (the ECR API, its download URLs): the guard reads no Authorization header for it.
+   */
+  | { readonly kind: 'signed' };
 
 /** Who the caller is, once its credentials were checked. */
 export type Identity =
@@ -43,9 +48,12 @@ export type Identity =
   | {
       readonly kind: 'user';
       readonly name: string;
-      /** How the caller proved it: a password from htpasswd, an access key, or a bearer token. */
-      readonly via: 'password' | 'key' | 'token';
-      /** With `via: 'key'`: the key's id and the scopes it is limited to. */
+      /**
+       * How the caller proved it: a password from htpasswd, an access key, a bearer token, or an
+       * ECR key pair (a SigV4 signature, or the password GetAuthorizationToken gave).
+       */
+      readonly via: 'password' | 'key' | 'token' | 'ecr';
+      /** With `via: 'key'`: the key's id and the scopes it is limited to. With `via: 'ecr'`: the access key id. */
       readonly keyId?: string;
       readonly keyScopes?: readonly ScopeGrant[];
       /** With `via: 'token'`: the token's `access` claim, which bounds what the request may do. */

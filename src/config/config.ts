@@ -48,6 +48,8 @@ export interface Config {
   readonly auth?: AuthConfig;
   /** The `access` rules as written (checked and compiled by src/auth/access-rules.ts); absent: the default rules. */
   readonly access?: AccessConfig;
+  /** The Amazon ECR API; absent when `ecr.enabled` is not true. */
+  readonly ecr?: EcrConfig;
   /** Configured keys that are accepted for compatibility but have no effect. */
   readonly ignoredKeys: readonly string[];
 }
@@ -93,7 +95,29 @@ export interface AuthConfig {
   };
 }
 
-export type Action = 'pull' | 'push' | 'delete';
+/**
+ * The rights the access rules give. `manage` is a repository's settings (create, delete,
+ * policies, lifecycle, tag mutability), through the ECR API.
+ */
+export type Action = 'pull' | 'push' | 'delete' | 'manage';
+
+export interface EcrConfig {
+  /** The 12-digit registry id (`registryId`, in ARNs). */
+  readonly accountId: string;
+  readonly region: string;
+  /** Whether a push to a repository that does not exist creates it (ECR refuses it). */
+  readonly createOnPush: boolean;
+  /** The key pairs that sign ECR requests; each acts as `user` under the access rules. */
+  readonly credentials: readonly EcrCredential[];
+  /** How often lifecycle policies run. */
+  readonly lifecycleIntervalMs: number;
+}
+
+export interface EcrCredential {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly user: string;
+}
 
 export interface AccessConfig {
   readonly groups?: Readonly<Record<string, readonly string[]>>;
@@ -231,6 +255,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
     limits: { manifestMaxBytes: MANIFEST_MAX_BYTES },
     ...(file.auth ? { auth: resolveAuth(file.auth, cwd, root) } : {}),
     ...(file.access ? { access: file.access } : {}),
+    ...(file.ecr?.enabled ? { ecr: resolveEcr(file.ecr) } : {}),
     ignoredKeys: IGNORED_KEYS.filter(
       (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && s3),
     ),
@@ -313,6 +338,32 @@ function resolveAuth(auth: NonNullable<ConfigFile['auth']>, cwd: string, root: s
           },
         }
       : {}),
+  };
+}
+
+/** The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function resolveEcr(ecr: NonNullable<ConfigFile['ecr']>): EcrConfig {
+  const credentials = (ecr.credentials ?? []).map((c) => ({ accessKeyId: c.accesskeyid, secretAccessKey: c.secretaccesskey, user: c.user }));
+  if (credentials.length === 0) {
+    throw new ConfigError('ecr.credentials: list at least one {accesskeyid, secretaccesskey, user}: every ECR request is signed by one');
+  }
+  const seen = new Set<string>();
+  for (const c of credentials) {
+    if (seen.has(c.accessKeyId)) throw new ConfigError(`ecr.credentials: access key id ${c.accessKeyId} is listed twice`);
+    seen.add(c.accessKeyId);
+  }
+  const lifecycleIntervalMs = parseDuration(ecr.lifecycle?.interval ?? '24h');
+  if (lifecycleIntervalMs <= 0 || lifecycleIntervalMs > MAX_TIMER_MS) {
+    throw new ConfigError('ecr.lifecycle.interval must be greater than zero and at most 24 days (576h)');
+  }
+  return {
+    accountId: ecr.accountid ?? '000000000000',
+    region: ecr.region ?? 'us-east-1',
+    createOnPush: ecr.createonpush ?? false,
+    credentials,
+    lifecycleIntervalMs,
   };
 }
 
@@ -472,5 +523,8 @@ export function redact(config: Config): unknown {
           }
         : undefined,
     },
+    ecr: config.ecr
+      ? { ...config.ecr, credentials: config.ecr.credentials.map((c) => ({ ...c, secretAccessKey: '[redacted]' })) }
+      : undefined,
   };
 }

@@ -121,6 +121,36 @@ const accessSchema = z
   })
   .strict();
 
+/** Ours: the Amazon ECR API (POST / with X-Amz-Target), signed with SigV4 by the listed key pairs. */
+const ecrSchema = z
+  .object({
+    enabled: z.boolean().optional(),
+    accountid: z
+      .string({ message: 'expected 12 digits as a string (quote it: "123456789012")' })
+      .regex(/^\d{12}$/, { message: 'expected 12 digits, such as "123456789012"' })
+      .optional(),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, { message: 'expected an AWS region name such as us-east-1' })
+      .optional(),
+    createonpush: z.boolean().optional(),
+    credentials: z
+      .array(
+        z
+          .object({
+            accesskeyid: z
+              .string()
+              .regex(/^[A-Z0-9]{16,128}$/, { message: 'expected 16 to 128 capital letters or digits, as AWS access key ids are' }),
+            secretaccesskey: z.string().min(16, { message: 'must be at least 16 characters' }),
+            user: z.string().min(1),
+          })
+          .strict(),
+      )
+      .optional(),
+    lifecycle: z.object({ interval: duration.optional() }).strict().optional(),
+  })
+  .strict();
+
 /**
  * The configuration file. Its keys follow CNCF distribution's config.yml so
  * that a registry:2 configuration can be brought as it is. Keys that
@@ -202,6 +232,7 @@ export const fileSchema = z
     index: z.object({ path: z.string().min(1).optional() }).strict().optional(),
     auth: authSchema.optional(),
     access: accessSchema.optional(),
+    ecr: ecrSchema.optional(),
   })
   .strict();
 
@@ -289,4 +320,9 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'auth.token.jwks': 'string',
   'auth.token.signingalgorithms': 'list',
   'auth.token.autoredirect': 'boolean',
+  'ecr.enabled': 'boolean',
+  'ecr.accountid': 'string',
+  'ecr.region': 'string',
+  'ecr.createonpush': 'boolean',
+  'ecr.lifecycle.interval': 'string',
 };

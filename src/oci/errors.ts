@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  // ECR's code for a push that would move an immutable tag (docker prints "tag invalid: <message>").
+  TAG_INVALID: { status: 400, message: 'tag invalid' },
   // Not in the spec's table, which binds client errors only: server faults, shutdown, a full disk.
   UNKNOWN: { status: 500, message: 'unknown error' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },

@@ -8,13 +8,18 @@ const actions = (policy: ReturnType<typeof compileAccessRules>, user: string | u
 describe('without an access section', () => {
   const policy = compileAccessRules(undefined);
 
-  it('lets every signed-in user pull, push and delete everywhere', () => {
-    expect(actions(policy, 'alice', 'any/repo')).toEqual(['delete', 'pull', 'push']);
+  it('lets every signed-in user pull, push, delete and manage everywhere', () => {
+    expect(actions(policy, 'alice', 'any/repo')).toEqual(['delete', 'manage', 'pull', 'push']);
   });
 
   it('lets the anonymous caller do nothing', () => {
     expect(actions(policy, undefined, 'any/repo')).toEqual([]);
     expect(policy.mayListCatalog(undefined)).toBe(false);
+  });
+
+  it('lets every signed-in user manage the registry, and the anonymous caller not', () => {
+    expect(policy.managesRegistry('alice')).toBe(true);
+    expect(policy.managesRegistry(undefined)).toBe(false);
   });
 
   it('lets signed-in users list the catalog and makes nobody admin', () => {
@@ -46,8 +51,8 @@ describe('with access rules', () => {
 
   it('gives admins every right everywhere, even where no pattern matches', () => {
     const closed = compileAccessRules({ admins: ['root'], repositories: { 'a/*': { users: { bob: ['pull'] } } } });
-    expect(actions(closed, 'root', 'unmatched')).toEqual(['delete', 'pull', 'push']);
-    expect(actions(policy, 'root', 'team-a/app')).toEqual(['delete', 'pull', 'push']);
+    expect(actions(closed, 'root', 'unmatched')).toEqual(['delete', 'manage', 'pull', 'push']);
+    expect(actions(policy, 'root', 'team-a/app')).toEqual(['delete', 'manage', 'pull', 'push']);
     expect(policy.isAdmin('root')).toBe(true);
     expect(policy.isAdmin('alice')).toBe(false);
     expect(policy.isAdmin(undefined)).toBe(false);
@@ -81,7 +86,7 @@ describe('with access rules', () => {
   it('unites the user entry, the groups, authenticated and anonymous', () => {
     expect(actions(policy, 'alice', 'team-a/x/y')).toEqual(['delete', 'pull', 'push']);
     expect(actions(policy, 'bob', 'public/img')).toEqual(['pull', 'push']);
-    expect(actions(policy, 'carol', 'ops/db')).toEqual(['delete', 'pull', 'push']);
+    expect(actions(policy, 'carol', 'ops/db')).toEqual(['delete', 'manage', 'pull', 'push']); // ops: ['*']
     expect(actions(policy, 'bob', 'ops/db')).toEqual([]);
   });
 
@@ -99,7 +104,19 @@ describe('with access rules', () => {
     const narrow = compileAccessRules({ repositories: { 'team-a/**': { authenticated: ['*'] } } });
     expect(actions(narrow, 'alice', 'team-b/x')).toEqual([]);
     expect(actions(narrow, 'alice', 'team-a')).toEqual([]);
-    expect(actions(narrow, 'alice', 'team-a/x')).toEqual(['delete', 'pull', 'push']);
+    expect(actions(narrow, 'alice', 'team-a/x')).toEqual(['delete', 'manage', 'pull', 'push']);
+  });
+
+  it('gives manage only where it is granted, and lets only admins manage the registry', () => {
+    const p = compileAccessRules({
+      admins: ['root'],
+      repositories: { 'team/**': { users: { lead: ['pull', 'manage'] }, authenticated: ['pull', 'push'] } },
+    });
+    expect(actions(p, 'lead', 'team/app')).toEqual(['manage', 'pull', 'push']);
+    expect(actions(p, 'dev', 'team/app')).toEqual(['pull', 'push']);
+    expect(p.managesRegistry('root')).toBe(true);
+    expect(p.managesRegistry('lead')).toBe(false);
+    expect(p.managesRegistry(undefined)).toBe(false);
   });
 
   it('implies no action from another', () => {
@@ -201,7 +218,7 @@ describe('validation', () => {
       'access.admins[0]: empty user name',
       expect.stringContaining('access.repositories."Bad/*": repository pattern "Bad/*"'),
       'access.repositories."team-a/**".groups: unknown group "qa"',
-      'access.repositories."team-a/**".groups.devs: unknown action "write" (expected pull, push, delete or *)',
+      'access.repositories."team-a/**".groups.devs: unknown action "write" (expected pull, push, delete, manage or *)',
     ]);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Authenticator } from '../../src/auth/authenticator.js';
+import { Authenticator, ECR_TOKEN_KEY_PREFIX } from '../../src/auth/authenticator.js';
+import { EcrCredentials, LOGIN_PASSWORD_TTL_MS } from '../../src/auth/ecr-credentials.js';
 import { PasswordCheckBusyError, type HtpasswdUsers } from '../../src/auth/htpasswd.js';
 import { LoginThrottle } from '../../src/auth/login-throttle.js';
 import { TokenInvalidError, type TokenVerifier, type VerifiedToken } from '../../src/auth/token-verifier.js';
@@ -71,5 +72,80 @@ describe('Authenticator with passwords', () => {
       expect(await auth.checkPassword({ user: 'alice', password: `pw-${i}` }, '10.0.0.1')).toEqual({ ok: false, reason: 'busy', retryAfterSeconds: 1 });
     }
     expect(throttle.check('10.0.0.1', 'alice')).toEqual({ allowed: true });
+  });
+});
+
+describe('Authenticator with ECR logins (user AWS)', () => {
+  const CI = { accessKeyId: 'AKIAEXAMPLECI00001', secretAccessKey: 'ci-secret-ci-secret-ci', user: 'ci' };
+  const basicAws = (password: string) => `Basic ${Buffer.from(`AWS:${password}`).toString('base64')}`;
+  let now = Date.UTC(2025, 0, 2);
+  const ecr = new EcrCredentials([CI], { now: () => now });
+
+  it('signs in user AWS with a GetAuthorizationToken password as the key pair\'s user, without htpasswd', async () => {
+    const auth = new Authenticator({ throttle: new LoginThrottle(), ecr });
+    expect(auth.acceptsPasswords).toBe(true);
+    const { password } = ecr.issueLoginPassword(CI);
+    expect(await auth.authenticate(basicAws(password), '10.0.0.1')).toEqual({
+      ok: true,
+      identity: { kind: 'user', name: 'ci', via: 'ecr', keyId: CI.accessKeyId },
+    });
+    // Other users still need an htpasswd file.
+    expect(await auth.checkPassword({ user: 'ci', password }, '10.0.0.1')).toMatchObject({ ok: false, reason: 'invalid' });
+  });
+
+  it('counts wrong passwords in the login throttle, and locks the pair like any other', async () => {
+    const throttle = new LoginThrottle({ maxFailures: 3 });
+    const auth = new Authenticator({ throttle, ecr });
+    for (let i = 0; i < 3; i++) {
+      expect(await auth.checkPassword({ user: 'AWS', password: `guess-${i}` }, '10.0.0.2')).toMatchObject({ ok: false, reason: 'invalid' });
+    }
+    const { password } = ecr.issueLoginPassword(CI);
+    expect(await auth.checkPassword({ user: 'AWS', password }, '10.0.0.2')).toMatchObject({ ok: false, reason: 'throttled' });
+    // Another address is not held up.
+    expect(await auth.checkPassword({ user: 'AWS', password }, '10.0.0.3')).toMatchObject({ ok: true });
+  });
+
+  it('answers expired for an expired password, without counting it as a guess', async () => {
+    const throttle = new LoginThrottle({ maxFailures: 2 });
+    const auth = new Authenticator({ throttle, ecr });
+    const { password } = ecr.issueLoginPassword(CI);
+    now += LOGIN_PASSWORD_TTL_MS;
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect(await auth.checkPassword({ user: 'AWS', password }, '10.0.0.4')).toMatchObject({ ok: false, reason: 'expired' });
+      }
+      expect(throttle.check('10.0.0.4', 'AWS')).toEqual({ allowed: true });
+    } finally {
+      now -= LOGIN_PASSWORD_TTL_MS;
+    }
+  });
+
+  it('leaves user AWS to htpasswd when ECR is off', async () => {
+    const users = { has: () => false, recentlyVerified: () => false, verify: async () => false } as unknown as HtpasswdUsers;
+    const auth = new Authenticator({ users, throttle: new LoginThrottle() });
+    const { password } = ecr.issueLoginPassword(CI);
+    expect(await auth.checkPassword({ user: 'AWS', password }, '10.0.0.5')).toMatchObject({ ok: false, reason: 'invalid' });
+  });
+
+  it('accepts a token of ours issued to an ECR login while its key pair is configured, for the same user', async () => {
+    const access = [{ type: 'repository', name: 'a/b', actions: ['pull'] }];
+    const token = (keyId: string, subject = 'ci'): VerifiedToken => ({ subject, access, external: false, keyId, expiresAt: Date.now() + 60_000 });
+    const verifier = countingVerifier({
+      good: token(`${ECR_TOKEN_KEY_PREFIX}${CI.accessKeyId}`),
+      gone: token(`${ECR_TOKEN_KEY_PREFIX}AKIAREMOVED0000000`),
+      otherUser: token(`${ECR_TOKEN_KEY_PREFIX}${CI.accessKeyId}`, 'mallory'),
+    });
+    // An htpasswd file that does not know "ci": the key pair vouches for it.
+    const users = { has: () => false } as unknown as HtpasswdUsers;
+    const auth = new Authenticator({ users, throttle: new LoginThrottle(), tokens: verifier, ecr });
+    expect(await auth.authenticate('Bearer good', '10.0.0.1')).toEqual({
+      ok: true,
+      identity: { kind: 'user', name: 'ci', via: 'token', keyId: CI.accessKeyId, tokenAccess: access },
+    });
+    expect(await auth.authenticate('Bearer gone', '10.0.0.1')).toMatchObject({ ok: false, reason: 'invalid' });
+    expect(await auth.authenticate('Bearer otherUser', '10.0.0.1')).toMatchObject({ ok: false, reason: 'invalid' });
+    // Without ECR configured any more, the same token is refused.
+    const withoutEcr = new Authenticator({ users, throttle: new LoginThrottle(), tokens: verifier });
+    expect(await withoutEcr.authenticate('Bearer good', '10.0.0.1')).toMatchObject({ ok: false, reason: 'invalid' });
   });
 });

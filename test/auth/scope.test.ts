@@ -94,8 +94,13 @@ describe('parseGrant', () => {
     expect(parseGrant(' repository:app:delete ')).toEqual({ type: 'repository', pattern: 'app', actions: ['delete'] });
   });
 
-  it('reads * as all three actions', () => {
-    expect(parseGrant('repository:**:*').actions).toEqual(['pull', 'push', 'delete']);
+  it('reads * as every action, manage included', () => {
+    expect(parseGrant('repository:**:*').actions).toEqual(['pull', 'push', 'delete', 'manage']);
+  });
+
+  it('takes manage as an action of its own', () => {
+    expect(parseGrant('repository:app:manage,pull').actions).toEqual(['pull', 'manage']);
+    expect(() => parseGrant('repository:app:admin')).toThrow(/expected pull, push, delete, manage or \*/);
   });
 
   it('parses the catalog grant', () => {

@@ -39,7 +39,8 @@ export function registerGuard(app: FastifyInstance, auth: Auth | undefined, publ
     const declared = request.routeOptions.config.need;
     if (declared === undefined) return undeclared(request, reply);
     const need = typeof declared === 'function' ? declared(request) : declared;
-    if (need.kind === 'public') return;
+    // Public, or verified by the surface serving it (SigV4 on the ECR API): no Authorization read here.
+    if (need.kind === 'public' || need.kind === 'signed') return;
 
     const header = request.headers.authorization;
     const result = await auth.authenticator.authenticate(header, request.ip);
@@ -62,7 +63,8 @@ export function registerGuard(app: FastifyInstance, auth: Auth | undefined, publ
 
 /**
  * Answers credentials that were not accepted: 503 while too many password checks wait, 429 for a
- * locked (address, user), else 401 with the challenge. Logs the user name, never the credentials.
+ * locked (address, user), 403 DENIED for an expired ECR login (as ECR answers it), else 401 with
+ * the challenge. Logs the user name, never the credentials.
  */
 export function refuseLogin(
   request: FastifyRequest,
@@ -82,6 +84,9 @@ export function refuseLogin(
     return sendError(reply, 429, 'TOOMANYREQUESTS', 'too many failed logins; retry later');
   }
   request.log.info({ user, reason: result.detail }, 'authentication failed');
+  if (result.reason === 'expired') {
+    return sendError(reply, 403, 'DENIED', 'Your authorization token has expired. Reauthenticate and try again.');
+  }
   reply.header('WWW-Authenticate', challenge);
   return sendError(reply, 401, 'UNAUTHORIZED', message);
 }
@@ -91,7 +96,10 @@ function undeclared(request: FastifyRequest, reply: FastifyReply): FastifyReply 
   return sendError(reply, 403, 'DENIED', 'requested access to the resource is denied');
 }
 
-/** The `WWW-Authenticate` value for a 401: Basic with the realm, or Bearer naming the scope the request needs. */
+/**
+ * The `WWW-Authenticate` value for a 401: Basic with the realm, ECR's Basic (its realm the
+ * registry's base URL, as ECR's proxyEndpoint), or Bearer naming the scope the request needs.
+ */
 export function challengeHeader(
   challenge: Challenge,
   request: FastifyRequest,
@@ -100,7 +108,9 @@ export function challengeHeader(
   error?: 'invalid_token' | 'insufficient_scope',
 ): string {
   if (challenge.scheme === 'basic') return `Basic realm=${quote(challenge.realm)}`;
-  const realm = challenge.realm ?? `${publicUrl ?? `${request.protocol}://${request.host}`}/auth/token`;
+  const base = publicUrl ?? `${request.protocol}://${request.host}`;
+  if (challenge.scheme === 'ecr') return `Basic realm=${quote(`${base}/`)},service="ecr.amazonaws.com"`;
+  const realm = challenge.realm ?? `${base}/auth/token`;
   let value = `Bearer realm=${quote(realm)},service=${quote(challenge.service)}`;
   const scope = challengeScope(need);
   if (scope !== undefined) value += `,scope=${quote(scope)}`;

@@ -1,10 +1,11 @@
 /**
  * The built-in token server (Docker token authentication): GET /auth/token with Basic
  * credentials or none, POST /auth/token in OAuth2's form (password and refresh_token grants),
- * and the signing key as a JWKS at /auth/jwks.json.
+ * and the signing key as a JWKS at /auth/jwks.json. With ECR on, user `AWS` signs in with a
+ * GetAuthorizationToken password; such a login gets no refresh token (it ends with its password).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseBasic, type Authentication } from '../../auth/authenticator.js';
+import { ECR_TOKEN_KEY_PREFIX, parseBasic, type Authentication } from '../../auth/authenticator.js';
 import { parseScopes, ScopeError } from '../../auth/scope.js';
 import type { Auth } from '../../auth/setup.js';
 import { ANONYMOUS, type Identity, type ResourceScope } from '../../auth/types.js';
@@ -85,7 +86,10 @@ async function tokenAnswer(
   legacy: boolean,
 ): Promise<Record<string, unknown>> {
   const subject = identity.kind === 'user' ? identity.name : '';
-  const keyId = identity.kind === 'user' ? identity.keyId : undefined;
+  const ecrLogin = identity.kind === 'user' && identity.via === 'ecr';
+  const rawKeyId = identity.kind === 'user' ? identity.keyId : undefined;
+  // An ECR key pair is named apart from access keys, so that the token is checked against the right one.
+  const keyId = rawKeyId !== undefined && ecrLogin ? `${ECR_TOKEN_KEY_PREFIX}${rawKeyId}` : rawKeyId;
   const access = auth.authorizer.grant(identity, scopes);
   const issued = await issuer.issueAccessToken({
     subject,
@@ -100,7 +104,8 @@ async function tokenAnswer(
     issued_at: issued.issuedAt,
   };
   if (!legacy) answer.scope = access.map((s) => `${s.type}:${s.name}:${s.actions.join(',')}`).join(' ');
-  if (offline) {
+  // An ECR login lasts as long as its password (12 hours): a refresh token would outlive it.
+  if (offline && !ecrLogin) {
     // Signed in with a password: the token carries its fingerprint, so a new password ends it.
     const stamp = keyId === undefined ? auth.users?.credentialStamp(subject) : undefined;
     const refresh = await issuer.issueRefreshToken({
@@ -122,6 +127,7 @@ async function refreshIdentity(auth: Auth, issuer: TokenIssuer, token: string): 
   } catch {
     return undefined;
   }
+  if (claims.keyId?.startsWith(ECR_TOKEN_KEY_PREFIX)) return undefined; // never issued: ECR logins get no refresh token
   if (!auth.users?.has(claims.subject)) return undefined;
   if (claims.keyId === undefined) {
     if (claims.stamp !== auth.users.credentialStamp(claims.subject)) return undefined; // the password changed since

@@ -1,5 +1,6 @@
 import * as m0001 from './0001-initial.js';
 import * as m0002 from './0002-access-keys.js';
+import * as m0003 from './0003-ecr.js';
 
 export interface Migration {
   version: number;
@@ -8,4 +9,4 @@ export interface Migration {
 }
 
 /** Every schema migration, oldest first. A new one is a new file added here. */
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003];
