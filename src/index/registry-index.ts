@@ -46,6 +46,11 @@ export class RegistryIndex {
     this.s = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
+      // Its manifests, tags, blob links and references go with it (ON DELETE CASCADE).
+      deleteRepo: db.prepare('DELETE FROM repositories WHERE name = ?'),
+      repoHasManifests: db.prepare<[string], { one: number }>(
+        'SELECT 1 AS one FROM manifests WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) LIMIT 1',
+      ),
       catalog: db.prepare<[string, number], { name: string }>(
         'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
       ),
@@ -113,6 +118,7 @@ export class RegistryIndex {
       touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
       staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
+      uploadsOf: db.prepare<[string], string>('SELECT id FROM uploads WHERE repository = ?').pluck(),
     };
   }
 
@@ -126,6 +132,19 @@ export class RegistryIndex {
   ensureRepository(name: string, now = Date.now()): number {
     this.s.insertRepo.run(name, now);
     return this.s.repoId.get(name)!.id;
+  }
+
+  /**
+   * Removes a repository with its manifests, tags and blob links (the blobs themselves stay:
+   * other repositories may hold them, and garbage collection takes the rest).
+   */
+  deleteRepository(name: string): boolean {
+    return this.s.deleteRepo.run(name).changes > 0;
+  }
+
+  /** Whether the repository holds at least one manifest. */
+  repositoryHasManifests(name: string): boolean {
+    return this.s.repoHasManifests.get(name) !== undefined;
   }
 
   catalog(after: string, limit: number): string[] {
@@ -265,6 +284,11 @@ export class RegistryIndex {
 
   deleteUpload(id: string): void {
     this.s.deleteUpload.run(id);
+  }
+
+  /** The ids of the upload sessions open on a repository. */
+  uploadsOf(repo: string): string[] {
+    return this.s.uploadsOf.all(repo);
   }
 
   staleUploads(before: number): string[] {

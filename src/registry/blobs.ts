@@ -4,6 +4,7 @@ import { RegistryError } from '../oci/errors.js';
 import { NotFoundError, type BlobStore, type ByteRange, type ObjectHandle } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
 import type { RegistryIndex } from '../index/registry-index.js';
+import { OPEN_RULES, type RepositoryRules } from './repository-rules.js';
 
 export interface BlobInfo {
   digest: Digest;
@@ -19,6 +20,7 @@ export class BlobService {
   constructor(
     private readonly store: BlobStore,
     private readonly index: RegistryIndex,
+    private readonly rules: () => RepositoryRules = () => OPEN_RULES,
   ) {}
 
   /** The blob as the repository sees it; BLOB_UNKNOWN unless it was pushed or mounted there. */
@@ -53,8 +55,10 @@ export class BlobService {
    * linked into another repository is mounted (automatic mount). Only
    * repositories that `mayRead` accepts are sources (the caller's pull right);
    * without it, any is. Returns null when no readable repository has the blob.
+   * A mount is a push: the repository's rules admit it first (or refuse it), found or not.
    */
   async mount(repo: string, digest: Digest, from: string | undefined, mayRead?: (repo: string) => boolean): Promise<BlobInfo | null> {
+    this.rules().admitPush(repo);
     const d = digest.toString();
     let size = from !== undefined && (!mayRead || mayRead(from)) ? this.index.linkedBlobSize(from, d) : undefined;
     size ??= mayRead ? this.readableLinkedSize(d, mayRead) : this.index.anyLinkedBlobSize(d);

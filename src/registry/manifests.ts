@@ -4,9 +4,10 @@ import { effectiveArtifactType, parseManifest, type ParsedManifest } from '../oc
 import { INDEX_MEDIA_TYPES, NON_DISTRIBUTABLE_LAYER_TYPES, accepts } from '../oci/media-types.js';
 import { isValidTag } from '../oci/names.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { keys } from '../storage/keys.js';
+import { keys, parseRepositoryKey } from '../storage/keys.js';
 import type { ManifestRow, RegistryIndex } from '../index/registry-index.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { OPEN_RULES, type RepositoryRules, type TagMove } from './repository-rules.js';
 import { TagCache, type TagList } from './tag-cache.js';
 
 /** A reference from a URL: a tag or a digest. */
@@ -47,6 +48,7 @@ export class ManifestService {
   constructor(
     private readonly store: BlobStore,
     private readonly index: RegistryIndex,
+    private readonly rules: () => RepositoryRules = () => OPEN_RULES,
   ) {}
 
   /**
@@ -87,7 +89,9 @@ export class ManifestService {
 
   /**
    * Validates and stores a manifest: bytes in the store first (content-addressed),
-   * then links and tags in the store, then one index transaction.
+   * then links and tags in the store, then one index transaction. The repository's
+   * rules admit the push before anything is written, and, under the write lock, see
+   * every tag the push would move (a tag already on this digest is not a move).
    */
   async put(repo: string, ref: Reference, body: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutResult> {
     const manifest = parseManifest(body, contentType);
@@ -98,11 +102,24 @@ export class ManifestService {
       });
     }
     const tags = [...new Set('tag' in ref ? [ref.tag, ...extraTags] : extraTags)];
+    this.rules().admitPush(repo);
     return this.writes.run(repo, async () => {
       this.verifyReferences(repo, manifest);
+      const moves = this.tagMoves(repo, digest.toString(), tags);
+      if (moves.length > 0) this.rules().checkTagMoves(repo, moves);
       await this.write(repo, digest, manifest, body, tags);
       return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
     });
+  }
+
+  /** The tags a push of `digest` would write, with where each points now; those already on it are left out. */
+  private tagMoves(repo: string, digest: string, tags: readonly string[]): TagMove[] {
+    const moves: TagMove[] = [];
+    for (const tag of tags) {
+      const from = this.index.tagDigest(repo, tag);
+      if (from !== digest) moves.push({ tag, from, to: digest });
+    }
+    return moves;
   }
 
   /**
@@ -149,6 +166,47 @@ export class ManifestService {
   /** By digest: the manifest and its tags. By tag: the tag only. */
   async delete(repo: string, ref: Reference): Promise<void> {
     return this.writes.run(repo, () => this.deleteNow(repo, ref));
+  }
+
+  /**
+   * Deletes a manifest (and its tags) only if, under the repository's write lock, the
+   * repository still holds it and `accept` takes its tags as they are now (a lifecycle run
+   * checks they are those its plan saw). Returns whether it was deleted.
+   */
+  async deleteIf(repo: string, digest: Digest, accept: (tags: readonly string[]) => boolean): Promise<boolean> {
+    return this.writes.run(repo, async () => {
+      const d = digest.toString();
+      if (!this.index.manifest(repo, d)) return false;
+      if (!accept(this.index.tagsOf(repo, d))) return false;
+      await this.deleteNow(repo, { digest });
+      return true;
+    });
+  }
+
+  /**
+   * Removes everything a repository holds: its manifest, tag and blob links in the store
+   * (the keys under repositories/<repo>/ that belong to it, not to a repository nested
+   * under its name), then its rows in the index. The content stays for other repositories
+   * (garbage collection takes what none holds). With `onlyIfEmpty`, a repository that holds
+   * a manifest is left as it is and false is returned. Under the repository's write lock, so
+   * that no push of a manifest interleaves.
+   */
+  async deleteRepository(repo: string, options: { onlyIfEmpty?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
+    return this.writes.run(repo, async () => {
+      if (options.onlyIfEmpty && this.index.repositoryHasManifests(repo)) return false;
+      const own: string[] = [];
+      for await (const obj of this.store.list(`${keys.repositoriesPrefix}${repo}/`, options.signal)) {
+        if (parseRepositoryKey(obj.key)?.repo === repo) own.push(obj.key);
+      }
+      // Tags first, then manifests, then layers: a deletion cut short leaves links that reindex
+      // can still make sense of (a tag never outlives the manifest it names).
+      const order = (key: string) => (key.includes('/_tags/') ? 0 : key.includes('/_manifests/') ? 1 : 2);
+      own.sort((a, b) => order(a) - order(b));
+      for (const key of own) await this.store.delete(key);
+      this.index.deleteRepository(repo);
+      this.tagLists.delete(repo);
+      return true;
+    });
   }
 
   private async deleteNow(repo: string, ref: Reference): Promise<void> {

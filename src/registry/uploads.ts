@@ -7,6 +7,7 @@ import type { RegistryIndex } from '../index/registry-index.js';
 import type { BlobService } from './blobs.js';
 import { hashing } from './hashing.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { OPEN_RULES, type RepositoryRules } from './repository-rules.js';
 
 export interface UploadState {
   id: string;
@@ -49,9 +50,12 @@ export class UploadService {
     private readonly store: BlobStore,
     private readonly index: RegistryIndex,
     private readonly blobs: BlobService,
+    private readonly rules: () => RepositoryRules = () => OPEN_RULES,
   ) {}
 
+  /** Opens an upload session; the repository's rules admit the push first (or refuse it). */
   async start(repo: string, signal?: AbortSignal): Promise<UploadState> {
+    this.rules().admitPush(repo);
     const id = randomUUID();
     const now = Date.now();
     await this.store.createUpload(id, Buffer.from(JSON.stringify({ repository: repo, createdAt: now })), signal);
@@ -106,7 +110,7 @@ export class UploadService {
     });
   }
 
-  /** A whole blob in one request (POST ?digest=). */
+  /** A whole blob in one request (POST ?digest=); the repository's rules admit the push first. */
   async monolithic(
     repo: string,
     digest: Digest,
@@ -114,6 +118,7 @@ export class UploadService {
     length: number | undefined,
     signal?: AbortSignal,
   ): Promise<{ digest: Digest; size: number }> {
+    this.rules().admitPush(repo);
     // A temporary upload without a session row: if the process dies, purging removes it by age.
     const id = randomUUID();
     return this.locks.run(id, async () => {
@@ -137,6 +142,22 @@ export class UploadService {
 
   async cancel(repo: string, id: string): Promise<void> {
     await this.exclusive(repo, id, () => this.discard(id));
+  }
+
+  /**
+   * Ends every upload session of a repository (it is being deleted), each under its lock, so
+   * that none completes into the repository afterwards. Returns how many were ended.
+   */
+  async cancelRepository(repo: string): Promise<number> {
+    let ended = 0;
+    for (const id of this.index.uploadsOf(repo)) {
+      await this.locks.run(id, async () => {
+        if (this.index.upload(id)?.repository !== repo) return; // it ended while this waited
+        await this.discard(id);
+        ended++;
+      });
+    }
+    return ended;
   }
 
   /** Removes uploads idle since before `cutoff`; returns their ids. */
