@@ -1,0 +1,142 @@
+/**
+ * ECR's repository creation templates: the settings of repositories that ECR creates on the
+ * user's behalf, by repository namespace prefix. A prefix `prod` covers the repositories under
+ * `prod/` (ECR reads it as `prod/`, so `prod` and `prod/` are one template); `ROOT` covers
+ * every repository no other template does. This registry creates repositories on push only
+ * (CREATE_ON_PUSH); templates for PULL_THROUGH_CACHE and REPLICATION are kept, not applied.
+ */
+import type { EcrConfig } from '../config/config.js';
+import type { EcrIndex } from '../index/ecr-index.js';
+import { EcrError } from './errors.js';
+import type { Encryption, ResourceTag } from './repositories.js';
+import type { ExclusionFilter, TagMutability } from './tag-mutability.js';
+
+export const APPLIED_FOR = ['REPLICATION', 'PULL_THROUGH_CACHE', 'CREATE_ON_PUSH'] as const;
+export type AppliedFor = (typeof APPLIED_FOR)[number];
+
+/** A template's settings, as the API has them. */
+export interface TemplateSettings {
+  readonly description?: string;
+  readonly encryptionConfiguration?: Encryption;
+  readonly resourceTags?: readonly ResourceTag[];
+  readonly imageTagMutability?: TagMutability;
+  readonly imageTagMutabilityExclusionFilters?: readonly ExclusionFilter[];
+  readonly repositoryPolicy?: string;
+  readonly lifecyclePolicy?: string;
+  readonly appliedFor: readonly AppliedFor[];
+  readonly customRoleArn?: string;
+}
+
+export interface CreationTemplate extends TemplateSettings {
+  /** As it was given (`prod`, `prod/` or `ROOT`). */
+  readonly prefix: string;
+  /** ms since the epoch */
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** The prefix of the template that applies to every repository no other template covers. */
+export const ROOT_PREFIX = 'ROOT';
+
+export class CreationTemplates {
+  constructor(
+    private readonly index: EcrIndex,
+    private readonly ecr: EcrConfig,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(prefix: string): CreationTemplate | undefined {
+    const row = this.index.template(templateKey(prefix));
+    return row ? toTemplate(row) : undefined;
+  }
+
+  /** Templates after the key `after` (a prefix without its trailing `/`), sorted, at most `limit`. */
+  list(after: string, limit: number): CreationTemplate[] {
+    return this.index.templates(after, limit).map(toTemplate);
+  }
+
+  /** TemplateAlreadyExistsException if a template has the prefix. */
+  create(prefix: string, settings: TemplateSettings): CreationTemplate {
+    if (!this.index.insertTemplate(templateKey(prefix), JSON.stringify({ ...settings, prefix }), this.now())) {
+      throw templateErrors.alreadyExists(prefix, this.ecr.accountId);
+    }
+    return this.get(prefix)!;
+  }
+
+  /** Changes the settings given; TemplateNotFoundException if no template has the prefix. */
+  update(prefix: string, changes: Partial<TemplateSettings>): CreationTemplate {
+    const current = this.require(prefix);
+    const { createdAt: _created, updatedAt: _updated, ...settings } = current;
+    const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    this.index.updateTemplate(templateKey(prefix), JSON.stringify({ ...settings, ...defined }), this.now());
+    return this.get(prefix)!;
+  }
+
+  /** Removes the template and returns it; TemplateNotFoundException if there is none. */
+  delete(prefix: string): CreationTemplate {
+    const current = this.require(prefix);
+    if (!this.index.deleteTemplate(templateKey(prefix))) throw templateErrors.notFound(prefix, this.ecr.accountId);
+    return current;
+  }
+
+  require(prefix: string): CreationTemplate {
+    const found = this.get(prefix);
+    if (!found) throw templateErrors.notFound(prefix, this.ecr.accountId);
+    return found;
+  }
+
+  /**
+   * The template for a new repository created for `purpose`: the one of the longest prefix
+   * that covers the name (`a/b` covers `a/b/c`, not `a/b` itself nor `a/bc`), else ROOT's.
+   * Templates that are not for `purpose` are passed over. One lookup per namespace level.
+   */
+  applicableTo(name: string, purpose: AppliedFor): CreationTemplate | undefined {
+    const parts = name.split('/');
+    for (let n = parts.length - 1; n >= 1; n--) {
+      const found = this.get(parts.slice(0, n).join('/'));
+      if (found?.appliedFor.includes(purpose)) return found;
+    }
+    const root = this.get(ROOT_PREFIX);
+    return root?.appliedFor.includes(purpose) ? root : undefined;
+  }
+}
+
+/** A template's key: ECR reads `prod` as `prod/`, so both name one template. */
+export function templateKey(prefix: string): string {
+  return prefix !== ROOT_PREFIX && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+}
+
+/** ECR's RepositoryCreationTemplate shape of the API (times in epoch seconds). */
+export function templateShape(t: CreationTemplate): object {
+  return {
+    prefix: t.prefix,
+    ...(t.description !== undefined ? { description: t.description } : {}),
+    encryptionConfiguration: t.encryptionConfiguration ?? { encryptionType: 'AES256' },
+    resourceTags: t.resourceTags ?? [],
+    imageTagMutability: t.imageTagMutability ?? 'MUTABLE',
+    ...(t.imageTagMutabilityExclusionFilters?.length ? { imageTagMutabilityExclusionFilters: t.imageTagMutabilityExclusionFilters } : {}),
+    ...(t.repositoryPolicy ? { repositoryPolicy: t.repositoryPolicy } : {}),
+    ...(t.lifecyclePolicy ? { lifecyclePolicy: t.lifecyclePolicy } : {}),
+    appliedFor: t.appliedFor,
+    ...(t.customRoleArn ? { customRoleArn: t.customRoleArn } : {}),
+    createdAt: t.createdAt / 1000,
+    updatedAt: t.updatedAt / 1000,
+  };
+}
+
+export const templateErrors = {
+  alreadyExists: (prefix: string, registryId: string) =>
+    new EcrError(
+      'TemplateAlreadyExistsException',
+      `The repository creation template with prefix '${prefix}' already exists in the registry with id '${registryId}'`,
+    ),
+  notFound: (prefix: string, registryId: string) =>
+    new EcrError(
+      'TemplateNotFoundException',
+      `The repository creation template with prefix '${prefix}' does not exist in the registry with id '${registryId}'`,
+    ),
+};
+
+function toTemplate(row: { template: string; createdAt: number; updatedAt: number }): CreationTemplate {
+  return { ...(JSON.parse(row.template) as TemplateSettings & { prefix: string }), createdAt: row.createdAt, updatedAt: row.updatedAt };
+}

@@ -1,0 +1,258 @@
+import type { Db } from './database.js';
+
+/**
+ * ECR's settings of a repository as stored: JSON members as their text, times in ms. A
+ * repository that the registry holds (a row of `repositories`) without a row of its own in
+ * `ecr_repositories` has ECR's defaults and the time it was first pushed to.
+ */
+export interface EcrRepositoryRow {
+  name: string;
+  createdAt: number;
+  tagMutability: string;
+  /** JSON: [{filterType, filter}] */
+  mutabilityExclusions: string;
+  scanOnPush: boolean;
+  /** JSON: {encryptionType, kmsKey?} */
+  encryption: string;
+  /** JSON: [{Key, Value}] */
+  resourceTags: string;
+  policy: string | null;
+  lifecyclePolicy: string | null;
+  /** When the lifecycle policy was last put or evaluated. */
+  lifecyclePolicyUpdatedAt: number | null;
+}
+
+/** A new repository's settings (what CreateRepository or a push under a template gives it). */
+export type NewEcrRepository = Omit<EcrRepositoryRow, 'lifecyclePolicyUpdatedAt'> & { lifecyclePolicyUpdatedAt?: number | null };
+
+export interface CreationTemplateRow {
+  prefix: string;
+  /** JSON: the template's fields as the API has them. */
+  template: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** The settings a repository has until something sets them (as the migration's defaults). */
+const DEFAULTS = {
+  tagMutability: 'MUTABLE',
+  mutabilityExclusions: '[]',
+  scanOnPush: false,
+  encryption: '{"encryptionType":"AES256"}',
+  resourceTags: '[]',
+} as const;
+
+interface StoredRow {
+  name: string;
+  createdAt: number;
+  tagMutability: string | null;
+  mutabilityExclusions: string | null;
+  scanOnPush: number | null;
+  encryption: string | null;
+  resourceTags: string | null;
+  policy: string | null;
+  lifecyclePolicy: string | null;
+  lifecyclePolicyUpdatedAt: number | null;
+}
+
+const SETTINGS = `e.tag_mutability AS tagMutability, e.mutability_exclusions AS mutabilityExclusions,
+  e.scan_on_push AS scanOnPush, e.encryption, e.resource_tags AS resourceTags, e.policy,
+  e.lifecycle_policy AS lifecyclePolicy, e.lifecycle_policy_updated_at AS lifecyclePolicyUpdatedAt`;
+
+/** The settings one can change after creation, by the column that holds each. */
+const COLUMNS = {
+  tagMutability: 'tag_mutability',
+  mutabilityExclusions: 'mutability_exclusions',
+  scanOnPush: 'scan_on_push',
+  resourceTags: 'resource_tags',
+  policy: 'policy',
+  lifecyclePolicy: 'lifecycle_policy',
+  lifecyclePolicyUpdatedAt: 'lifecycle_policy_updated_at',
+} as const;
+export type EcrSetting = keyof typeof COLUMNS;
+type Setter = { run(value: unknown, name: string): { changes: number } };
+type SettingValue<K extends EcrSetting> = K extends 'scanOnPush' ? boolean : K extends 'lifecyclePolicyUpdatedAt' ? number | null : EcrRepositoryRow[K];
+
+/**
+ * ECR's tables of the SQLite index (migration 0003): repository settings, repository creation
+ * templates and registry-wide settings. Every method is synchronous and short. Like access keys,
+ * these rows cannot be rebuilt from the blob store.
+ */
+export class EcrIndex {
+  private readonly s;
+  private readonly setters: Readonly<Record<EcrSetting, Setter>>;
+
+  constructor(readonly db: Db) {
+    this.s = {
+      settings: db.prepare<[string], StoredRow>(`SELECT e.name, e.created_at AS createdAt, ${SETTINGS} FROM ecr_repositories e WHERE e.name = ?`),
+      pushed: db.prepare<[string], { createdAt: number }>('SELECT created_at AS createdAt FROM repositories WHERE name = ?'),
+      page: db.prepare<{ after: string; limit: number }, StoredRow>(
+        `WITH names(name) AS (
+           SELECT name FROM repositories WHERE name > @after
+           UNION SELECT name FROM ecr_repositories WHERE name > @after
+           ORDER BY name LIMIT @limit)
+         SELECT n.name, COALESCE(e.created_at, r.created_at) AS createdAt, ${SETTINGS}
+         FROM names n LEFT JOIN ecr_repositories e ON e.name = n.name LEFT JOIN repositories r ON r.name = n.name
+         ORDER BY n.name`,
+      ),
+      registryRow: db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
+      insert: db.prepare(
+        `INSERT INTO ecr_repositories (name, created_at, tag_mutability, mutability_exclusions, scan_on_push, encryption,
+           resource_tags, policy, lifecycle_policy, lifecycle_policy_updated_at)
+         VALUES (@name, @createdAt, @tagMutability, @mutabilityExclusions, @scanOnPush, @encryption, @resourceTags, @policy,
+           @lifecyclePolicy, @lifecyclePolicyUpdatedAt)
+         ON CONFLICT (name) DO NOTHING`,
+      ),
+      // A repository pushed before it had settings gets its row, with the time of its first push.
+      adopt: db.prepare(
+        `INSERT INTO ecr_repositories (name, created_at) SELECT name, created_at FROM repositories WHERE name = ?
+         ON CONFLICT (name) DO NOTHING`,
+      ),
+      delete: db.prepare('DELETE FROM ecr_repositories WHERE name = ?'),
+      withLifecyclePolicies: db.prepare<[], string>('SELECT name FROM ecr_repositories WHERE lifecycle_policy IS NOT NULL ORDER BY name').pluck(),
+
+      template: db.prepare<[string], CreationTemplateRow>(
+        'SELECT prefix, template, created_at AS createdAt, updated_at AS updatedAt FROM ecr_creation_templates WHERE prefix = ?',
+      ),
+      templates: db.prepare<[string, number], CreationTemplateRow>(
+        `SELECT prefix, template, created_at AS createdAt, updated_at AS updatedAt FROM ecr_creation_templates
+         WHERE prefix > ? ORDER BY prefix LIMIT ?`,
+      ),
+      insertTemplate: db.prepare(
+        `INSERT INTO ecr_creation_templates (prefix, template, created_at, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (prefix) DO NOTHING`,
+      ),
+      updateTemplate: db.prepare('UPDATE ecr_creation_templates SET template = ?, updated_at = ? WHERE prefix = ?'),
+      deleteTemplate: db.prepare('DELETE FROM ecr_creation_templates WHERE prefix = ?'),
+
+      setting: db.prepare<[string], string>('SELECT value FROM ecr_registry_settings WHERE name = ?').pluck(),
+      putSetting: db.prepare(
+        'INSERT INTO ecr_registry_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+      ),
+      deleteSetting: db.prepare('DELETE FROM ecr_registry_settings WHERE name = ?'),
+    };
+    const setters = {} as Record<EcrSetting, Setter>;
+    for (const [key, column] of Object.entries(COLUMNS) as Array<[EcrSetting, string]>) {
+      setters[key] = db.prepare<[unknown, string]>(`UPDATE ecr_repositories SET ${column} = ? WHERE name = ?`);
+    }
+    this.setters = setters;
+  }
+
+  // ---- repositories ----
+
+  /** A repository's settings: its own, or ECR's defaults for one the registry holds; undefined if neither. */
+  repository(name: string): EcrRepositoryRow | undefined {
+    const row = this.s.settings.get(name);
+    if (row) return withDefaults(row);
+    const pushed = this.s.pushed.get(name);
+    return pushed ? withDefaults({ name, createdAt: pushed.createdAt } as StoredRow) : undefined;
+  }
+
+  /** Whether the repository exists: with settings of its own or held by the registry. */
+  exists(name: string): boolean {
+    return this.s.settings.get(name) !== undefined || this.s.pushed.get(name) !== undefined;
+  }
+
+  /**
+   * Repositories (with settings or held by the registry) named after `after`, sorted by name
+   * (byte order), at most `limit`.
+   */
+  repositories(after: string, limit: number): EcrRepositoryRow[] {
+    return this.s.page.all({ after, limit }).map(withDefaults);
+  }
+
+  /** Creates the repository; false (and nothing written) if a repository of that name exists. */
+  insertRepository(row: NewEcrRepository): boolean {
+    return this.db.transaction(() => {
+      if (this.s.pushed.get(row.name)) return false;
+      const inserted =
+        this.s.insert.run({
+          ...row,
+          scanOnPush: row.scanOnPush ? 1 : 0,
+          lifecyclePolicyUpdatedAt: row.lifecyclePolicyUpdatedAt ?? null,
+        }).changes > 0;
+      // The registry's own row too, so that /v2/ (tags/list, the catalog) sees the empty repository.
+      if (inserted) this.s.registryRow.run(row.name, row.createdAt);
+      return inserted;
+    })();
+  }
+
+  /**
+   * Changes settings of a repository in one transaction (a repository without settings of its
+   * own gets them first, with the time of its first push); false if there is no such repository.
+   */
+  update(name: string, changes: { readonly [K in EcrSetting]?: SettingValue<K> }): boolean {
+    return this.db.transaction(() => {
+      this.s.adopt.run(name);
+      if (this.s.settings.get(name) === undefined) return false;
+      for (const [key, value] of Object.entries(changes) as Array<[EcrSetting, unknown]>) {
+        if (value !== undefined) this.setters[key].run(typeof value === 'boolean' ? (value ? 1 : 0) : value, name);
+      }
+      return true;
+    })();
+  }
+
+  /** Forgets a repository's settings (the repository was deleted). */
+  deleteRepository(name: string): boolean {
+    return this.s.delete.run(name).changes > 0;
+  }
+
+  /** Every repository with a lifecycle policy, sorted. */
+  withLifecyclePolicies(): string[] {
+    return this.s.withLifecyclePolicies.all();
+  }
+
+  // ---- repository creation templates ----
+
+  template(prefix: string): CreationTemplateRow | undefined {
+    return this.s.template.get(prefix);
+  }
+
+  /** Templates with a prefix after `after`, sorted, at most `limit`. */
+  templates(after: string, limit: number): CreationTemplateRow[] {
+    return this.s.templates.all(after, limit);
+  }
+
+  /** False (and nothing written) if a template has this prefix. */
+  insertTemplate(prefix: string, template: string, now: number): boolean {
+    return this.s.insertTemplate.run(prefix, template, now, now).changes > 0;
+  }
+
+  /** False if no template has this prefix. */
+  updateTemplate(prefix: string, template: string, now: number): boolean {
+    return this.s.updateTemplate.run(template, now, prefix).changes > 0;
+  }
+
+  deleteTemplate(prefix: string): boolean {
+    return this.s.deleteTemplate.run(prefix).changes > 0;
+  }
+
+  // ---- registry-wide settings ----
+
+  setting(name: string): string | undefined {
+    return this.s.setting.get(name);
+  }
+
+  putSetting(name: string, value: string): void {
+    this.s.putSetting.run(name, value);
+  }
+
+  deleteSetting(name: string): boolean {
+    return this.s.deleteSetting.run(name).changes > 0;
+  }
+}
+
+function withDefaults(row: StoredRow): EcrRepositoryRow {
+  return {
+    name: row.name,
+    createdAt: row.createdAt,
+    tagMutability: row.tagMutability ?? DEFAULTS.tagMutability,
+    mutabilityExclusions: row.mutabilityExclusions ?? DEFAULTS.mutabilityExclusions,
+    scanOnPush: row.scanOnPush === null || row.scanOnPush === undefined ? DEFAULTS.scanOnPush : row.scanOnPush !== 0,
+    encryption: row.encryption ?? DEFAULTS.encryption,
+    resourceTags: row.resourceTags ?? DEFAULTS.resourceTags,
+    policy: row.policy ?? null,
+    lifecyclePolicy: row.lifecyclePolicy ?? null,
+    lifecyclePolicyUpdatedAt: row.lifecyclePolicyUpdatedAt ?? null,
+  };
+}
