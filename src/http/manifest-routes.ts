@@ -9,6 +9,8 @@ type ManifestParams = { name: string; reference: string };
 /** GET and HEAD /v2/<name>/manifests/<reference>: the stored bytes, as pushed. */
 export const getManifest: Handler<ManifestParams> = async (ctx, { name, reference }, request, reply) => {
   const manifest = ctx.registry.manifests.get(name, parseReference(reference), request.headers.accept);
+  // A GET is a pull (ECR's lastRecordedPullTime; batched, no write here); a HEAD only looks.
+  if (request.method === 'GET') ctx.registry.pulls.record(name, manifest.digest);
   const etag = `"${manifest.digest}"`;
   reply
     .header('Content-Type', manifest.mediaType)

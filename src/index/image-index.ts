@@ -1,0 +1,193 @@
+/**
+ * The read queries of ECR's image operations and of the lifecycle engine: a repository's
+ * manifests with what DescribeImages reports of them, their tags, which of them are children of
+ * an index, their referrers. Synchronous and prepared, like RegistryIndex; a page is one query
+ * for the manifests and one for their tags, whatever its size.
+ */
+import type { Db } from './database.js';
+
+/** A manifest of a repository, as DescribeImages and BatchGetImage need it. */
+export interface ImageRow {
+  digest: string;
+  mediaType: string;
+  /** artifactType, or the config's media type (null for an index without artifactType). */
+  artifactType: string | null;
+  /** The digest of the manifest's subject, for a referrer. */
+  subject: string | null;
+  /** The manifest's own size, in bytes. */
+  size: number;
+  /** When it was pushed (ms). */
+  createdAt: number;
+  content: Buffer;
+}
+
+/** One image id of ListImages: a tag and its digest, or a digest alone for an untagged manifest. */
+export interface ImageIdRow {
+  digest: string;
+  tag: string | null;
+}
+
+/** What the lifecycle needs of every manifest: no content. */
+export interface ManifestFactsRow {
+  digest: string;
+  subject: string | null;
+  createdAt: number;
+}
+
+export interface ImageReferrerRow {
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType: string | null;
+  annotations: string | null;
+}
+
+export type TagStatus = 'TAGGED' | 'UNTAGGED' | 'ANY';
+
+/** Where a page of image ids ends: the last id given (tag '' for an untagged manifest). */
+export interface ImageIdCursor {
+  digest: string;
+  tag: string;
+}
+
+const IMAGE_COLUMNS = `m.digest, m.media_type AS mediaType, m.artifact_type AS artifactType, m.subject,
+  m.size, m.created_at AS createdAt, m.content`;
+const HAS_TAG = 'EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest)';
+
+export class ImageIndex {
+  private readonly s;
+
+  constructor(readonly db: Db) {
+    const page = (where: string) =>
+      db.prepare<[number, string, number], ImageRow>(
+        `SELECT ${IMAGE_COLUMNS} FROM manifests m WHERE m.repository_id = ? AND m.digest > ? ${where} ORDER BY m.digest LIMIT ?`,
+      );
+    this.s = {
+      repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
+      pages: { ANY: page(''), TAGGED: page(`AND ${HAS_TAG}`), UNTAGGED: page(`AND NOT ${HAS_TAG}`) } satisfies Record<TagStatus, unknown>,
+      // Every (digest, tag) pair after the cursor, and untagged manifests as (digest, NULL): a
+      // manifest with tags has no NULL row, one without has only that row.
+      idsAny: db.prepare<[{ repo: number; digest: string; tag: string; limit: number }], ImageIdRow>(
+        `SELECT m.digest, t.name AS tag FROM manifests m
+         LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest
+         WHERE m.repository_id = @repo AND m.digest >= @digest AND (m.digest > @digest OR coalesce(t.name, '') > @tag)
+         ORDER BY m.digest, t.name LIMIT @limit`,
+      ),
+      idsTagged: db.prepare<[{ repo: number; digest: string; tag: string; limit: number }], ImageIdRow>(
+        `SELECT digest, name AS tag FROM tags
+         WHERE repository_id = @repo AND digest >= @digest AND (digest > @digest OR name > @tag)
+         ORDER BY digest, name LIMIT @limit`,
+      ),
+      byDigests: db.prepare<[number, string], ImageRow>(
+        `SELECT ${IMAGE_COLUMNS} FROM manifests m WHERE m.repository_id = ? AND m.digest IN (SELECT value FROM json_each(?))`,
+      ),
+      tagsOf: db.prepare<[number, string], { digest: string; name: string }>(
+        'SELECT digest, name FROM tags WHERE repository_id = ? AND digest IN (SELECT value FROM json_each(?)) ORDER BY digest, name',
+      ),
+      tagDigest: db.prepare<[number, string], { digest: string }>('SELECT digest FROM tags WHERE repository_id = ? AND name = ?'),
+      allTags: db.prepare<[number], { digest: string; name: string }>('SELECT digest, name FROM tags WHERE repository_id = ? ORDER BY digest, name'),
+      facts: db.prepare<[number], ManifestFactsRow>(
+        'SELECT digest, subject, created_at AS createdAt FROM manifests WHERE repository_id = ? ORDER BY digest',
+      ),
+      children: db.prepare<[number], string>(
+        `SELECT DISTINCT r.digest FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
+         WHERE m.repository_id = ? AND r.kind = 'manifest'`,
+      ).pluck(),
+      parents: db.prepare<[string, number], string>(
+        `SELECT m.digest FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
+         WHERE r.digest = ? AND r.kind = 'manifest' AND m.repository_id = ? ORDER BY m.digest`,
+      ).pluck(),
+      blobReferenced: db.prepare<[string, number], number>(
+        `SELECT 1 FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
+         WHERE r.digest = ? AND r.kind = 'blob' AND m.repository_id = ? LIMIT 1`,
+      ).pluck(),
+      referrers: db.prepare<[{ repo: number; subject: string; after: string; types: string | null; limit: number }], ImageReferrerRow>(
+        `SELECT digest, media_type AS mediaType, size, artifact_type AS artifactType, annotations FROM manifests
+         WHERE repository_id = @repo AND subject = @subject AND digest > @after
+           AND (@types IS NULL OR artifact_type IN (SELECT value FROM json_each(@types)))
+         ORDER BY digest LIMIT @limit`,
+      ),
+    };
+  }
+
+  repositoryId(repo: string): number | undefined {
+    return this.s.repoId.get(repo)?.id;
+  }
+
+  /** Manifests after `afterDigest` in digest order, at most `limit`, with or without tags as `status` says. */
+  images(repoId: number, status: TagStatus, afterDigest: string, limit: number): ImageRow[] {
+    return this.s.pages[status].all(repoId, afterDigest, limit);
+  }
+
+  /** Image ids after the cursor, in (digest, tag) order: one per tag, one per untagged manifest. */
+  imageIds(repoId: number, status: TagStatus, after: ImageIdCursor, limit: number): ImageIdRow[] {
+    const params = { repo: repoId, digest: after.digest, tag: after.tag, limit };
+    if (status === 'TAGGED') return this.s.idsTagged.all(params);
+    if (status === 'ANY') return this.s.idsAny.all(params);
+    // An untagged manifest has one id: a cursor on it has passed it.
+    return this.images(repoId, 'UNTAGGED', after.digest, limit).map((m) => ({ digest: m.digest, tag: null }));
+  }
+
+  /** The manifests of the repository among `digests`, by digest (absent ones are not there). */
+  imagesByDigest(repoId: number, digests: readonly string[]): Map<string, ImageRow> {
+    const found = new Map<string, ImageRow>();
+    if (digests.length === 0) return found;
+    for (const row of this.s.byDigests.all(repoId, JSON.stringify([...new Set(digests)]))) found.set(row.digest, row);
+    return found;
+  }
+
+  image(repoId: number, digest: string): ImageRow | undefined {
+    return this.imagesByDigest(repoId, [digest]).get(digest);
+  }
+
+  tagDigest(repoId: number, tag: string): string | undefined {
+    return this.s.tagDigest.get(repoId, tag)?.digest;
+  }
+
+  /** The tags of each of `digests`, in lexical order (a digest without tags is absent). */
+  tagsOf(repoId: number, digests: readonly string[]): Map<string, string[]> {
+    if (digests.length === 0) return new Map();
+    return groupTags(this.s.tagsOf.all(repoId, JSON.stringify([...new Set(digests)])));
+  }
+
+  /** Every tag of the repository, by digest. */
+  allTags(repoId: number): Map<string, string[]> {
+    return groupTags(this.s.allTags.all(repoId));
+  }
+
+  /** Every manifest of the repository, without its content, in digest order. */
+  manifestFacts(repoId: number): ManifestFactsRow[] {
+    return this.s.facts.all(repoId);
+  }
+
+  /** The digests that a manifest of the repository (an index) lists as its children. */
+  childDigests(repoId: number): Set<string> {
+    return new Set(this.s.children.all(repoId));
+  }
+
+  /** The manifests of the repository that list `digest` as a child. */
+  parentsOf(repoId: number, digest: string): string[] {
+    return this.s.parents.all(digest, repoId);
+  }
+
+  /** Whether a manifest of the repository references the blob (as its config or a layer). */
+  blobReferenced(repoId: number, digest: string): boolean {
+    return this.s.blobReferenced.get(digest, repoId) !== undefined;
+  }
+
+  /** Manifests whose subject is `subject`, after `after` in digest order, of the given artifact types (all without). */
+  referrers(repoId: number, subject: string, after: string, limit: number, artifactTypes?: readonly string[]): ImageReferrerRow[] {
+    const types = artifactTypes && artifactTypes.length > 0 ? JSON.stringify(artifactTypes) : null;
+    return this.s.referrers.all({ repo: repoId, subject, after, types, limit });
+  }
+}
+
+function groupTags(rows: Array<{ digest: string; name: string }>): Map<string, string[]> {
+  const tags = new Map<string, string[]>();
+  for (const { digest, name } of rows) {
+    const list = tags.get(digest);
+    if (list) list.push(name);
+    else tags.set(digest, [name]);
+  }
+  return tags;
+}
