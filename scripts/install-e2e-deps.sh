@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real container clients used by end-to-end tests (Debian 12, root), and
-# htpasswd (apache2-utils) and openssl, with which the auth and TLS cases make their files.
+# htpasswd (apache2-utils) and openssl, with which the auth and TLS cases make their files, and
+# the AWS CLI v2 (Debian's awscli, at /usr/bin/aws) for the ECR cases.
 # Idempotent; installs only, starts nothing. Run as root (or via sudo).
 set -euo pipefail
 
@@ -23,5 +24,5 @@ trap cleanup EXIT
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   docker.io skopeo podman buildah umoci \
-  apache2-utils openssl \
+  apache2-utils openssl awscli \
   ca-certificates

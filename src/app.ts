@@ -9,6 +9,9 @@ import { registerGuard } from './http/auth/guard.js';
 import { registerRateLimit } from './http/rate-limit.js';
 import { tokenRoutes } from './http/auth/token-routes.js';
 import { openAuth, type Auth } from './auth/setup.js';
+import { openEcr, type Ecr } from './ecr/setup.js';
+import { ecrRoutes } from './http/ecr/ecr-routes.js';
+import { ecrDownloadRoutes } from './http/ecr/download-route.js';
 import { Registry } from './registry/registry.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { openStore } from './storage/open-store.js';
@@ -90,7 +93,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   if (config.log.accessLog) {
     app.addHook('onResponse', (request, reply, done) => {
-      const { method, url, ip, identity } = request;
+      const { method, ip, identity } = request;
+      // A signed download URL's token is a credential for as long as it lasts: never logged.
+      const url = request.url.includes('token=') ? request.url.replace(/([?&]token=)[^&]*/g, '$1[redacted]') : request.url;
       const user = identity.kind === 'user' ? identity.name : undefined;
       request.log.info(
         { req: { method, url, remoteAddress: ip }, user, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
@@ -106,6 +111,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerGuard(app, auth, publicUrl);
   const ctx: RouteContext = { registry, config, url: (path) => (publicUrl ? publicUrl + path : path), access: routeAccess(auth) };
   await app.register(v2Routes, ctx);
+  let ecr: Ecr | undefined;
+  if (config.ecr && auth?.ecr) {
+    ecr = openEcr(registry, db, config.ecr, auth.ecr.credentials);
+    const surface = { registry, config, ecr: config.ecr, auth: auth as Auth & { ecr: NonNullable<Auth['ecr']> }, ...ecr };
+    await app.register(ecrRoutes, surface);
+    await app.register(ecrDownloadRoutes, { registry, credentials: auth.ecr.credentials });
+  }
   if (auth?.tokenServer) await app.register(tokenRoutes, auth as Auth & { tokenServer: NonNullable<Auth['tokenServer']> });
 
   app.get('/healthz', { config: { need: { kind: 'public' } } }, async (request, reply) => {
@@ -151,10 +163,35 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     });
   }
 
+  let lifecycleTimer: NodeJS.Timeout | undefined;
+  let lifecycleRun: Promise<void> | undefined;
+  if (ecr && config.ecr) {
+    const lifecycle = ecr.services.lifecycle;
+    const runLifecycle = () => {
+      if (lifecycleRun || config.storage.readOnly || !config.storage.deleteEnabled) return;
+      lifecycleRun = lifecycle
+        .run()
+        .then(({ reports, failed }) => {
+          const expired = reports.reduce((n, r) => n + r.expired.length, 0);
+          if (expired > 0) app.log.info({ expired, repositories: reports.filter((r) => r.expired.length > 0).length }, 'lifecycle policies expired images');
+          for (const f of failed) app.log.warn({ repository: f.repository, reason: f.reason }, 'lifecycle policy not applied');
+        })
+        .catch((err: unknown) => app.log.error({ err }, 'lifecycle run failed'))
+        .finally(() => (lifecycleRun = undefined));
+    };
+    app.addHook('onReady', async () => {
+      lifecycleTimer = setInterval(runLifecycle, config.ecr!.lifecycleIntervalMs);
+      lifecycleTimer.unref();
+    });
+  }
+
   app.addHook('onClose', async () => {
     auth?.close();
     if (purgeTimer) clearInterval(purgeTimer);
+    if (lifecycleTimer) clearInterval(lifecycleTimer);
     await purgeRun;
+    await lifecycleRun;
+    registry.pulls.close();
     await store.close?.();
     db.close();
   });

@@ -1,16 +1,18 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 import { ConfigError, loadConfig } from './config/config.js';
 import { KEYS_HELP, runKeysCommand } from './keys-command.js';
+import { LIFECYCLE_HELP, runLifecycleCommand } from './lifecycle-command.js';
 import { runReindex, serve } from './main.js';
 import { StoreOpenError } from './storage/blob-store.js';
 
 const HELP = `Usage: ocireg <command> [config.yml]
        ocireg keys <create|list|revoke> [options] [--config config.yml]
+       ocireg lifecycle run [--repository NAME] [--dry-run] [config.yml]
 
 Commands:
   serve [config]    Run the registry (default: 0.0.0.0:5000, data under ./storage)
   reindex [config]  Rebuild the SQLite index from the blob store (stop the registry first)
-${KEYS_HELP}
+${KEYS_HELP}${LIFECYCLE_HELP}
 The configuration file may also be named by REGISTRY_CONFIGURATION_PATH, and any key
 can be set by an environment variable such as REGISTRY_HTTP_ADDR=:5001.
 
@@ -25,6 +27,7 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'keys') return runKeysCommand(argv.slice(1));
+  if (command === 'lifecycle') return runLifecycleCommand(argv.slice(1));
   if (rest.length > 0 || (command !== 'serve' && command !== 'reindex')) {
     process.stderr.write(`unknown arguments: ${argv.join(' ')}\n\n${HELP}`);
     return 2;

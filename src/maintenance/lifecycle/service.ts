@@ -1,0 +1,143 @@
+/**
+ * Lifecycle policies over the registry: a preview and a run are the same plan (the pure
+ * evaluator over the repository's images), so a preview shows exactly what a run expires.
+ * Runs happen on a schedule (ecr.lifecycle.interval) and on demand (`ocireg lifecycle run`).
+ * Expiring an image removes its manifest and tags; its content goes when garbage is collected.
+ */
+import type { Db } from '../../index/database.js';
+import type { Registry } from '../../registry/registry.js';
+import { Digest } from '../../oci/digest.js';
+import { evaluateLifecycle, type Expiration, type ImageFacts } from './evaluate.js';
+import { parseLifecyclePolicy } from './policy.js';
+
+export interface LifecycleSources {
+  /** The repository's lifecycle policy text, if it has one. */
+  policyOf(repo: string): string | undefined;
+  /** Every repository that has a lifecycle policy, sorted. */
+  repositoriesWithPolicies(): string[];
+  /** The images the lifecycle considers in a repository. */
+  images(repo: string): ImageFacts[];
+  /** Notes that the repository's policy was applied (its lastEvaluatedAt). */
+  evaluated(repo: string, at: number): void;
+}
+
+export type PreviewStatus = 'IN_PROGRESS' | 'COMPLETE' | 'EXPIRED' | 'FAILED';
+
+export interface Preview {
+  readonly repository: string;
+  readonly policyText: string;
+  readonly status: PreviewStatus;
+  readonly expirations: readonly Expiration[];
+  readonly startedAt: number;
+}
+
+export interface RunReport {
+  readonly repository: string;
+  /** What the plan expires (dry run) or what was expired. */
+  readonly expired: readonly Expiration[];
+  /** Images of the plan left alone because they changed since it was made (a tag moved onto them). */
+  readonly skipped: readonly Expiration[];
+  readonly dryRun: boolean;
+}
+
+/** How long a preview's result stays readable (ECR keeps them for a while, then says EXPIRED). */
+const PREVIEW_LIFETIME_MS = 24 * 60 * 60 * 1000;
+
+export class LifecycleService {
+  private readonly s;
+
+  constructor(
+    private readonly registry: Registry,
+    db: Db,
+    private readonly sources: LifecycleSources,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.s = {
+      savePreview: db.prepare(
+        `INSERT INTO ecr_lifecycle_previews (repository, policy, status, result, started_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (repository) DO UPDATE SET policy = excluded.policy, status = excluded.status,
+           result = excluded.result, started_at = excluded.started_at`,
+      ),
+      preview: db.prepare<[string], { policy: string; status: PreviewStatus; result: string | null; startedAt: number }>(
+        'SELECT policy, status, result, started_at AS startedAt FROM ecr_lifecycle_previews WHERE repository = ?',
+      ),
+      forgetPreview: db.prepare('DELETE FROM ecr_lifecycle_previews WHERE repository = ?'),
+    };
+  }
+
+  /** What the policy would expire in the repository now. Throws LifecyclePolicyError for a bad policy. */
+  plan(repo: string, policyText: string): Expiration[] {
+    const policy = parseLifecyclePolicy(policyText);
+    return evaluateLifecycle(policy, this.sources.images(repo), this.now());
+  }
+
+  /** Computes and keeps a preview of the policy (the repository's own when none is given). */
+  startPreview(repo: string, policyText: string): Preview {
+    const expirations = this.plan(repo, policyText);
+    const startedAt = this.now();
+    this.s.savePreview.run(repo, policyText, 'COMPLETE', JSON.stringify(expirations), startedAt);
+    return { repository: repo, policyText, status: 'COMPLETE', expirations, startedAt };
+  }
+
+  /** The repository's last preview, EXPIRED once it is older than a day. */
+  preview(repo: string): Preview | undefined {
+    const row = this.s.preview.get(repo);
+    if (!row) return undefined;
+    const expired = this.now() - row.startedAt > PREVIEW_LIFETIME_MS;
+    return {
+      repository: repo,
+      policyText: row.policy,
+      status: expired ? 'EXPIRED' : row.status,
+      expirations: expired || row.result === null ? [] : (JSON.parse(row.result) as Expiration[]),
+      startedAt: row.startedAt,
+    };
+  }
+
+  /** Forgets a repository's preview (the repository was deleted). */
+  forget(repo: string): void {
+    this.s.forgetPreview.run(repo);
+  }
+
+  /**
+   * Applies the policies: of one repository, or of every repository that has one. A repository
+   * whose policy no longer parses is reported in `failed` and left alone.
+   */
+  async run(options: { repository?: string; dryRun?: boolean } = {}): Promise<{ reports: RunReport[]; failed: Array<{ repository: string; reason: string }> }> {
+    const dryRun = options.dryRun ?? false;
+    const repos = options.repository !== undefined ? [options.repository] : this.sources.repositoriesWithPolicies();
+    const reports: RunReport[] = [];
+    const failed: Array<{ repository: string; reason: string }> = [];
+    for (const repo of repos) {
+      const text = this.sources.policyOf(repo);
+      if (text === undefined) continue;
+      let plan: Expiration[];
+      try {
+        plan = this.plan(repo, text);
+      } catch (err) {
+        failed.push({ repository: repo, reason: (err as Error).message });
+        continue;
+      }
+      if (dryRun) {
+        reports.push({ repository: repo, expired: plan, skipped: [], dryRun });
+        continue;
+      }
+      const expired: Expiration[] = [];
+      const skipped: Expiration[] = [];
+      for (const image of plan) {
+        // Under the repository's write lock, and only if its tags are still those the plan saw:
+        // a push that moved a tag onto the image since keeps it.
+        const done = await this.registry.manifests.deleteIf(repo, Digest.parse(image.digest), (tags) => sameTags(tags, image.tags));
+        (done ? expired : skipped).push(image);
+      }
+      reports.push({ repository: repo, expired, skipped, dryRun });
+      this.sources.evaluated(repo, this.now());
+    }
+    return { reports, failed };
+  }
+}
+
+function sameTags(now: readonly string[], planned: readonly string[]): boolean {
+  if (now.length !== planned.length) return false;
+  const set = new Set(planned);
+  return now.every((t) => set.has(t));
+}

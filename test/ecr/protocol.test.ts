@@ -1,0 +1,161 @@
+// The ECR API's protocol with the real JavaScript SDK and by hand: the JSON 1.1 envelope,
+// signature verification (wrong secret, unknown key, stale clock, tampered body), unknown
+// operations, bad bodies, and the access rules deciding per operation.
+import { CreateRepositoryCommand, DescribeRepositoriesCommand, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACCOUNT, KEYS, failure, startEcrRegistry, type EcrTestRegistry } from './sdk-support.js';
+
+let registry: EcrTestRegistry;
+
+beforeAll(async () => {
+  registry = await startEcrRegistry();
+});
+afterAll(async () => {
+  await registry?.destroy();
+});
+
+const TARGET = 'AmazonEC2ContainerRegistry_V20150921.';
+
+describe('signature verification with the SDK', () => {
+  it('accepts a request signed by a configured key pair', async () => {
+    const out = await registry.client('admin').send(new DescribeRepositoriesCommand({}));
+    expect(out.repositories).toEqual([]);
+  });
+
+  it('refuses a wrong secret with InvalidSignatureException', async () => {
+    const f = await failure(registry.client('admin', { secret: 'not-the-secret-0123456789' }).send(new DescribeRepositoriesCommand({})));
+    expect(f.name).toBe('InvalidSignatureException');
+    expect(f.status).toBe(400);
+    expect(f.message).toContain('does not match the signature you provided');
+  });
+
+  it('refuses an unknown access key with UnrecognizedClientException', async () => {
+    const f = await failure(registry.client('admin', { accessKeyId: 'AKIAOCIREGNOSUCHKEY1' }).send(new DescribeRepositoriesCommand({})));
+    expect(f.name).toBe('UnrecognizedClientException');
+    expect(f.status).toBe(400);
+  });
+
+  it('refuses a request signed more than 15 minutes away from the server clock', async () => {
+    const f = await failure(registry.client('admin', { clockOffsetMs: -20 * 60_000 }).send(new DescribeRepositoriesCommand({})));
+    expect(f.name).toBe('InvalidSignatureException');
+    expect(f.message).toMatch(/Signature expired/);
+  });
+
+  it('refuses a body changed after signing', async () => {
+    const client = registry.client('admin');
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = (args as { request: { body?: unknown } }).request;
+        request.body = JSON.stringify({ repositoryName: 'team/evil00' }); // as long as the signed body
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'tamper' },
+    );
+    const f = await failure(client.send(new CreateRepositoryCommand({ repositoryName: 'team/signed' })));
+    expect(f.name).toBe('InvalidSignatureException');
+    const list = await registry.client('admin').send(new DescribeRepositoriesCommand({}));
+    expect(list.repositories).toEqual([]);
+  });
+
+  it('refuses an unsigned request', async () => {
+    const res = await fetch(registry.url, {
+      method: 'POST',
+      headers: { 'x-amz-target': `${TARGET}DescribeRepositories`, 'content-type': 'application/x-amz-json-1.1' },
+      body: '{}',
+    });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { __type: string }).__type).toBe('MissingAuthenticationTokenException');
+  });
+});
+
+describe('the JSON 1.1 envelope', () => {
+  /** A signed raw request: the SDK's signer over our own target and body. */
+  async function raw(target: string, body: string, contentType = 'application/x-amz-json-1.1') {
+    const { SignatureV4 } = await import('@smithy/signature-v4');
+    const { Sha256 } = await import('./sha256.js');
+    const url = new URL(registry.url);
+    const signer = new SignatureV4({ credentials: KEYS.admin, region: 'us-east-1', service: 'ecr', sha256: Sha256 });
+    const signed = await signer.sign({
+      method: 'POST',
+      protocol: 'http:',
+      hostname: url.hostname,
+      port: Number(url.port),
+      path: '/',
+      query: {},
+      headers: { host: url.host, 'x-amz-target': target, 'content-type': contentType },
+      body,
+    });
+    const res = await fetch(registry.url, { method: 'POST', headers: signed.headers as Record<string, string>, body });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
+  }
+
+  it('answers an operation this registry does not implement with UnknownOperationException', async () => {
+    const res = await raw(`${TARGET}StartImageScan`, '{}');
+    expect(res.status).toBe(400);
+    expect(res.body.__type).toBe('UnknownOperationException');
+    expect(res.headers.get('x-amzn-errortype')).toBe('UnknownOperationException');
+  });
+
+  it('answers a malformed body with SerializationException, and a body that is not an object too', async () => {
+    expect((await raw(`${TARGET}DescribeRepositories`, '{not json')).body.__type).toBe('SerializationException');
+    expect((await raw(`${TARGET}DescribeRepositories`, '[1]')).body.__type).toBe('SerializationException');
+  });
+
+  it('answers a member of the wrong type with SerializationException, not a crash', async () => {
+    const res = await raw(`${TARGET}DescribeRepositories`, JSON.stringify({ maxResults: 'ten' }));
+    expect(res.status).toBe(400);
+    expect(res.body.__type).toBe('SerializationException');
+  });
+
+  it('answers an out-of-range value with ValidationException in AWS\'s words', async () => {
+    const res = await raw(`${TARGET}DescribeRepositories`, JSON.stringify({ maxResults: 5000 }));
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      __type: 'ValidationException',
+      message: "1 validation error detected: Value 5000 at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
+    });
+  });
+
+  it('refuses another content type', async () => {
+    const res = await raw(`${TARGET}DescribeRepositories`, '{}', 'text/plain');
+    expect(res.body.__type).toBe('SerializationException');
+  });
+
+  it('answers a body larger than the operation accepts with 413, before reading it all', async () => {
+    const res = await raw(`${TARGET}DescribeRepositories`, JSON.stringify({ repositoryNames: ['x'.repeat(2 * 1024 * 1024)] }));
+    expect(res.status).toBe(413);
+  });
+});
+
+describe('the access rules per operation', () => {
+  it('lets a reader describe but not create, with AccessDeniedException naming the user and the action', async () => {
+    const f = await failure(registry.client('reader').send(new CreateRepositoryCommand({ repositoryName: 'team/x' })));
+    expect(f.name).toBe('AccessDeniedException');
+    expect(f.message).toBe(
+      `User: arn:aws:iam::${ACCOUNT}:user/reader is not authorized to perform: ecr:CreateRepository on resource: arn:aws:ecr:us-east-1:${ACCOUNT}:repository/team/x because no identity-based policy allows the ecr:CreateRepository action`,
+    );
+    await registry.client('dev').send(new CreateRepositoryCommand({ repositoryName: 'team/x' }));
+    const seen = await registry.client('reader').send(new DescribeRepositoriesCommand({}));
+    expect(seen.repositories?.map((r) => r.repositoryName)).toEqual(['team/x']);
+  });
+
+  it('keeps a key to the repositories its user may manage', async () => {
+    const f = await failure(registry.client('dev').send(new CreateRepositoryCommand({ repositoryName: 'other/x' })));
+    expect(f.name).toBe('AccessDeniedException');
+  });
+
+  it('gives any key a login password for user AWS that /v2/ accepts, valid 12 hours', async () => {
+    const before = Date.now();
+    const out = await registry.client('reader').send(new GetAuthorizationTokenCommand({}));
+    const data = out.authorizationData![0]!;
+    expect(data.proxyEndpoint).toBe(registry.url);
+    expect(data.expiresAt!.getTime()).toBeGreaterThanOrEqual(before + 12 * 3600_000 - 5_000);
+    expect(data.expiresAt!.getTime()).toBeLessThanOrEqual(Date.now() + 12 * 3600_000 + 5_000);
+    const [user, password] = Buffer.from(data.authorizationToken!, 'base64').toString('utf8').split(':');
+    expect(user).toBe('AWS');
+    const pull = await fetch(`${registry.url}/v2/team/x/tags/list`, { headers: { authorization: `Basic ${Buffer.from(`AWS:${password}`).toString('base64')}` } });
+    expect(pull.status).not.toBe(401);
+    const push = await fetch(`${registry.url}/v2/team/x/blobs/uploads/`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from(`AWS:${password}`).toString('base64')}` } });
+    expect(push.status).toBe(403); // reader may pull only
+  });
+});
