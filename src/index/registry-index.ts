@@ -117,6 +117,7 @@ export class RegistryIndex {
       ),
       touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
       staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
       uploadsOf: db.prepare<[string], string>('SELECT id FROM uploads WHERE repository = ?').pluck(),
     };
@@ -296,6 +297,14 @@ export class RegistryIndex {
   }
 
   // ---- maintenance ----
+
+  /**
+   * SQLite's data version: it changes when another connection (another process) commits, so
+   * that what this process keeps in memory about the index can be dropped then.
+   */
+  dataVersion(): number {
+    return this.s.dataVersion.get() as number;
+  }
 
   /** Throws when the database does not answer. */
   ping(): void {

@@ -44,6 +44,8 @@ export class ManifestService {
   private readonly writes = new KeyedMutex();
   /** Tag lists of the repositories listed lately (a quarter of a million tags at most). */
   private readonly tagLists = new TagCache(250_000);
+  /** The index's data version when the tag lists were last known current. */
+  private tagListsVersion = -1;
 
   constructor(
     private readonly store: BlobStore,
@@ -228,6 +230,12 @@ export class ManifestService {
 
   /** A repository's tags in lexical order; NAME_UNKNOWN for an unknown repository. */
   tags(repo: string): TagList {
+    // Another process (a CLI command) may have written to the index since the lists were read.
+    const version = this.index.dataVersion();
+    if (version !== this.tagListsVersion) {
+      this.tagLists.clear();
+      this.tagListsVersion = version;
+    }
     return this.tagLists.get(repo, () => {
       const repoId = this.index.repositoryId(repo);
       if (repoId === undefined) throw new RegistryError('NAME_UNKNOWN', undefined, { detail: { name: repo } });

@@ -3,8 +3,9 @@
  * listing does not read every tag from the index again. Bounded by the number
  * of tags held in all; the repository listed least recently goes first.
  *
- * The index has one writer, this process, and every tag change goes through
- * ManifestService, which drops the repository's entry after the change.
+ * Every tag change of this process goes through ManifestService, which drops the repository's
+ * entry after the change; a change by another process (`ocireg lifecycle run` beside a running
+ * registry) clears it all (ManifestService watches the index's data version).
  */
 export class TagCache {
   private readonly entries = new Map<string, TagList>();
@@ -43,6 +44,12 @@ export class TagCache {
     if (!old) return;
     this.entries.delete(repo);
     this.held -= old.tags.length;
+  }
+
+  /** Forgets every repository's tags. */
+  clear(): void {
+    this.entries.clear();
+    this.held = 0;
   }
 
   /** How many tags are held, over all repositories. */
