@@ -1,0 +1,138 @@
+// The lifecycle service over a real registry: a preview is exactly what a run expires; a run
+// leaves an image whose tags changed since the plan; a broken stored policy is reported and
+// nothing is expired; a dry run deletes nothing.
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EcrImages } from '../../../src/ecr/images.js';
+import { ImageIndex } from '../../../src/index/image-index.js';
+import type { ImageFacts } from '../../../src/maintenance/lifecycle/evaluate.js';
+import { LifecycleService, type LifecycleSources } from '../../../src/maintenance/lifecycle/service.js';
+import { makeImage, putManifest, startRegistry, type TestRegistry } from '../../helpers.js';
+
+const REPO = 'team/app';
+const KEEP_NEWEST_V = JSON.stringify({
+  rules: [
+    {
+      rulePriority: 1,
+      description: 'keep the newest v image',
+      selection: { tagStatus: 'tagged', tagPrefixList: ['v'], countType: 'imageCountMoreThan', countNumber: 1 },
+      action: { type: 'expire' },
+    },
+  ],
+});
+
+let registry: TestRegistry;
+let policies: Map<string, string>;
+let evaluated: string[];
+let clock: number;
+
+beforeEach(async () => {
+  registry = await startRegistry();
+  policies = new Map([[REPO, KEEP_NEWEST_V]]);
+  evaluated = [];
+  clock = Date.now();
+});
+afterEach(async () => {
+  await registry.destroy();
+});
+
+function service(images?: (repo: string) => ImageFacts[]): LifecycleService {
+  const reg = registry.app.registry;
+  const real = new EcrImages(reg, new ImageIndex(reg.db));
+  const sources: LifecycleSources = {
+    policyOf: (repo) => policies.get(repo),
+    repositoriesWithPolicies: () => [...policies.keys()].sort(),
+    images: images ?? ((repo) => real.lifecycleImages(repo)),
+    evaluated: (repo) => evaluated.push(repo),
+  };
+  return new LifecycleService(reg, reg.db, sources, () => clock);
+}
+
+async function push(app: FastifyInstance, repo: string, tag: string): Promise<string> {
+  const image = await makeImage(app, repo, { layer: `${tag}-${Math.random()}` });
+  const res = await putManifest(app, repo, tag, image);
+  expect(res.statusCode).toBe(201);
+  await new Promise((r) => setTimeout(r, 3)); // distinct push times
+  return image.digest;
+}
+
+async function tags(repo = REPO): Promise<string[]> {
+  return (await registry.app.inject({ method: 'GET', url: `/v2/${repo}/tags/list` })).json().tags;
+}
+
+describe('LifecycleService', () => {
+  it('expires in a run exactly what the preview showed', async () => {
+    const v1 = await push(registry.app, REPO, 'v1');
+    const v2 = await push(registry.app, REPO, 'v2');
+    await push(registry.app, REPO, 'v3');
+    const lifecycle = service();
+    const preview = lifecycle.startPreview(REPO, KEEP_NEWEST_V);
+    expect(preview.status).toBe('COMPLETE');
+    expect(preview.expirations.map((e) => e.digest)).toEqual([v1, v2]);
+    expect(lifecycle.preview(REPO)?.expirations).toEqual(preview.expirations);
+
+    const { reports, failed } = await lifecycle.run();
+    expect(failed).toEqual([]);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]!.expired).toEqual(preview.expirations);
+    expect(await tags()).toEqual(['v3']);
+    expect(evaluated).toEqual([REPO]);
+    const gone = await registry.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/${v1}` });
+    expect(gone.statusCode).toBe(404);
+  });
+
+  it('keeps an image whose tags changed since the plan was made', async () => {
+    const v1 = await push(registry.app, REPO, 'v1');
+    await push(registry.app, REPO, 'v2');
+    // The plan sees v1 with its tag only; by the time it is applied, v1 also carries "release".
+    const manifest = await registry.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/${v1}`, headers: { accept: '*/*' } });
+    const stale = new EcrImages(registry.app.registry, new ImageIndex(registry.app.registry.db)).lifecycleImages(REPO);
+    await registry.app.inject({
+      method: 'PUT',
+      url: `/v2/${REPO}/manifests/release`,
+      headers: { 'content-type': manifest.headers['content-type'] as string },
+      payload: manifest.rawPayload,
+    });
+    const run = await service(() => stale).run();
+    expect(run.reports[0]!.expired).toEqual([]);
+    expect(run.reports[0]!.skipped.map((e) => e.digest)).toEqual([v1]);
+    expect(await tags()).toEqual(['release', 'v1', 'v2']);
+    // A new plan, made now, sees both tags (and still expires v1: one of its tags starts with v).
+    expect(service().plan(REPO, KEEP_NEWEST_V)).toEqual([expect.objectContaining({ digest: v1, tags: ['release', 'v1'] })]);
+  });
+
+  it('reports a stored policy that no longer parses and expires nothing', async () => {
+    await push(registry.app, REPO, 'v1');
+    await push(registry.app, REPO, 'v2');
+    policies.set(REPO, '{"rules": []}');
+    const { reports, failed } = await service().run();
+    expect(reports).toEqual([]);
+    expect(failed).toEqual([{ repository: REPO, reason: expect.stringContaining('LifecyclePolicyText') }]);
+    expect(await tags()).toEqual(['v1', 'v2']);
+    expect(evaluated).toEqual([]);
+  });
+
+  it('deletes nothing on a dry run, and runs one repository when asked', async () => {
+    await push(registry.app, REPO, 'v1');
+    await push(registry.app, REPO, 'v2');
+    await push(registry.app, 'other/app', 'v1');
+    await push(registry.app, 'other/app', 'v2');
+    policies.set('other/app', KEEP_NEWEST_V);
+    const dry = await service().run({ dryRun: true });
+    expect(dry.reports.map((r) => [r.repository, r.expired.length])).toEqual([['other/app', 1], [REPO, 1]]);
+    expect(await tags()).toEqual(['v1', 'v2']);
+    await service().run({ repository: 'other/app' });
+    expect(await tags('other/app')).toEqual(['v2']);
+    expect(await tags()).toEqual(['v1', 'v2']);
+  });
+
+  it('says a preview older than a day has EXPIRED, without its results', async () => {
+    await push(registry.app, REPO, 'v1');
+    await push(registry.app, REPO, 'v2');
+    const lifecycle = service();
+    lifecycle.startPreview(REPO, KEEP_NEWEST_V);
+    clock += 25 * 3600_000;
+    expect(lifecycle.preview(REPO)).toMatchObject({ status: 'EXPIRED', expirations: [] });
+    expect(lifecycle.preview('team/none')).toBeUndefined();
+  });
+});
