@@ -41,6 +41,7 @@ export function openEcr(registry: Registry, db: Db, ecr: EcrConfig, credentials:
     policyOf: (repo) => repositories.lifecyclePolicy(repo)?.text,
     repositoriesWithPolicies: () => repositories.withLifecyclePolicies(),
     images: (repo) => images.lifecycleImages(repo),
+    referenced: (repo, digest) => images.parentsOf(repo, digest).length > 0,
     evaluated: (repo, at) => repositories.noteLifecycleEvaluated(repo, at),
   });
   registry.rules = repositories.rules;

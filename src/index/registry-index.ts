@@ -255,6 +255,24 @@ export class RegistryIndex {
     })();
   }
 
+  /**
+   * Removes a manifest and its tags only if `accept` takes the tags it has at that moment, in one
+   * transaction (so a tag another process moves onto it in between keeps it). Returns the tags
+   * removed, or undefined when nothing was.
+   */
+  deleteManifestIf(repo: string, digest: string, accept: (tags: readonly string[]) => boolean): string[] | undefined {
+    const repoId = this.repositoryId(repo);
+    if (repoId === undefined) return undefined;
+    return this.db.transaction(() => {
+      if (!this.s.manifestExists.get(repoId, digest)) return undefined;
+      const tags = this.s.tagsOf.all(repoId, digest).map((r) => r.name);
+      if (!accept(tags)) return undefined;
+      this.s.deleteTagsOf.run(repoId, digest);
+      this.s.deleteManifest.run(repoId, digest);
+      return tags;
+    }).immediate();
+  }
+
   deleteTag(repo: string, tag: string): boolean {
     const repoId = this.repositoryId(repo);
     return repoId !== undefined && this.s.deleteTag.run(repoId, tag).changes > 0;

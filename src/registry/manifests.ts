@@ -177,10 +177,14 @@ export class ManifestService {
    */
   async deleteIf(repo: string, digest: Digest, accept: (tags: readonly string[]) => boolean): Promise<boolean> {
     return this.writes.run(repo, async () => {
-      const d = digest.toString();
-      if (!this.index.manifest(repo, d)) return false;
-      if (!accept(this.index.tagsOf(repo, d))) return false;
-      await this.deleteNow(repo, { digest });
+      // The index first, in one transaction that checks the tags again: another process (a CLI
+      // run beside the registry) holds no lock of ours. The links in the store follow; if that is
+      // cut short, reindex would bring the image back, never lose one.
+      const removed = this.index.deleteManifestIf(repo, digest.toString(), accept);
+      if (!removed) return false;
+      this.tagLists.delete(repo);
+      for (const tag of removed) await this.store.delete(keys.tagLink(repo, tag));
+      await this.store.delete(keys.manifestLink(repo, digest));
       return true;
     });
   }

@@ -74,6 +74,7 @@ export async function openFixture(options: { createOnPush?: boolean } = {}): Pro
     policyOf: (repo) => repositories.lifecyclePolicy(repo)?.text,
     repositoriesWithPolicies: () => repositories.withLifecyclePolicies(),
     images: () => [],
+    referenced: () => false,
     evaluated: (repo, at) => repositories.noteLifecycleEvaluated(repo, at),
   });
   const services = { repositories, lifecycle } as unknown as EcrServices;

@@ -17,6 +17,8 @@ export interface LifecycleSources {
   repositoriesWithPolicies(): string[];
   /** The images the lifecycle considers in a repository. */
   images(repo: string): ImageFacts[];
+  /** Whether a manifest of the repository lists the image (it then goes only with that manifest). */
+  referenced(repo: string, digest: string): boolean;
   /** Notes that the repository's policy was applied (its lastEvaluatedAt). */
   evaluated(repo: string, at: number): void;
 }
@@ -124,9 +126,13 @@ export class LifecycleService {
       const expired: Expiration[] = [];
       const skipped: Expiration[] = [];
       for (const image of plan) {
-        // Under the repository's write lock, and only if its tags are still those the plan saw:
-        // a push that moved a tag onto the image since keeps it.
-        const done = await this.registry.manifests.deleteIf(repo, Digest.parse(image.digest), (tags) => sameTags(tags, image.tags));
+        // Under the repository's write lock, and only if its tags are still those the plan saw and
+        // no index has listed it since: a push that changed either keeps it.
+        const done = await this.registry.manifests.deleteIf(
+          repo,
+          Digest.parse(image.digest),
+          (tags) => sameTags(tags, image.tags) && !this.sources.referenced(repo, image.digest),
+        );
         (done ? expired : skipped).push(image);
       }
       reports.push({ repository: repo, expired, skipped, dryRun });

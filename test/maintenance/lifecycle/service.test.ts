@@ -1,6 +1,7 @@
 // The lifecycle service over a real registry: a preview is exactly what a run expires; a run
 // leaves an image whose tags changed since the plan; a broken stored policy is reported and
 // nothing is expired; a dry run deletes nothing.
+import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EcrImages } from '../../../src/ecr/images.js';
@@ -43,6 +44,7 @@ function service(images?: (repo: string) => ImageFacts[]): LifecycleService {
     policyOf: (repo) => policies.get(repo),
     repositoriesWithPolicies: () => [...policies.keys()].sort(),
     images: images ?? ((repo) => real.lifecycleImages(repo)),
+    referenced: (repo, digest) => real.parentsOf(repo, digest).length > 0,
     evaluated: (repo) => evaluated.push(repo),
   };
   return new LifecycleService(reg, reg.db, sources, () => clock);
@@ -99,6 +101,30 @@ describe('LifecycleService', () => {
     expect(await tags()).toEqual(['release', 'v1', 'v2']);
     // A new plan, made now, sees both tags (and still expires v1: one of its tags starts with v).
     expect(service().plan(REPO, KEEP_NEWEST_V)).toEqual([expect.objectContaining({ digest: v1, tags: ['release', 'v1'] })]);
+  });
+
+  it('keeps an image that an index has listed since the plan was made', async () => {
+    const v1 = await push(registry.app, REPO, 'v1');
+    await push(registry.app, REPO, 'v2');
+    const stale = new EcrImages(registry.app.registry, new ImageIndex(registry.app.registry.db)).lifecycleImages(REPO);
+    const child = await registry.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/${v1}`, headers: { accept: '*/*' } });
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [{ mediaType: child.headers['content-type'], digest: v1, size: child.rawPayload.length, platform: { os: 'linux', architecture: 'amd64' } }],
+      }),
+    );
+    const put = await registry.app.inject({
+      method: 'PUT',
+      url: `/v2/${REPO}/manifests/${createHash('sha256').update(index).digest('hex').replace(/^/, 'sha256:')}`,
+      headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+      payload: index,
+    });
+    expect(put.statusCode).toBe(201);
+    const run = await service(() => stale).run();
+    expect(run.reports[0]!.skipped.map((e) => e.digest)).toEqual([v1]);
+    expect((await registry.app.inject({ method: 'HEAD', url: `/v2/${REPO}/manifests/${v1}` })).statusCode).toBe(200);
   });
 
   it('reports a stored policy that no longer parses and expires nothing', async () => {
