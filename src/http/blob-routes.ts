@@ -1,10 +1,9 @@
-import type { OutgoingHttpHeaders } from 'node:http';
 import { Digest } from '../oci/digest.js';
 import { RangeNotSatisfiableError } from '../oci/errors.js';
 import { MediaType } from '../oci/media-types.js';
-import { assertDeletable, requestSignal, type Handler } from './context.js';
+import { openBlobBody, sendBlobBody } from './blob-body.js';
+import { assertDeletable, type Handler } from './context.js';
 import { parseRange } from './request.js';
-import { sendObject } from './send-object.js';
 
 type BlobParams = { name: string; digest: string };
 
@@ -21,13 +20,7 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
   const direct = request.method === 'GET' && !fresh && ctx.config.storage.redirect ? await ctx.registry.blobs.directUrl(digest) : undefined;
   // Opened before any header is set: content missing from the store answers a plain 404.
   const body =
-    request.method === 'GET' && length > 0 && !fresh && !direct
-      ? await ctx.registry.blobs.open(digest, range, requestSignal(request))
-      : undefined;
-  if (body && 'handle' in body && body.handle.size !== size) {
-    await body.handle.close();
-    throw new Error(`blob ${digest} is ${body.handle.size} bytes in the store but ${size} in the index`);
-  }
+    request.method === 'GET' && length > 0 && !fresh && !direct ? await openBlobBody(ctx.registry, request, digest, range, size) : undefined;
 
   reply
     .header('Docker-Content-Digest', digest.toString())
@@ -38,21 +31,7 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
   if (direct) return reply.code(307).header('Location', direct).header('Cache-Control', 'no-store').header('Content-Length', '0').send();
   reply.type(MediaType.OctetStream).header('Content-Length', String(length));
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-  if (!body || 'stream' in body) return reply.send(body?.stream);
-
-  // The body is written here, from reused buffers, rather than by Fastify from a stream.
-  const { handle } = body;
-  reply.hijack();
-  try {
-    reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
-    await sendObject(handle, range?.start ?? 0, length, reply.raw);
-  } catch (err) {
-    if (!reply.raw.destroyed) reply.raw.destroy();
-    request.log.info({ digest: digest.toString(), reason: (err as Error).message }, 'blob response cut short');
-  } finally {
-    await handle.close();
-  }
-  return reply;
+  return sendBlobBody(request, reply, body, digest, range?.start ?? 0, length);
 };
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */

@@ -5,7 +5,6 @@
  * digest and an expiry, so the route needs no other credentials ("signed": verified here).
  * The blob is then served as /v2/ serves it, with Range.
  */
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { EcrCredentials } from '../../auth/ecr-credentials.js';
 import type { Need } from '../../auth/types.js';
@@ -14,9 +13,8 @@ import { RegistryError } from '../../oci/errors.js';
 import { MediaType } from '../../oci/media-types.js';
 import { isValidName } from '../../oci/names.js';
 import type { Registry } from '../../registry/registry.js';
-import { requestSignal } from '../context.js';
+import { openBlobBody, sendBlobBody } from '../blob-body.js';
 import { parseRange, queryParam } from '../request.js';
-import { sendObject } from '../send-object.js';
 
 export interface DownloadDeps {
   readonly registry: Registry;
@@ -57,12 +55,7 @@ async function download(deps: DownloadDeps, request: FastifyRequest, reply: Fast
     return reply.code(416).header('Content-Range', `bytes */${size}`).header('Content-Length', '0').send();
   }
   const length = range ? range.end - range.start + 1 : size;
-  // Opened before any header is set: content missing from the store answers a plain error.
-  const body = request.method === 'GET' && length > 0 ? await deps.registry.blobs.open(digest, range, requestSignal(request)) : undefined;
-  if (body && 'handle' in body && body.handle.size !== size) {
-    await body.handle.close();
-    throw new Error(`blob ${digest} is ${body.handle.size} bytes in the store but ${size} in the index`);
-  }
+  const body = request.method === 'GET' && length > 0 ? await openBlobBody(deps.registry, request, digest, range, size) : undefined;
 
   reply
     .type(MediaType.OctetStream)
@@ -72,20 +65,7 @@ async function download(deps: DownloadDeps, request: FastifyRequest, reply: Fast
     .header('Accept-Ranges', 'bytes')
     .header('Cache-Control', 'private, no-store'); // the URL is a credential for a while: keep it out of shared caches
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-  if (!body || 'stream' in body) return reply.send(body?.stream);
-
-  const { handle } = body;
-  reply.hijack();
-  try {
-    reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
-    await sendObject(handle, range?.start ?? 0, length, reply.raw);
-  } catch (err) {
-    if (!reply.raw.destroyed) reply.raw.destroy();
-    request.log.info({ digest: digest.toString(), reason: (err as Error).message }, 'layer download cut short');
-  } finally {
-    await handle.close();
-  }
-  return reply;
+  return sendBlobBody(request, reply, body, digest, range?.start ?? 0, length);
 }
 
 function refuse(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
