@@ -7,7 +7,7 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { AccessKeys } from './access-keys.js';
-import type { EcrCredentials } from './ecr-credentials.js';
+import { EcrCredentials } from './ecr-credentials.js';
 import { PasswordCheckBusyError, type HtpasswdUsers } from './htpasswd.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { TokenVerifier, VerifiedToken } from './token-verifier.js';
@@ -129,22 +129,27 @@ export class Authenticator {
   }
 
   /**
-   * User `AWS` with a GetAuthorizationToken password: an HMAC, cheap to check, but failures count
-   * like any other so that the pair locks the same way. An expired password is not a guess (it was
-   * issued here): it is not counted, and answers `expired`.
+   * User `AWS` with a GetAuthorizationToken password: an HMAC, cheap to check. Failures count per
+   * (address, the key id the password names): every ECR login is user `AWS`, so counting them under
+   * that one name would let a few bad passwords lock every ECR user of a shared address out. An
+   * expired password is not a guess (it was issued here): it is not counted, and answers `expired`.
    */
   private checkEcrLogin(ecr: EcrCredentials, password: string, address: string): Authentication {
     const { throttle } = this.parts;
-    const locked = throttle.check(address, ECR_LOGIN_USER);
+    const keyId = EcrCredentials.loginKeyId(password);
+    const pair = keyId === undefined ? ECR_LOGIN_USER : `${ECR_LOGIN_USER}/${keyId}`;
+    const locked = throttle.check(address, pair);
     if (!locked.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: locked.retryAfterSeconds };
+    const busyAddress = throttle.checkAddress(address);
+    if (!busyAddress.allowed) return { ok: false, reason: 'throttled', retryAfterSeconds: busyAddress.retryAfterSeconds };
     const checked = ecr.checkLoginPassword(password);
     if (checked.ok) {
-      throttle.succeeded(address, ECR_LOGIN_USER);
+      throttle.succeeded(address, pair);
       const { user, accessKeyId } = checked.credential;
       return { ok: true, identity: { kind: 'user', name: user, via: 'ecr', keyId: accessKeyId } };
     }
     if (checked.reason === 'expired') return { ok: false, reason: 'expired', detail: 'the ECR authorization token has expired' };
-    throttle.failed(address, ECR_LOGIN_USER);
+    throttle.failed(address, pair);
     return invalid('wrong ECR authorization token');
   }
 

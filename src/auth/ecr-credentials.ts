@@ -77,6 +77,16 @@ export class EcrCredentials {
     return { ok: true, ...verified };
   }
 
+  /**
+   * The access key id a login password names (checked or not), for counting failures per key
+   * rather than per `AWS`, the one user name every ECR login shares; undefined if it names none.
+   */
+  static loginKeyId(password: string): string | undefined {
+    if (password.length > MAX_TOKEN_LENGTH) return undefined;
+    const parts = password.split('.');
+    return parts.length === 4 && parts[0] === PASSWORD_PREFIX && /^[A-Z0-9]{16,128}$/.test(parts[1]!) ? parts[1] : undefined;
+  }
+
   /** A short-lived token for GetDownloadUrlForLayer's registry URL (a query value: URL-safe as it is). */
   signDownload(credential: EcrCredential, repo: string, digest: string, expiresAt: number): string {
     if (!Number.isSafeInteger(expiresAt) || !EXPIRY.test(String(expiresAt))) {

@@ -97,5 +97,5 @@ export async function openAuth(config: Config, db: Db, log: AuthLog): Promise<Au
 
 function ecrAuth(config: EcrConfig): NonNullable<Auth['ecr']> {
   const credentials = new EcrCredentials(config.credentials);
-  return { credentials, sigv4: new SigV4Verifier({ region: config.region, service: 'ecr', credentials }) };
+  return { credentials, sigv4: new SigV4Verifier({ region: config.region, service: 'ecr', credentials, requiredSignedHeaders: ['x-amz-target'] }) };
 }

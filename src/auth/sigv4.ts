@@ -36,6 +36,21 @@ export interface SigV4VerifierOptions {
   readonly now?: () => number;
   /** How far X-Amz-Date may be from the clock (default 15 minutes, as AWS). */
   readonly maxSkewMs?: number;
+  /**
+   * Headers the signature must cover besides host and x-amz-date: for ECR, x-amz-target, so that a
+   * signature cannot be replayed as another operation over the same body.
+   */
+  readonly requiredSignedHeaders?: readonly string[];
+}
+
+/** What the head of a request proves before its body is read: the key and the parsed header. */
+export type SigV4HeadCheck =
+  | { readonly ok: true; readonly credential: EcrCredential; readonly head: CheckedHead }
+  | Extract<SigV4Result, { ok: false }>;
+
+interface CheckedHead {
+  readonly parsed: ParsedAuthorization;
+  readonly signingDate: Date;
 }
 
 /** Longest Authorization header read; AWS SDK headers are a few hundred bytes. */
@@ -60,6 +75,7 @@ export class SigV4Verifier {
   readonly #credentials: EcrCredentials;
   readonly #now: () => number;
   readonly #maxSkewMs: number;
+  readonly #required: readonly string[];
   /** One signer per access key id (the configuration's credentials: a bounded set). */
   readonly #signers = new Map<string, { credential: EcrCredential; signer: SignatureV4 }>();
 
@@ -69,9 +85,14 @@ export class SigV4Verifier {
     this.#credentials = options.credentials;
     this.#now = options.now ?? Date.now;
     this.#maxSkewMs = options.maxSkewMs ?? DEFAULT_SKEW_MS;
+    this.#required = (options.requiredSignedHeaders ?? []).map((h) => h.toLowerCase());
   }
 
-  async verify(request: SignedRequest): Promise<SigV4Result> {
+  /**
+   * Everything that can be checked before the body is read (the header's shape, a known key, the
+   * scope, the clock, the headers that must be signed): a caller reads a large body only after it.
+   */
+  checkHead(request: Omit<SignedRequest, 'body'>): SigV4HeadCheck {
     const header = single(request.headers.authorization);
     if (header === undefined || header === '') return fail('MissingAuthenticationTokenException', 'Missing Authentication Token', 403);
     const parsed = parseAuthorization(header);
@@ -95,6 +116,9 @@ export class SigV4Verifier {
     if (service !== this.#service) return invalid(`Credential should be scoped to correct service: '${this.#service}'. `);
     if (!signedHeaders.includes('host')) return invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
     if (!signedHeaders.includes('x-amz-date')) return invalid("'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
+    for (const name of this.#required) {
+      if (!signedHeaders.includes(name)) return invalid(`'${name}' must be a 'SignedHeader' in the AWS Authorization.`);
+    }
 
     const now = this.#now();
     if (signingDate.getTime() < now - this.#maxSkewMs) {
@@ -103,6 +127,16 @@ export class SigV4Verifier {
     if (signingDate.getTime() > now + this.#maxSkewMs) {
       return invalid(`Signature not yet current: ${amzDate} is still later than ${amz(now + this.#maxSkewMs)} (${amz(now)} + ${minutes(this.#maxSkewMs)} min.)`);
     }
+    return { ok: true, credential, head: { parsed, signingDate } };
+  }
+
+  /** The whole check: the head (again, unless `checked` is the head's result) and the signature over the body. */
+  async verify(request: SignedRequest, checked?: SigV4HeadCheck): Promise<SigV4Result> {
+    const head = checked ?? this.checkHead(request);
+    if (!head.ok) return head;
+    const { credential } = head;
+    const { signingDate } = head.head;
+    const { region, service, signedHeaders, signature } = head.head.parsed;
 
     // The headers as signed: exactly the listed ones, multiple values joined with commas as AWS does.
     const headers: Record<string, string> = Object.create(null) as Record<string, string>;

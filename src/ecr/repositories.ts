@@ -61,6 +61,8 @@ export class EcrRepositories {
   readonly rules: RepositoryRules;
   /** The repository creation templates (CREATE_ON_PUSH ones shape the repositories a push creates). */
   readonly templates: CreationTemplates;
+  /** Repositories being deleted now: pushes to them are refused until it is done. */
+  private readonly deleting = new Set<string>();
 
   constructor(
     private readonly registry: Registry,
@@ -126,12 +128,19 @@ export class EcrRepositories {
   async delete(name: string, force: boolean, signal?: AbortSignal): Promise<EcrRepository> {
     const repo = this.require(name);
     if (!force && this.hasImages(name)) throw ecrErrors.repositoryNotEmpty(name, this.ecr.accountId);
-    await this.registry.uploads.cancelRepository(name);
-    // Checked again under the repository's write lock: a push may have landed meanwhile.
-    const deleted = await this.registry.manifests.deleteRepository(name, { onlyIfEmpty: !force, ...(signal ? { signal } : {}) });
-    if (!deleted) throw ecrErrors.repositoryNotEmpty(name, this.ecr.accountId);
-    this.index.deleteRepository(name);
-    this.registry.pulls.forget(name);
+    if (this.deleting.has(name)) throw ecrErrors.repositoryNotFound(name, this.ecr.accountId);
+    // While it is deleted, pushes to it are refused (admitPush), also uploads that began before.
+    this.deleting.add(name);
+    try {
+      await this.registry.uploads.cancelRepository(name);
+      // Checked again under the repository's write lock: a push may have landed meanwhile.
+      const deleted = await this.registry.manifests.deleteRepository(name, { onlyIfEmpty: !force, ...(signal ? { signal } : {}) });
+      if (!deleted) throw ecrErrors.repositoryNotEmpty(name, this.ecr.accountId);
+      this.index.deleteRepository(name);
+      this.registry.pulls.forget(name);
+    } finally {
+      this.deleting.delete(name);
+    }
     return repo;
   }
 
@@ -238,6 +247,7 @@ export class EcrRepositories {
   // ---- the push rules ----
 
   private admitPush(repo: string): void {
+    if (this.deleting.has(repo)) throw new RepositoryNotFoundError(repo, this.ecr.accountId);
     if (this.index.exists(repo)) return;
     const template = this.templates.applicableTo(repo, 'CREATE_ON_PUSH');
     if (!template && !this.ecr.createOnPush) throw new RepositoryNotFoundError(repo, this.ecr.accountId);

@@ -82,7 +82,16 @@ export class BlobService {
 
   /** Records in the store, then in the index, that `repo` holds the blob. */
   async link(repo: string, digest: Digest, size: number): Promise<void> {
-    await this.store.put(keys.layerLink(repo, digest), new Uint8Array(0));
+    const link = keys.layerLink(repo, digest);
+    await this.store.put(link, new Uint8Array(0));
+    // Admitted again as the index records it (in the same tick): an upload that began before its
+    // repository was deleted must not bring the repository back.
+    try {
+      this.rules().admitPush(repo);
+    } catch (err) {
+      await this.store.delete(link);
+      throw err;
+    }
     this.index.addBlob(repo, digest.toString(), size);
   }
 

@@ -106,6 +106,7 @@ export class ManifestService {
     const tags = [...new Set('tag' in ref ? [ref.tag, ...extraTags] : extraTags)];
     this.rules().admitPush(repo);
     return this.writes.run(repo, async () => {
+      this.rules().admitPush(repo); // again: the repository may have been deleted while this waited
       this.verifyReferences(repo, manifest);
       const moves = this.tagMoves(repo, digest.toString(), tags);
       if (moves.length > 0) this.rules().checkTagMoves(repo, moves);

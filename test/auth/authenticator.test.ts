@@ -93,14 +93,22 @@ describe('Authenticator with ECR logins (user AWS)', () => {
     expect(await auth.checkPassword({ user: 'ci', password }, '10.0.0.1')).toMatchObject({ ok: false, reason: 'invalid' });
   });
 
-  it('counts wrong passwords in the login throttle, and locks the pair like any other', async () => {
+  it('counts wrong passwords per (address, key id named), so that guesses lock that key only', async () => {
     const throttle = new LoginThrottle({ maxFailures: 3 });
     const auth = new Authenticator({ throttle, ecr });
+    const { password } = ecr.issueLoginPassword(CI);
+    // Garbage that names no key: it locks only the garbage, not the ECR users of the address.
     for (let i = 0; i < 3; i++) {
       expect(await auth.checkPassword({ user: 'AWS', password: `guess-${i}` }, '10.0.0.2')).toMatchObject({ ok: false, reason: 'invalid' });
     }
-    const { password } = ecr.issueLoginPassword(CI);
-    expect(await auth.checkPassword({ user: 'AWS', password }, '10.0.0.2')).toMatchObject({ ok: false, reason: 'throttled' });
+    expect(await auth.checkPassword({ user: 'AWS', password: 'guess-3' }, '10.0.0.2')).toMatchObject({ ok: false, reason: 'throttled' });
+    expect(await auth.checkPassword({ user: 'AWS', password }, '10.0.0.2')).toMatchObject({ ok: true });
+    // Forged passwords naming CI's key lock that key at that address.
+    const forged = password.replace(/\.[^.]+$/, '.AAAA');
+    for (let i = 0; i < 3; i++) {
+      expect(await auth.checkPassword({ user: 'AWS', password: forged }, '10.0.0.5')).toMatchObject({ ok: false, reason: 'invalid' });
+    }
+    expect(await auth.checkPassword({ user: 'AWS', password }, '10.0.0.5')).toMatchObject({ ok: false, reason: 'throttled' });
     // Another address is not held up.
     expect(await auth.checkPassword({ user: 'AWS', password }, '10.0.0.3')).toMatchObject({ ok: true });
   });

@@ -2,6 +2,7 @@
 // signature verification (wrong secret, unknown key, stale clock, tampered body), unknown
 // operations, bad bodies, and the access rules deciding per operation.
 import { CreateRepositoryCommand, DescribeRepositoriesCommand, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT, KEYS, failure, startEcrRegistry, type EcrTestRegistry } from './sdk-support.js';
 
@@ -124,6 +125,80 @@ describe('the JSON 1.1 envelope', () => {
   it('answers a body larger than the operation accepts with 413, before reading it all', async () => {
     const res = await raw(`${TARGET}DescribeRepositories`, JSON.stringify({ repositoryNames: ['x'.repeat(2 * 1024 * 1024)] }));
     expect(res.status).toBe(413);
+  });
+});
+
+describe('bodies are read only for a signed head, and within a budget', () => {
+  /** Sends the head and the first KiB of a body declared `length` long; resolves with the answer's status and body. */
+  function partial(headers: Record<string, string>, length: number): { answer: Promise<{ status: number; body: string }>; abort(): void } {
+    const req = httpRequest(registry.url, { method: 'POST', headers: { ...headers, 'content-length': String(length) } });
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', reject);
+    });
+    answer.catch(() => undefined); // an aborted request's answer never comes: not an error here
+    req.write(Buffer.alloc(1024, 0x20));
+    return { answer, abort: () => req.destroy() };
+  }
+
+  /** A signed head; with `targetSigned` false, X-Amz-Target and Content-Type are added after signing. */
+  async function signedHead(target: string, targetSigned = true): Promise<Record<string, string>> {
+    const { SignatureV4 } = await import('@smithy/signature-v4');
+    const { Sha256 } = await import('./sha256.js');
+    const url = new URL(registry.url);
+    const signer = new SignatureV4({ credentials: KEYS.admin, region: 'us-east-1', service: 'ecr', sha256: Sha256 });
+    const operation = { 'x-amz-target': `${TARGET}${target}`, 'content-type': 'application/x-amz-json-1.1' };
+    const headers: Record<string, string> = { host: url.host, ...(targetSigned ? operation : {}) };
+    const signed = await signer.sign({ method: 'POST', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/', query: {}, headers, body: '{}' });
+    return { ...(signed.headers as Record<string, string>), ...operation };
+  }
+
+  it('refuses an unsigned 27 MiB UploadLayerPart from its head, without waiting for the body', async () => {
+    const sent = partial({ 'x-amz-target': `${TARGET}UploadLayerPart`, 'content-type': 'application/x-amz-json-1.1' }, 27 * 1024 * 1024);
+    try {
+      const { status, body } = await sent.answer;
+      expect(status).toBe(403);
+      expect(JSON.parse(body).__type).toBe('MissingAuthenticationTokenException');
+    } finally {
+      sent.abort();
+    }
+  });
+
+  it('refuses a signature that does not cover X-Amz-Target (it could be replayed as another operation)', async () => {
+    const headers = await signedHead('DescribeRepositories', false);
+    expect(headers.authorization).toMatch(/SignedHeaders=host;[a-z0-9;-]*x-amz-date,/);
+    expect(headers.authorization).not.toContain('x-amz-target');
+    const res = await fetch(registry.url, { method: 'POST', headers, body: '{}' });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ __type: 'InvalidSignatureException', message: expect.stringContaining('x-amz-target') });
+  });
+
+  it('answers ThrottlingException once the bodies being received fill the budget, and frees it when they end', async () => {
+    const headers = await signedHead('UploadLayerPart');
+    const size = 27 * 1024 * 1024;
+    const held = [partial(headers, size), partial(headers, size), partial(headers, size), partial(headers, size)];
+    try {
+      // The four are being read (their heads passed): a fifth does not fit.
+      await new Promise((r) => setTimeout(r, 200));
+      const fifth = partial(headers, size);
+      const { status, body } = await fifth.answer;
+      fifth.abort();
+      expect(status).toBe(400);
+      expect(JSON.parse(body).__type).toBe('ThrottlingException');
+    } finally {
+      for (const h of held) h.abort();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await registry.client('admin').send(new DescribeRepositoriesCommand({}));
+    expect(after.repositories).toBeDefined();
+    const again = partial(headers, size);
+    const raced = await Promise.race([again.answer, new Promise((r) => setTimeout(() => r('still reading'), 300))]);
+    again.abort();
+    expect(raced).toBe('still reading'); // room again: it is being read, not refused
   });
 });
 

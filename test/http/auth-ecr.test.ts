@@ -88,17 +88,25 @@ describe('ECR logins on /v2/ (no auth section)', () => {
     expect(res.headers['www-authenticate']).toBeUndefined();
   });
 
-  it('counts wrong passwords in the login throttle: past the limit even the right one waits', async () => {
+  it('counts wrong passwords per key: forgeries naming a key lock it there, garbage locks no one else', async () => {
     const address = '10.2.0.1';
+    const right = passwordFor(CI);
+    const forged = right.replace(/\.[^.]+$/, '.AAAA');
     for (let i = 0; i < 5; i++) {
-      const res = await call(reg.app, awsLogin(`guess-${i}`), { method: 'GET', url: '/v2/', remoteAddress: address });
-      expect(res.statusCode).toBe(401);
+      expect((await call(reg.app, awsLogin(`guess-${i}`), { method: 'GET', url: '/v2/', remoteAddress: address })).statusCode).toBe(401);
     }
-    const locked = await call(reg.app, awsLogin(passwordFor(CI)), { method: 'GET', url: '/v2/', remoteAddress: address });
+    // Garbage from a shared address does not lock the ECR users out.
+    expect((await call(reg.app, awsLogin(right), { method: 'GET', url: '/v2/', remoteAddress: address })).statusCode).toBe(200);
+    for (let i = 0; i < 5; i++) {
+      expect((await call(reg.app, awsLogin(forged), { method: 'GET', url: '/v2/', remoteAddress: address })).statusCode).toBe(401);
+    }
+    const locked = await call(reg.app, awsLogin(right), { method: 'GET', url: '/v2/', remoteAddress: address });
     expect(locked.statusCode).toBe(429);
     expect(errorOf(locked)).toBe('TOOMANYREQUESTS');
     expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
-    const elsewhere = await call(reg.app, awsLogin(passwordFor(CI)), { method: 'GET', url: '/v2/', remoteAddress: '10.2.0.2' });
+    const otherKey = await call(reg.app, awsLogin(passwordFor(READER)), { method: 'GET', url: '/v2/', remoteAddress: address });
+    expect(otherKey.statusCode).toBe(200);
+    const elsewhere = await call(reg.app, awsLogin(right), { method: 'GET', url: '/v2/', remoteAddress: '10.2.0.2' });
     expect(elsewhere.statusCode).toBe(200);
   });
 

@@ -93,16 +93,27 @@ describe('repository rules in the registry', () => {
       expect(rules.admitted).toEqual([REPO]);
       await registry.uploads.cancel(REPO, up.id);
 
+      // A monolithic upload: at its start, and again as its blob is linked.
       const blob = await pushBlob(REPO, 'monolithic');
-      expect(rules.admitted).toEqual([REPO, REPO]);
+      expect(rules.admitted).toEqual([REPO, REPO, REPO]);
 
       await registry.blobs.mount('other/repo', Digest.parse(blob.digest), REPO);
       expect(rules.admitted.at(-1)).toBe('other/repo');
 
+      // A manifest: before it waits for the repository's lock, and again once it holds it.
       const body = await image(REPO, 'a');
       rules.admitted = [];
       await registry.manifests.put(REPO, { tag: 'v1' }, body, OCI_MANIFEST);
-      expect(rules.admitted).toEqual([REPO]);
+      expect(rules.admitted).toEqual([REPO, REPO]);
+    });
+
+    it('an upload admitted at its start is refused at its end if the repository went meanwhile', async () => {
+      const up = await registry.uploads.start(REPO);
+      await registry.uploads.append(REPO, up.id, (async function* () { yield Buffer.from('late'); })(), {});
+      rules.refusePush.add(REPO); // as while DeleteRepository runs, or after it
+      await expect(registry.uploads.complete(REPO, up.id, Digest.of('late'), undefined, {})).rejects.toBeInstanceOf(RepositoryNotFoundError);
+      expect(count('repository_blobs')).toBe(0);
+      expect((await storeKeys()).filter((k) => k.startsWith('repositories/'))).toEqual([]);
     });
 
     it('a refused upload start writes nothing to the store or the index', async () => {

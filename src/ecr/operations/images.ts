@@ -12,6 +12,7 @@ import type { Action } from '../../config/config.js';
 import { EcrError, ecrErrors } from '../errors.js';
 import type { ImageDetail, ImageId, TagStatus } from '../images.js';
 import type { OperationContext, OperationTable } from '../operation.js';
+import { MANIFEST_MAX_BYTES } from '../../config/config.js';
 import { IMAGE_TAG, InputReader, MAX_RESULTS, REGISTRY_ID, REPOSITORY_NAME } from '../validate.js';
 
 const TAG_STATUS = ['TAGGED', 'UNTAGGED', 'ANY'] as const;
@@ -146,6 +147,10 @@ export const imageOperations: OperationTable = {
       throw ecrErrors.invalidParameter(`Invalid parameter at 'imageTag' failed to satisfy constraint: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'`);
     }
     const body = Buffer.from(text, 'utf8');
+    // The limit /v2/ has, in bytes (the model's length counts characters).
+    if (body.length > MANIFEST_MAX_BYTES) {
+      throw ecrErrors.invalidParameter(`Invalid parameter at 'imageManifest' failed to satisfy constraint: 'the manifest is larger than ${MANIFEST_MAX_BYTES} bytes'`);
+    }
     let digest = Digest.of(body);
     if (givenDigest !== undefined) {
       const given = Digest.tryParse(givenDigest);

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Auth } from '../../auth/setup.js';
+import type { SigV4HeadCheck, SigV4Result, SignedRequest } from '../../auth/sigv4.js';
 import type { Config, EcrConfig, Action } from '../../config/config.js';
 import { EcrError, ecrErrors } from '../../ecr/errors.js';
 import type { EcrCaller, OperationContext, OperationTable } from '../../ecr/operation.js';
@@ -67,6 +68,7 @@ export interface EcrSurface {
 }
 
 export async function ecrRoutes(app: FastifyInstance, surface: EcrSurface): Promise<void> {
+  const bodies = new BodyBudget(BODY_BUDGET);
   app.route({
     method: 'POST',
     url: '/',
@@ -79,8 +81,11 @@ export async function ecrRoutes(app: FastifyInstance, surface: EcrSurface): Prom
       let operation = '';
       try {
         operation = targetOperation(request);
-        const body = await readBody(request, BODY_LIMITS[operation] ?? DEFAULT_BODY_LIMIT);
-        const caller = await authenticate(surface, request, body);
+        // The head first (a known key, a fresh date, the required headers signed): no body is read
+        // for a caller that cannot have signed it, and only a bounded total of bodies at once.
+        const head = checkHead(surface, request);
+        const body = await bodies.read(request, BODY_LIMITS[operation] ?? DEFAULT_BODY_LIMIT);
+        const caller = await authenticate(surface, request, body, head);
         request.identity = caller;
         const run = Object.hasOwn(surface.operations, operation) ? surface.operations[operation] : undefined;
         if (!run) throw new EcrError('UnknownOperationException', `Operation ${operation} is not supported by this registry`);
@@ -112,40 +117,70 @@ function checkContentType(request: FastifyRequest): void {
   }
 }
 
-async function readBody(request: FastifyRequest, limit: number): Promise<Buffer> {
-  const declared = Number(request.headers['content-length'] ?? 0);
-  if (declared > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request.raw) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      request.raw.destroy();
-      throw tooLarge(limit);
+/** Bytes of request bodies held at once, over every ECR request (four of the largest parts). */
+const BODY_BUDGET = 4 * (BODY_LIMITS.UploadLayerPart ?? DEFAULT_BODY_LIMIT);
+
+/**
+ * Reads request bodies whole, each within its operation's limit, and all of them together within a
+ * budget: a request whose body would not fit now is refused with ThrottlingException (the SDKs
+ * retry it), so that slow or parallel uploads cannot hold unbounded memory.
+ */
+class BodyBudget {
+  private held = 0;
+
+  constructor(private readonly budget: number) {}
+
+  async read(request: FastifyRequest, limit: number): Promise<Buffer> {
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > limit) throw tooLarge(limit);
+    // Without a length (chunked), the operation's limit is what the body may take.
+    const reserved = declared > 0 ? declared : limit;
+    if (this.held + reserved > this.budget) {
+      throw new EcrError('ThrottlingException', 'Rate exceeded: too many request bodies are being received; retry shortly');
     }
-    chunks.push(chunk as Buffer);
+    this.held += reserved;
+    try {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of request.raw) {
+        size += (chunk as Buffer).length;
+        if (size > Math.min(limit, reserved)) {
+          request.raw.destroy();
+          throw size > limit ? tooLarge(limit) : new EcrError('SerializationException', 'The body is longer than its Content-Length');
+        }
+        chunks.push(chunk as Buffer);
+      }
+      return Buffer.concat(chunks, size);
+    } finally {
+      this.held -= reserved;
+    }
   }
-  return Buffer.concat(chunks, size);
 }
 
 function tooLarge(limit: number): EcrError {
   return new EcrError('RequestEntityTooLargeException', `The request body is larger than this operation accepts (${limit} bytes)`, 413);
 }
 
-async function authenticate(surface: EcrSurface, request: FastifyRequest, body: Buffer): Promise<EcrCaller> {
+function signedRequest(request: FastifyRequest): Omit<SignedRequest, 'body'> {
   const url = request.raw.url ?? '/';
   const q = url.indexOf('?');
-  const result = await surface.auth.ecr.sigv4.verify({
-    method: request.method,
-    path: q < 0 ? url : url.slice(0, q),
-    query: q < 0 ? '' : url.slice(q + 1),
-    headers: request.headers,
-    body,
-  });
-  if (!result.ok) {
-    request.log.info({ reason: result.type }, 'ECR request signature refused');
-    throw new EcrError(result.type, result.message, result.status);
-  }
+  return { method: request.method, path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1), headers: request.headers };
+}
+
+function refused(request: FastifyRequest, result: Extract<SigV4Result, { ok: false }>): EcrError {
+  request.log.info({ reason: result.type }, 'ECR request signature refused');
+  return new EcrError(result.type, result.message, result.status);
+}
+
+function checkHead(surface: EcrSurface, request: FastifyRequest): SigV4HeadCheck {
+  const head = surface.auth.ecr.sigv4.checkHead(signedRequest(request));
+  if (!head.ok) throw refused(request, head);
+  return head;
+}
+
+async function authenticate(surface: EcrSurface, request: FastifyRequest, body: Buffer, head: SigV4HeadCheck): Promise<EcrCaller> {
+  const result = await surface.auth.ecr.sigv4.verify({ ...signedRequest(request), body }, head);
+  if (!result.ok) throw refused(request, result);
   return { kind: 'user', name: result.credential.user, via: 'ecr', keyId: result.credential.accessKeyId };
 }
 
