@@ -10,6 +10,30 @@
  */
 import { EcrError, ecrErrors } from './errors.js';
 
+/** One broken constraint: where, what was sent (as AWS shows it), and the constraint in AWS's words. */
+export interface InputProblem {
+  readonly path: string;
+  readonly shown: string;
+  readonly constraint: string;
+}
+
+/**
+ * The ValidationException of an input, with its problems kept: an operation whose model does not
+ * list ValidationException answers the first one as InvalidParameterException instead, as ECR does.
+ */
+export class InputValidationError extends EcrError {
+  override name = 'InputValidationError';
+  constructor(readonly problems: readonly InputProblem[]) {
+    super('ValidationException', ecrErrors.validation(problems.map((p) => `Value ${p.shown} at '${p.path}' failed to satisfy constraint: ${p.constraint}`)).message);
+  }
+
+  /** The same, as InvalidParameterException words it. */
+  asInvalidParameter(): EcrError {
+    const first = this.problems[0]!;
+    return ecrErrors.invalidParameter(`Invalid parameter at '${first.path}' failed to satisfy constraint: '${first.constraint}'`);
+  }
+}
+
 export interface StringRule {
   required?: boolean;
   min?: number;
@@ -42,7 +66,7 @@ export const IMAGE_TAG: StringRule = { min: 1, max: 300 };
 export const MAX_RESULTS: NumberRule = { min: 1, max: 1000 };
 
 export class InputReader {
-  private readonly problems: string[] = [];
+  private readonly problems: InputProblem[] = [];
 
   constructor(private readonly input: Readonly<Record<string, unknown>>) {}
 
@@ -79,11 +103,12 @@ export class InputReader {
   list(path: string, rule: ListRule = {}, value: unknown = this.at(path)): unknown[] | undefined {
     if (value === undefined || value === null) return this.missing(path, rule.required);
     if (!Array.isArray(value)) throw serialization(path, 'a list');
+    const shown = value.length > 10 ? `[${value.length} members]` : value;
     if (rule.min !== undefined && value.length < rule.min) {
-      this.fail(path, undefined, `Member must have length greater than or equal to ${rule.min}`);
+      this.fail(path, shown, `Member must have length greater than or equal to ${rule.min}`);
     }
     if (rule.max !== undefined && value.length > rule.max) {
-      this.fail(path, undefined, `Member must have length less than or equal to ${rule.max}`);
+      this.fail(path, shown, `Member must have length less than or equal to ${rule.max}`);
     }
     return value;
   }
@@ -98,12 +123,12 @@ export class InputReader {
   /** Records a problem found by the caller (a rule the model states in words). */
   fail(path: string, value: unknown, constraint: string): void {
     const shown = value === undefined ? 'null' : typeof value === 'string' ? `'${value}'` : JSON.stringify(value);
-    this.problems.push(`Value ${shown} at '${path}' failed to satisfy constraint: ${constraint}`);
+    this.problems.push({ path, shown, constraint });
   }
 
   /** Throws the ValidationException for everything found, if anything was. */
   done(): void {
-    if (this.problems.length > 0) throw ecrErrors.validation(this.problems);
+    if (this.problems.length > 0) throw new InputValidationError(this.problems);
   }
 
   private at(path: string): unknown {
@@ -116,7 +141,7 @@ export class InputReader {
   }
 
   private missing(path: string, required: boolean | undefined): undefined {
-    if (required) this.problems.push(`Value null at '${path}' failed to satisfy constraint: Member must not be null`);
+    if (required) this.problems.push({ path, shown: 'null', constraint: 'Member must not be null' });
     return undefined;
   }
 

@@ -242,7 +242,7 @@ describe('BatchGetImage', () => {
     expect(images).toHaveLength(1);
     expect(images[0].imageId.imageDigest).toBe(amd.digest);
     expect(images[0].imageManifestMediaType).toBe(DOCKER_MANIFEST);
-    expect(failures).toEqual([{ imageId: { imageDigest: oci.digest }, failureCode: 'UnsupportedImageType', failureReason: expect.stringContaining(OCI_MANIFEST) }]);
+    expect(failures).toEqual([{ imageId: { imageDigest: oci.digest }, failureCode: 'ImageNotFound', failureReason: expect.stringContaining(OCI_MANIFEST) }]);
   });
 
   it('records a pull of each image it returns, and of none it does not', async () => {

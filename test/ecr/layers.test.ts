@@ -137,6 +137,21 @@ describe('a layer upload', () => {
     await expectEcrError(f.call(ops, 'UploadLayerPart', { repositoryName: REPO, uploadId, partFirstByte: 0, partLastByte: 0 }), 'ValidationException', /layerPartBlob/);
   });
 
+  it('takes parts of the suggested size and of the largest, 10 and 20 MiB, in one upload', async () => {
+    const uploadId = await initiate();
+    const first = Buffer.alloc(PART_SIZE, 'a');
+    const second = Buffer.alloc(MAX_PART, 'b');
+    const one = await f.call(ops, 'UploadLayerPart', { repositoryName: REPO, uploadId, partFirstByte: 0, partLastByte: first.length - 1, layerPartBlob: b64(first) });
+    expect(one.lastByteReceived).toBe(first.length - 1);
+    const two = await f.call(ops, 'UploadLayerPart', {
+      repositoryName: REPO, uploadId, partFirstByte: first.length, partLastByte: first.length + second.length - 1, layerPartBlob: b64(second),
+    });
+    expect(two.lastByteReceived).toBe(first.length + second.length - 1);
+    const digest = digestOf(Buffer.concat([first, second]));
+    const done = await f.call(ops, 'CompleteLayerUpload', { repositoryName: REPO, uploadId, layerDigests: [digest] });
+    expect(done.layerDigest).toBe(digest);
+  });
+
   it('refuses to complete with a wrong digest (InvalidLayerException, the upload ends), an empty upload, or two digests', async () => {
     const empty = await initiate();
     await expectEcrError(

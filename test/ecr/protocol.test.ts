@@ -21,6 +21,7 @@ describe('signature verification with the SDK', () => {
   it('accepts a request signed by a configured key pair', async () => {
     const out = await registry.client('admin').send(new DescribeRepositoriesCommand({}));
     expect(out.repositories).toEqual([]);
+    expect(out.$metadata.requestId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('refuses a wrong secret with InvalidSignatureException', async () => {
@@ -95,6 +96,7 @@ describe('the JSON 1.1 envelope', () => {
     expect(res.status).toBe(400);
     expect(res.body.__type).toBe('UnknownOperationException');
     expect(res.headers.get('x-amzn-errortype')).toBe('UnknownOperationException');
+    expect(res.headers.get('content-type')).toBe('application/x-amz-json-1.1');
   });
 
   it('answers a malformed body with SerializationException, and a body that is not an object too', async () => {
@@ -108,10 +110,17 @@ describe('the JSON 1.1 envelope', () => {
     expect(res.body.__type).toBe('SerializationException');
   });
 
-  it('answers an out-of-range value with ValidationException in AWS\'s words', async () => {
-    const res = await raw(`${TARGET}DescribeRepositories`, JSON.stringify({ maxResults: 5000 }));
-    expect(res.status).toBe(400);
-    expect(res.body).toEqual({
+  it('answers an out-of-range value as the operation\'s model has it: InvalidParameterException or ValidationException', async () => {
+    // DescribeRepositories is of the older operations, whose model lists no ValidationException.
+    const older = await raw(`${TARGET}DescribeRepositories`, JSON.stringify({ maxResults: 5000 }));
+    expect(older.status).toBe(400);
+    expect(older.body).toEqual({
+      __type: 'InvalidParameterException',
+      message: "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value less than or equal to 1000'",
+    });
+    const newer = await raw(`${TARGET}DescribeRepositoryCreationTemplates`, JSON.stringify({ maxResults: 5000 }));
+    expect(newer.status).toBe(400);
+    expect(newer.body).toEqual({
       __type: 'ValidationException',
       message: "1 validation error detected: Value 5000 at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 1000",
     });

@@ -34,8 +34,7 @@ type ImageFailureCode =
   | 'ImageTagDoesNotMatchDigest'
   | 'ImageNotFound'
   | 'MissingDigestAndTag'
-  | 'ImageReferencedByManifestList'
-  | 'UnsupportedImageType';
+  | 'ImageReferencedByManifestList';
 
 interface RequestedId {
   imageDigest?: string;
@@ -117,7 +116,8 @@ export const imageOperations: OperationTable = {
         failures.push({
           imageId: id,
           ...(row
-            ? failure('UnsupportedImageType', `The image's manifest media type ${row.mediaType} is not among the accepted media types`)
+            ? // A code of the model's list (SDKs with fixed enums know no other), the reason saying why.
+              failure('ImageNotFound', `The image's manifest media type ${row.mediaType} is not among the accepted media types`)
             : NOT_FOUND),
         });
         continue;

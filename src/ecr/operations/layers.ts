@@ -24,7 +24,8 @@ const LAYER_DIGEST = { pattern: /^[a-zA-Z0-9_+.-]+:[a-fA-F0-9]+$/ };
 const PART_POSITION = { min: 0 };
 /** The longest base64 text a part of MAX_PART bytes can have. */
 const MAX_PART_BASE64 = Math.ceil(MAX_PART / 3) * 4;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** Base64 characters, padding at the end only (the length is checked apart: a repeated group overflows the regex stack on long parts). */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export const layerOperations: OperationTable = {
   async BatchCheckLayerAvailability(input, ctx) {
@@ -80,7 +81,9 @@ export const layerOperations: OperationTable = {
     v.done();
     openRepository(ctx, repo, registryId, 'push');
     const part = decodePart(blob!);
-    if (part.length > MAX_PART) throw ecrErrors.validation([`Value at 'layerPartBlob' failed to satisfy constraint: Member must have length less than or equal to ${MAX_PART}`]);
+    if (part.length > MAX_PART) {
+      throw ecrErrors.invalidParameter(`Invalid parameter at 'layerPartBlob' failed to satisfy constraint: 'Member must have length less than or equal to ${MAX_PART}'`);
+    }
     if (part.length === 0 || last - first + 1 !== part.length) {
       const size = await uploadSize(ctx, repo, uploadId);
       throw invalidPart(ctx, repo, uploadId, size, `The part from byte ${first} to byte ${last} does not hold ${part.length} bytes`);
@@ -161,7 +164,7 @@ export const layerOperations: OperationTable = {
 
 
 function decodePart(text: string): Buffer {
-  if (!BASE64.test(text)) throw new EcrError('SerializationException', "Unexpected value at 'layerPartBlob': expected base64-encoded bytes");
+  if (text.length % 4 !== 0 || !BASE64.test(text)) throw new EcrError('SerializationException', "Unexpected value at 'layerPartBlob': expected base64-encoded bytes");
   return Buffer.from(text, 'base64');
 }
 

@@ -13,11 +13,15 @@ import type { Config, EcrConfig, Action } from '../../config/config.js';
 import { EcrError, ecrErrors } from '../../ecr/errors.js';
 import type { EcrCaller, OperationContext, OperationTable } from '../../ecr/operation.js';
 import type { EcrServices } from '../../ecr/services.js';
+import { InputValidationError } from '../../ecr/validate.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../oci/errors.js';
 import { ImmutableTagError, RepositoryNotFoundError } from '../../registry/repository-rules.js';
 import { StoreUnavailableError, toStorageFullError } from '../../storage/blob-store.js';
 import { requestSignal } from '../context.js';
+
+/** Sent as a Buffer, so that Fastify adds no charset (AWS sends none). */
+const AMZ_JSON = 'application/x-amz-json-1.1';
 
 export const TARGET_PREFIX = 'AmazonEC2ContainerRegistry_V20150921.';
 
@@ -53,6 +57,28 @@ const WRITES = new Set([
   'CompleteLayerUpload',
   'PutLifecyclePolicy',
   'DeleteLifecyclePolicy',
+]);
+
+/**
+ * The operations whose model lists ValidationException; the others (the older ones) answer a
+ * constraint a value breaks with InvalidParameterException, as ECR does.
+ */
+const VALIDATION_OPERATIONS = new Set([
+  'CreateRepositoryCreationTemplate',
+  'DeleteLifecyclePolicy',
+  'DeleteRegistryPolicy',
+  'DeleteRepositoryCreationTemplate',
+  'DescribeRegistry',
+  'DescribeRepositoryCreationTemplates',
+  'GetLifecyclePolicy',
+  'GetLifecyclePolicyPreview',
+  'GetRegistryPolicy',
+  'ListImageReferrers',
+  'PutImageScanningConfiguration',
+  'PutLifecyclePolicy',
+  'PutRegistryPolicy',
+  'StartLifecyclePolicyPreview',
+  'UpdateRepositoryCreationTemplate',
 ]);
 
 /** Operations that delete images: refused when deletes are disabled. */
@@ -93,7 +119,7 @@ export async function ecrRoutes(app: FastifyInstance, surface: EcrSurface): Prom
         const input = parseInput(body);
         assertAllowed(surface.config, operation);
         const output = await run(input, context(surface, request, caller, operation));
-        return reply.code(200).type('application/x-amz-json-1.1').send(JSON.stringify(output));
+        return reply.code(200).header('content-type', AMZ_JSON).send(Buffer.from(JSON.stringify(output)));
       } catch (err) {
         return sendEcrError(request, reply, toEcrError(request, err, operation));
       }
@@ -200,10 +226,10 @@ function parseInput(body: Buffer): Readonly<Record<string, unknown>> {
 
 function assertAllowed(config: Config, operation: string): void {
   if (config.storage.readOnly && WRITES.has(operation)) {
-    throw ecrErrors.validation([`the registry is in read-only mode (storage.maintenance.readonly): ${operation} is refused`]);
+    throw ecrErrors.invalidParameter(`The registry is in read-only mode (storage.maintenance.readonly): ${operation} is refused`);
   }
   if (!config.storage.deleteEnabled && DELETES.has(operation)) {
-    throw ecrErrors.validation([`deletes are disabled on this registry (storage.delete.enabled): ${operation} is refused`]);
+    throw ecrErrors.invalidParameter(`Deletes are disabled on this registry (storage.delete.enabled): ${operation} is refused`);
   }
 }
 
@@ -241,6 +267,7 @@ function context(surface: EcrSurface, request: FastifyRequest, caller: EcrCaller
 
 /** What a failure answers: an EcrError as it is; the registry's own errors in ECR's terms. */
 function toEcrError(request: FastifyRequest, err: unknown, operation: string): EcrError {
+  if (err instanceof InputValidationError && !VALIDATION_OPERATIONS.has(operation)) return err.asInvalidParameter();
   if (err instanceof EcrError) return err;
   if (err instanceof RepositoryNotFoundError) return ecrErrors.repositoryNotFound(err.repository, err.registryId);
   if (err instanceof ImmutableTagError) return new EcrError('ImageTagAlreadyExistsException', err.message);
@@ -262,6 +289,6 @@ function sendEcrError(request: FastifyRequest, reply: FastifyReply, err: EcrErro
   return reply
     .code(err.status)
     .header('x-amzn-ErrorType', err.type)
-    .type('application/x-amz-json-1.1')
-    .send(JSON.stringify({ __type: err.type, message: err.message, ...err.extra }));
+    .header('content-type', AMZ_JSON)
+    .send(Buffer.from(JSON.stringify({ __type: err.type, message: err.message, ...err.extra })));
 }
