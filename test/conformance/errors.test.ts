@@ -53,8 +53,8 @@ describe('errors', () => {
   });
 
   // 1.1 sets no length limit on <name>; it has only an implementer's note ("registries should avoid
-  // values of <name> that would cause this limit to be exceeded"). Ours refuses 256+ characters.
-  it.runIf(own)('errors: (beyond 1.1; ours only) a repository name of 256 characters or more is refused with NAME_INVALID', async () => {
+  // values of <name> that would cause this limit to be exceeded"). Ours refuses more than 256 characters (ECR's limit).
+  it.runIf(own)('errors: (beyond 1.1; ours only) a repository name of more than 256 characters is refused with NAME_INVALID', async () => {
     const long = `${repo}/${'a'.repeat(256)}`;
     const res = await request('POST', `/v2/${long}/blobs/uploads/`, { headers: { 'Content-Length': '0' } });
     expectError(res, [400, 404], 'NAME_INVALID');

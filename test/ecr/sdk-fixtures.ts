@@ -17,6 +17,14 @@ export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+
 export const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
 export const DOCKER_LAYER = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 
+/**
+ * What an operation whose model does not list ValidationException (the older ones: CreateRepository,
+ * ListImages, PutImage...) answers for a value that breaks one of the model's constraints, as ECR
+ * words it: an InvalidParameterException naming the first problem. The newer operations answer a
+ * ValidationException listing them all ("1 validation error detected: Value ... at '...' ...").
+ */
+export const invalidAt = (path: string, constraint: string): string => `Invalid parameter at '${path}' failed to satisfy constraint: '${constraint}'`;
+
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 /** The `Authorization` header of a docker login as `AWS` with the key's login password. */

@@ -20,7 +20,7 @@ import {
   type Repository,
 } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsLogin, pushImage } from './sdk-fixtures.js';
+import { awsLogin, invalidAt, pushImage } from './sdk-fixtures.js';
 import { ACCOUNT, REGION, failure, startEcrRegistry, type EcrTestRegistry } from './sdk-support.js';
 
 let registry: EcrTestRegistry;
@@ -121,24 +121,23 @@ describe('CreateRepository', () => {
     ['an empty namespace', 'team//app', 'pattern'],
     ['a leading separator', '-team/app', 'pattern'],
     ['a trailing slash', 'team/app/', 'pattern'],
-  ])('refuses %s with ValidationException', async (_what, name, constraint) => {
+  ])('refuses %s with InvalidParameterException (CreateRepository\'s model lists no ValidationException)', async (_what, name, constraint) => {
     const f = await failure(admin.send(new CreateRepositoryCommand({ repositoryName: name })));
-    expect(f.name).toBe('ValidationException');
+    expect(f.name).toBe('InvalidParameterException');
     expect(f.status).toBe(400);
-    expect(f.message).toMatch(/^1 validation error detected: /);
-    expect(f.message).toContain(`Value '${name}' at 'repositoryName' failed to satisfy constraint: Member must`);
-    expect(f.message).toContain(constraint === 'pattern' ? 'Member must satisfy regular expression pattern: ' : `Member must have ${constraint}`);
+    if (constraint === 'pattern') expect(f.message.startsWith("Invalid parameter at 'repositoryName' failed to satisfy constraint: 'Member must satisfy regular expression pattern: ")).toBe(true);
+    else expect(f.message).toBe(invalidAt('repositoryName', `Member must have ${constraint}`));
     const list = await admin.send(new DescribeRepositoriesCommand({}));
     expect(list.repositories!.map((r) => r.repositoryName)).not.toContain(name);
   });
 
-  it('refuses a missing name and an unknown mutability, listing both problems', async () => {
+  it('refuses a missing name, then an unknown mutability, naming the first problem', async () => {
     const f = await failure(admin.send(new CreateRepositoryCommand({ imageTagMutability: 'SOMETIMES' } as never)));
-    expect(f.name).toBe('ValidationException');
-    expect(f.message).toBe(
-      "2 validation errors detected: Value null at 'repositoryName' failed to satisfy constraint: Member must not be null; " +
-        "Value 'SOMETIMES' at 'imageTagMutability' failed to satisfy constraint: Member must satisfy enum value set: [MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]",
-    );
+    expect(f.name).toBe('InvalidParameterException');
+    expect(f.message).toBe(invalidAt('repositoryName', 'Member must not be null'));
+    const g = await failure(admin.send(new CreateRepositoryCommand({ repositoryName: 'team/sometimes', imageTagMutability: 'SOMETIMES' as never })));
+    expect(g.name).toBe('InvalidParameterException');
+    expect(g.message).toBe(invalidAt('imageTagMutability', 'Member must satisfy enum value set: [MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]'));
   });
 
   it('wants exclusion filters with *_WITH_EXCLUSION, and only then', async () => {
@@ -161,8 +160,8 @@ describe('CreateRepository', () => {
         }),
       ),
     );
-    expect(badFilter.name).toBe('ValidationException');
-    expect(badFilter.message).toContain("Value 'not a tag!' at 'imageTagMutabilityExclusionFilters.1.member.filter' failed to satisfy constraint");
+    expect(badFilter.name).toBe('InvalidParameterException');
+    expect(badFilter.message).toBe(invalidAt('imageTagMutabilityExclusionFilters.1.member.filter', 'Member must satisfy regular expression pattern: [0-9a-zA-Z._*-]{1,128}'));
     const list = await admin.send(new DescribeRepositoriesCommand({}));
     expect(list.repositories!.map((r) => r.repositoryName).filter((n) => n!.startsWith('team/excl-'))).toEqual([]);
   });
@@ -183,9 +182,9 @@ describe('CreateRepository', () => {
     const many = Array.from({ length: 51 }, (_, i) => ({ Key: `k${i}`, Value: 'v' }));
     const tooMany = await failure(admin.send(new CreateRepositoryCommand({ repositoryName: 'team/tags-c', tags: many })));
     expect(tooMany.name).toBe('TooManyTagsException');
-    const noValue = await failure(admin.send(new CreateRepositoryCommand({ repositoryName: 'team/tags-d', tags: [{ Key: 'k' }] })));
-    expect(noValue.name).toBe('ValidationException');
-    expect(noValue.message).toBe("1 validation error detected: Value null at 'tags.1.member.Value' failed to satisfy constraint: Member must not be null");
+    const noValue = await failure(admin.send(new CreateRepositoryCommand({ repositoryName: 'team/tags-d', tags: [{ Key: 'k' }] } as never)));
+    expect(noValue.name).toBe('InvalidParameterException');
+    expect(noValue.message).toBe(invalidAt('tags.1.member.Value', 'Member must not be null'));
     const names = (await admin.send(new DescribeRepositoriesCommand({}))).repositories!.map((r) => r.repositoryName);
     expect(names.filter((n) => n!.startsWith('team/tags-'))).toEqual([]);
   });
@@ -273,11 +272,11 @@ describe('DescribeRepositories', () => {
     expect(withMax.name).toBe('InvalidParameterException');
   });
 
-  it.each([0, 1001, -1])('refuses maxResults %i with ValidationException in AWS\'s words', async (maxResults) => {
+  it.each([0, 1001, -1])('refuses maxResults %i with InvalidParameterException in ECR\'s words', async (maxResults) => {
     const f = await failure(paging.client('admin').send(new DescribeRepositoriesCommand({ maxResults })));
-    expect(f.name).toBe('ValidationException');
+    expect(f.name).toBe('InvalidParameterException');
     const bound = maxResults > 1000 ? 'less than or equal to 1000' : 'greater than or equal to 1';
-    expect(f.message).toBe(`1 validation error detected: Value ${maxResults} at 'maxResults' failed to satisfy constraint: Member must have value ${bound}`);
+    expect(f.message).toBe(invalidAt('maxResults', `Member must have value ${bound}`));
   });
 
   it('refuses a nextToken it did not give', async () => {
@@ -286,14 +285,14 @@ describe('DescribeRepositories', () => {
     expect(f.message).toContain('nextToken');
   });
 
-  it('refuses more than 100 names, and an invalid one, with ValidationException', async () => {
+  it('refuses more than 100 names, and an invalid one, with InvalidParameterException', async () => {
     const many = Array.from({ length: 101 }, (_, i) => `page/n${i}`);
     const f = await failure(paging.client('admin').send(new DescribeRepositoriesCommand({ repositoryNames: many })));
-    expect(f.name).toBe('ValidationException');
-    expect(f.message).toContain("at 'repositoryNames' failed to satisfy constraint: Member must have length less than or equal to 100");
+    expect(f.name).toBe('InvalidParameterException');
+    expect(f.message).toBe(invalidAt('repositoryNames', 'Member must have length less than or equal to 100'));
     const bad = await failure(paging.client('admin').send(new DescribeRepositoriesCommand({ repositoryNames: ['Page/Bad'] })));
-    expect(bad.name).toBe('ValidationException');
-    expect(bad.message).toContain("Value 'Page/Bad' at 'repositoryNames.1.member' failed to satisfy constraint");
+    expect(bad.name).toBe('InvalidParameterException');
+    expect(bad.message.startsWith("Invalid parameter at 'repositoryNames.1.member' failed to satisfy constraint: 'Member must satisfy regular expression pattern: ")).toBe(true);
   });
 
   it('shows nothing of another registry id', async () => {
@@ -313,14 +312,17 @@ describe('DescribeRepositories', () => {
       for (const name of ['ops/a', 'team/a', 'ops/b', 'team/b', 'zz/c']) await a.send(new CreateRepositoryCommand({ repositoryName: name }));
       const r = limited.client('reader');
       const seen: string[] = [];
+      const pages: number[] = [];
       let nextToken: string | undefined;
       for (let n = 0; n < 10; n++) {
         const out = await r.send(new DescribeRepositoriesCommand({ maxResults: 1, ...(nextToken ? { nextToken } : {}) }));
+        pages.push(out.repositories!.length);
         seen.push(...out.repositories!.map((x) => x.repositoryName!));
         nextToken = out.nextToken;
         if (!nextToken) break;
       }
       expect(seen).toEqual(['team/a', 'team/b']);
+      expect(pages).toEqual([1, 1]); // no empty page at the end
       const f = await failure(r.send(new DescribeRepositoriesCommand({ repositoryNames: ['ops/a'] })));
       expect(f.name).toBe('AccessDeniedException');
       expect(f.message).toBe(denied('reader', 'DescribeRepositories', 'ops/a'));
@@ -360,15 +362,38 @@ describe('DeleteRepository', () => {
     expect((await admin.send(new ListImagesCommand({ repositoryName: 'team/delete-full' }))).imageIds).toEqual([]);
   });
 
+  it('wants the delete right as well as manage to force away a repository with images', async () => {
+    const custom = await startEcrRegistry({
+      access: { admins: ['admin'], repositories: { 'mg/**': { users: { reader: ['pull', 'push', 'manage'] } }, '**': { authenticated: ['pull'] } } },
+    });
+    try {
+      const manager = custom.client('reader');
+      await manager.send(new CreateRepositoryCommand({ repositoryName: 'mg/full' }));
+      await manager.send(new CreateRepositoryCommand({ repositoryName: 'mg/empty' }));
+      await pushImage(custom, await awsLogin(custom, 'reader'), 'mg/full', 'v1', 'manage-no-delete');
+      const forced = await failure(manager.send(new DeleteRepositoryCommand({ repositoryName: 'mg/full', force: true })));
+      expect(forced.name).toBe('AccessDeniedException');
+      expect(forced.message).toBe(denied('reader', 'DeleteRepository', 'mg/full'));
+      const plain = await failure(manager.send(new DeleteRepositoryCommand({ repositoryName: 'mg/full' })));
+      expect(plain.name).toBe('RepositoryNotEmptyException');
+      expect((await custom.client('admin').send(new ListImagesCommand({ repositoryName: 'mg/full' }))).imageIds).toHaveLength(1);
+      // An empty repository takes manage alone, with force or without.
+      expect((await manager.send(new DeleteRepositoryCommand({ repositoryName: 'mg/empty', force: true }))).repository!.repositoryName).toBe('mg/empty');
+    } finally {
+      await custom.destroy();
+    }
+  });
+
   it('answers RepositoryNotFoundException for a repository it does not hold', async () => {
     const f = await failure(admin.send(new DeleteRepositoryCommand({ repositoryName: 'team/never', force: true })));
     expect(f.name).toBe('RepositoryNotFoundException');
     expect(f.message).toBe(notFound('team/never'));
   });
 
-  it('refuses an invalid name with ValidationException', async () => {
+  it('refuses an invalid name with InvalidParameterException', async () => {
     const f = await failure(admin.send(new DeleteRepositoryCommand({ repositoryName: 'UPPER' })));
-    expect(f.name).toBe('ValidationException');
+    expect(f.name).toBe('InvalidParameterException');
+    expect(f.message).toContain("Invalid parameter at 'repositoryName'");
   });
 
   it('refuses the reader and the dev key outside team/, and leaves the repository', async () => {
@@ -413,10 +438,11 @@ describe('PutImageTagMutability', () => {
   it('refuses what ECR refuses: no mutability, an unknown one, filters that do not belong, more than 5 filters', async () => {
     await create('team/mutability-bad');
     const none = await failure(admin.send(new PutImageTagMutabilityCommand({ repositoryName: 'team/mutability-bad' } as never)));
-    expect(none.name).toBe('ValidationException');
-    expect(none.message).toBe("1 validation error detected: Value null at 'imageTagMutability' failed to satisfy constraint: Member must not be null");
+    expect(none.name).toBe('InvalidParameterException');
+    expect(none.message).toBe(invalidAt('imageTagMutability', 'Member must not be null'));
     const unknown = await failure(admin.send(new PutImageTagMutabilityCommand({ repositoryName: 'team/mutability-bad', imageTagMutability: 'FROZEN' as never })));
-    expect(unknown.name).toBe('ValidationException');
+    expect(unknown.name).toBe('InvalidParameterException');
+    expect(unknown.message).toContain("Invalid parameter at 'imageTagMutability' failed to satisfy constraint: 'Member must satisfy enum value set: ");
     const stray = await failure(
       admin.send(
         new PutImageTagMutabilityCommand({ repositoryName: 'team/mutability-bad', imageTagMutability: 'MUTABLE', imageTagMutabilityExclusionFilters: [{ filterType: 'WILDCARD', filter: 'x' }] }),
@@ -427,8 +453,8 @@ describe('PutImageTagMutability', () => {
     const tooMany = await failure(
       admin.send(new PutImageTagMutabilityCommand({ repositoryName: 'team/mutability-bad', imageTagMutability: 'MUTABLE_WITH_EXCLUSION', imageTagMutabilityExclusionFilters: six })),
     );
-    expect(tooMany.name).toBe('ValidationException');
-    expect(tooMany.message).toContain("at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: Member must have length less than or equal to 5");
+    expect(tooMany.name).toBe('InvalidParameterException');
+    expect(tooMany.message).toBe(invalidAt('imageTagMutabilityExclusionFilters', 'Member must have length less than or equal to 5'));
     const repo = (await admin.send(new DescribeRepositoriesCommand({ repositoryNames: ['team/mutability-bad'] }))).repositories![0]!;
     expect(repo.imageTagMutability).toBe('MUTABLE');
   });
@@ -513,12 +539,12 @@ describe('Set/Get/DeleteRepositoryPolicy', () => {
     expect(none.name).toBe('RepositoryPolicyNotFoundException');
   });
 
-  it('refuses a policy over 10240 characters with ValidationException', async () => {
+  it('refuses a policy over 10240 characters with InvalidParameterException', async () => {
     await create('team/policy-long');
     const policyText = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'ecr:*', Sid: 'x'.repeat(10_300) }] });
     const f = await failure(admin.send(new SetRepositoryPolicyCommand({ repositoryName: 'team/policy-long', policyText })));
-    expect(f.name).toBe('ValidationException');
-    expect(f.message).toContain("at 'policyText' failed to satisfy constraint: Member must have length less than or equal to 10240");
+    expect(f.name).toBe('InvalidParameterException');
+    expect(f.message).toBe(invalidAt('policyText', 'Member must have length less than or equal to 10240'));
   });
 
   it('answers RepositoryNotFoundException for each of the three', async () => {
@@ -603,8 +629,8 @@ describe('TagResource, UntagResource, ListTagsForResource', () => {
     const emptyKey = await failure(admin.send(new UntagResourceCommand({ resourceArn, tagKeys: [''] })));
     expect(emptyKey.name).toBe('InvalidTagParameterException');
     const noTags = await failure(admin.send(new TagResourceCommand({ resourceArn } as never)));
-    expect(noTags.name).toBe('ValidationException');
-    expect(noTags.message).toBe("1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null");
+    expect(noTags.name).toBe('InvalidParameterException');
+    expect(noTags.message).toBe(invalidAt('tags', 'Member must not be null'));
 
     await admin.send(new TagResourceCommand({ resourceArn, tags: Array.from({ length: 45 }, (_, i) => ({ Key: `k${i}`, Value: 'v' })) }));
     const over = await failure(admin.send(new TagResourceCommand({ resourceArn, tags: Array.from({ length: 6 }, (_, i) => ({ Key: `n${i}`, Value: 'v' })) })));

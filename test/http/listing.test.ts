@@ -256,7 +256,7 @@ describe('repository names', () => {
     ['a trailing separator', 'lib/app_'],
     ['three underscores', 'lib___app'],
     ['an empty component', 'lib//app'],
-    ['over 255 characters', 'a'.repeat(256)],
+    ['over 256 characters', 'a'.repeat(257)],
     ['a colon', 'lib:app'],
   ])('a name with %s answers 400 NAME_INVALID everywhere', async (_what, name) => {
     const requests = [
@@ -276,7 +276,7 @@ describe('repository names', () => {
   });
 
   it('accepts names at the limits of the grammar', async () => {
-    for (const name of ['a'.repeat(255), 'a.b_c__d---e/f0', 'x/y/z/w']) {
+    for (const name of ['a'.repeat(256), 'a.b_c__d---e/f0', 'x/y/z/w']) {
       const res = await reg.app.inject({ method: 'POST', url: `/v2/${name}/blobs/uploads/` });
       expect(res.statusCode, name).toBe(202);
     }

@@ -42,14 +42,14 @@ describe('repository names', () => {
     expect(isValidName(name)).toBe(false);
   });
 
-  it('accepts a name of exactly 255 characters and rejects 256', () => {
-    expect(MAX_NAME_LENGTH).toBe(255);
-    const at255 = `library/${'a'.repeat(247)}`;
-    expect(at255).toHaveLength(255);
-    expect(isValidName(at255)).toBe(true);
-    expect(isValidName('a'.repeat(255))).toBe(true);
-    expect(isValidName(`${at255}a`)).toBe(false);
-    expect(isValidName('a'.repeat(256))).toBe(false);
+  it('accepts a name of exactly 256 characters (ECR\'s longest) and rejects 257', () => {
+    expect(MAX_NAME_LENGTH).toBe(256);
+    const at256 = `library/${'a'.repeat(248)}`;
+    expect(at256).toHaveLength(256);
+    expect(isValidName(at256)).toBe(true);
+    expect(isValidName('a'.repeat(256))).toBe(true);
+    expect(isValidName(`${at256}a`)).toBe(false);
+    expect(isValidName('a'.repeat(257))).toBe(false);
   });
 
   it('assertName throws NAME_INVALID (400) naming the repository', () => {
