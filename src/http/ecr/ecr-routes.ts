@@ -19,6 +19,7 @@ import { RegistryError } from '../../oci/errors.js';
 import { ImmutableTagError, RepositoryNotFoundError } from '../../registry/repository-rules.js';
 import { StoreUnavailableError, toStorageFullError } from '../../storage/blob-store.js';
 import { requestSignal } from '../context.js';
+import { isClientGone } from '../errors.js';
 
 /** Sent as a Buffer, so that Fastify adds no charset (AWS sends none). */
 const AMZ_JSON = 'application/x-amz-json-1.1';
@@ -275,6 +276,10 @@ function toEcrError(request: FastifyRequest, err: unknown, operation: string): E
   if (err instanceof StoreUnavailableError) {
     request.log.warn({ err, operation }, 'storage backend unavailable');
     return new EcrError('ServerException', 'The storage backend is unavailable; retry later', 500);
+  }
+  if (isClientGone(err, request)) {
+    request.log.info({ code: (err as NodeJS.ErrnoException).code, operation }, 'client closed the connection mid-request');
+    return new EcrError('SerializationException', 'The request body ended early');
   }
   if (toStorageFullError(err) || (err as { code?: unknown })?.code === 'SQLITE_FULL') {
     request.log.error({ err, operation }, 'storage full');
