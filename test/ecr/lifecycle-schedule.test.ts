@@ -39,6 +39,6 @@ describe('scheduled lifecycle runs', () => {
     const evaluatedAt = async () => (await client.send(new GetLifecyclePolicyCommand({ repositoryName: repo }))).lastEvaluatedAt!.getTime();
     await waitFor(async () => (await evaluatedAt()) > putAt, { timeoutMs: 10_000, intervalMs: 50, what: 'lastEvaluatedAt to move' });
     const tags = await fetch(`${registry.url}/v2/${repo}/tags/list`, { headers: { authorization: auth } });
-    expect((await tags.json()).tags).toEqual(['v2']);
+    expect(((await tags.json()) as { tags: string[] }).tags).toEqual(['v2']);
   });
 });
