@@ -315,7 +315,7 @@ function incomplete(message: string): Failure {
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 
 /** SHA-256 (or, given a secret, HMAC-SHA256) on node:crypto, in the shape the signer takes. */
-class NodeSha256 {
+export class NodeSha256 {
   readonly #hash: Hash | Hmac;
 
   constructor(secret?: SourceData) {

@@ -4,6 +4,7 @@
 import { CreateRepositoryCommand, DescribeRepositoriesCommand, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeSha256 } from '../../src/auth/sigv4.js';
 import { ACCOUNT, KEYS, failure, startEcrRegistry, type EcrTestRegistry } from './sdk-support.js';
 
 let registry: EcrTestRegistry;
@@ -74,9 +75,8 @@ describe('the JSON 1.1 envelope', () => {
   /** A signed raw request: the SDK's signer over our own target and body. */
   async function raw(target: string, body: string, contentType = 'application/x-amz-json-1.1') {
     const { SignatureV4 } = await import('@smithy/signature-v4');
-    const { Sha256 } = await import('./sha256.js');
     const url = new URL(registry.url);
-    const signer = new SignatureV4({ credentials: KEYS.admin, region: 'us-east-1', service: 'ecr', sha256: Sha256 });
+    const signer = new SignatureV4({ credentials: KEYS.admin, region: 'us-east-1', service: 'ecr', sha256: NodeSha256 });
     const signed = await signer.sign({
       method: 'POST',
       protocol: 'http:',
@@ -157,9 +157,8 @@ describe('bodies are read only for a signed head, and within a budget', () => {
   /** A signed head; with `targetSigned` false, X-Amz-Target and Content-Type are added after signing. */
   async function signedHead(target: string, targetSigned = true): Promise<Record<string, string>> {
     const { SignatureV4 } = await import('@smithy/signature-v4');
-    const { Sha256 } = await import('./sha256.js');
     const url = new URL(registry.url);
-    const signer = new SignatureV4({ credentials: KEYS.admin, region: 'us-east-1', service: 'ecr', sha256: Sha256 });
+    const signer = new SignatureV4({ credentials: KEYS.admin, region: 'us-east-1', service: 'ecr', sha256: NodeSha256 });
     const operation = { 'x-amz-target': `${TARGET}${target}`, 'content-type': 'application/x-amz-json-1.1' };
     const headers: Record<string, string> = { host: url.host, ...(targetSigned ? operation : {}) };
     const signed = await signer.sign({ method: 'POST', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/', query: {}, headers, body: '{}' });

@@ -5,7 +5,10 @@
 import { LifecyclePolicyError } from '../../maintenance/lifecycle/policy.js';
 import type { Expiration } from '../../maintenance/lifecycle/evaluate.js';
 import { EcrError, ecrErrors } from '../errors.js';
-import type { OperationContext, OperationTable } from '../operation.js';
+import type { OperationTable } from '../operation.js';
+import { repositoryErrors } from '../repositories.js';
+import { openRepository } from './images.js';
+import { decodeToken, encodeToken } from './repository-inputs.js';
 import { IMAGE_TAG, InputReader, REGISTRY_ID, REPOSITORY_NAME } from '../validate.js';
 
 const PREVIEW_PAGE = { min: 1, max: 100 };
@@ -18,11 +21,9 @@ export const lifecyclePreviewOperations: OperationTable = {
     const repositoryName = v.string('repositoryName', { ...REPOSITORY_NAME, required: true })!;
     const given = v.string('lifecyclePolicyText', { min: 100, max: 30720 });
     v.done();
-    checkRegistry(ctx, registryId, repositoryName);
-    ctx.require(repositoryName, 'manage');
-    ctx.services.repositories.require(repositoryName);
+    openRepository(ctx, repositoryName, registryId, 'manage');
     const text = given ?? ctx.services.repositories.lifecyclePolicy(repositoryName)?.text;
-    if (text === undefined) throw policyNotFound(ctx, repositoryName);
+    if (text === undefined) throw repositoryErrors.lifecyclePolicyNotFound(repositoryName, ctx.ecr.accountId);
     try {
       ctx.services.lifecycle.startPreview(repositoryName, text);
     } catch (err) {
@@ -49,9 +50,7 @@ export const lifecyclePreviewOperations: OperationTable = {
     if (ids && (nextToken !== undefined || maxResults !== undefined)) {
       throw ecrErrors.invalidParameter('nextToken and maxResults cannot be used together with imageIds');
     }
-    checkRegistry(ctx, registryId, repositoryName);
-    ctx.require(repositoryName, 'pull');
-    ctx.services.repositories.require(repositoryName);
+    openRepository(ctx, repositoryName, registryId, 'pull');
     const preview = ctx.services.lifecycle.preview(repositoryName);
     if (!preview) {
       throw new EcrError(
@@ -61,7 +60,7 @@ export const lifecyclePreviewOperations: OperationTable = {
     }
     let results = preview.expirations.filter((e) => matchesStatus(e, tagStatus));
     if (ids) results = results.filter((e) => wanted.some((w) => (w.digest === undefined || w.digest === e.digest) && (w.tag === undefined || e.tags.includes(w.tag))));
-    const start = nextToken === undefined ? 0 : decodeToken(nextToken);
+    const start = nextToken === undefined ? 0 : offsetOf(nextToken);
     const size = maxResults ?? DEFAULT_PAGE;
     const page = results.slice(start, start + size);
     const more = start + size < results.length;
@@ -78,7 +77,7 @@ export const lifecyclePreviewOperations: OperationTable = {
         appliedRulePriority: e.rulePriority,
       })),
       summary: { expiringImageTotalCount: preview.expirations.length },
-      ...(more ? { nextToken: encodeToken(start + size) } : {}),
+      ...(more ? { nextToken: offsetToken(start + size) } : {}),
     };
   },
 };
@@ -89,27 +88,15 @@ function matchesStatus(e: Expiration, status: string | undefined): boolean {
   return true;
 }
 
-function checkRegistry(ctx: OperationContext, registryId: string | undefined, repositoryName: string): void {
-  if (registryId !== undefined && registryId !== ctx.ecr.accountId) throw ecrErrors.repositoryNotFound(repositoryName, registryId);
+/** A page's position, as an opaque token (the shared token of the repository listings). */
+function offsetToken(offset: number): string {
+  return encodeToken(String(offset));
 }
 
-function policyNotFound(ctx: OperationContext, name: string): EcrError {
-  return new EcrError(
-    'LifecyclePolicyNotFoundException',
-    `Lifecycle policy does not exist for the repository with name '${name}' in the registry with id '${ctx.ecr.accountId}'`,
-  );
-}
-
-function encodeToken(offset: number): string {
-  return Buffer.from(JSON.stringify({ o: offset })).toString('base64url');
-}
-
-function decodeToken(token: string): number {
-  try {
-    const { o } = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { o?: unknown };
-    if (typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) return o;
-  } catch {
-    // falls through
+function offsetOf(token: string): number {
+  const offset = Number(decodeToken(token));
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw ecrErrors.invalidParameter("Invalid parameter at 'nextToken': the token is not one this registry gave");
   }
-  throw ecrErrors.invalidParameter('Invalid parameter at \'nextToken\': the token is not one this registry gave');
+  return offset;
 }
