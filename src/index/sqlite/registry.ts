@@ -1,46 +1,15 @@
+import type { ManifestRow, NewManifest, ReferrerRow, RegistryIndex, UploadRow } from '../contract.js';
 import type { Db } from './database.js';
-
-export interface ManifestRow {
-  id: number;
-  digest: string;
-  mediaType: string;
-  size: number;
-  content: Buffer;
-}
-
-export interface ReferrerRow {
-  digest: string;
-  mediaType: string;
-  size: number;
-  artifactType: string | null;
-  annotations: string | null;
-}
-
-export interface NewManifest {
-  digest: string;
-  mediaType: string;
-  content: Buffer;
-  artifactType?: string | undefined;
-  subject?: string | undefined;
-  annotations?: Record<string, string> | undefined;
-  blobs: string[];
-  children: string[];
-}
-
-export interface UploadRow {
-  id: string;
-  repository: string;
-  createdAt: number;
-  updatedAt: number;
-}
 
 /**
  * The SQLite index: repositories, blobs and their links, manifests, tags,
  * references and upload sessions. Every method is synchronous and short;
  * callers do their I/O first and then call in here.
  */
-export class RegistryIndex {
+export class SqliteRegistryIndex implements RegistryIndex {
   private readonly s;
+  /** Tag writes through this connection (see tagsVersion). */
+  private tagWrites = 0;
 
   constructor(readonly db: Db) {
     this.s = {
@@ -118,6 +87,10 @@ export class RegistryIndex {
       touchUpload: db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
       dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      parents: db.prepare<[string, number], string>(
+        `SELECT m.digest FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
+         WHERE r.digest = ? AND r.kind = 'manifest' AND m.repository_id = ? ORDER BY m.digest`,
+      ).pluck(),
       staleUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
       uploadsOf: db.prepare<[string], string>('SELECT id FROM uploads WHERE repository = ?').pluck(),
     };
@@ -125,12 +98,20 @@ export class RegistryIndex {
 
   // ---- repositories ----
 
-  repositoryId(name: string): number | undefined {
+  async repositoryId(name: string): Promise<number | undefined> {
+    return this.idOf(name);
+  }
+
+  private idOf(name: string): number | undefined {
     return this.s.repoId.get(name)?.id;
   }
 
-  /** Creates the repository if needed; call inside a transaction. */
-  ensureRepository(name: string, now = Date.now()): number {
+  /** Creates the repository if needed. */
+  async ensureRepository(name: string, now = Date.now()): Promise<number> {
+    return this.ensure(name, now);
+  }
+
+  private ensure(name: string, now: number): number {
     this.s.insertRepo.run(name, now);
     return this.s.repoId.get(name)!.id;
   }
@@ -139,55 +120,56 @@ export class RegistryIndex {
    * Removes a repository with its manifests, tags and blob links (the blobs themselves stay:
    * other repositories may hold them, and garbage collection takes the rest).
    */
-  deleteRepository(name: string): boolean {
+  async deleteRepository(name: string): Promise<boolean> {
+    this.tagWrites++;
     return this.s.deleteRepo.run(name).changes > 0;
   }
 
   /** Whether the repository holds at least one manifest. */
-  repositoryHasManifests(name: string): boolean {
+  async repositoryHasManifests(name: string): Promise<boolean> {
     return this.s.repoHasManifests.get(name) !== undefined;
   }
 
-  catalog(after: string, limit: number): string[] {
+  async catalog(after: string, limit: number): Promise<string[]> {
     return this.s.catalog.all(after, limit).map((r) => r.name);
   }
 
   // ---- blobs ----
 
-  blobSize(digest: string): number | undefined {
+  async blobSize(digest: string): Promise<number | undefined> {
     return this.s.blobSize.get(digest)?.size;
   }
 
   /** Size of a blob linked into any repository (what an automatic mount may take). */
-  anyLinkedBlobSize(digest: string): number | undefined {
+  async anyLinkedBlobSize(digest: string): Promise<number | undefined> {
     return this.s.anyLinkedBlobSize.get(digest)?.size;
   }
 
   /** Repositories (after `after`, sorted) that the blob is linked into, with its size. */
-  blobRepositories(digest: string, after: string, limit: number): Array<{ name: string; size: number }> {
+  async blobRepositories(digest: string, after: string, limit: number): Promise<Array<{ name: string; size: number }>> {
     return this.s.blobRepositories.all(digest, after, limit);
   }
 
   /** Size of a blob as seen from a repository: undefined unless linked there. */
-  linkedBlobSize(repo: string, digest: string): number | undefined {
+  async linkedBlobSize(repo: string, digest: string): Promise<number | undefined> {
     return this.s.linkedBlobSize.get(repo, digest)?.size;
   }
 
   /** Records a blob (if new) and links it into a repository, in one transaction. */
-  addBlob(repo: string, digest: string, size: number, now = Date.now()): void {
+  async addBlob(repo: string, digest: string, size: number, now = Date.now()): Promise<void> {
     this.db.transaction(() => {
       this.s.insertBlob.run(digest, size, now);
-      const repoId = this.ensureRepository(repo, now);
+      const repoId = this.ensure(repo, now);
       this.s.linkBlob.run(repoId, digest, now);
     })();
   }
 
-  unlinkBlob(repo: string, digest: string): boolean {
+  async unlinkBlob(repo: string, digest: string): Promise<boolean> {
     return this.s.unlinkBlob.run(repo, digest).changes > 0;
   }
 
   /** Sizes of blobs linked into the repository, by digest; absent ones are missing. */
-  linkedBlobSizes(repoId: number | undefined, digests: string[]): Map<string, number> {
+  async linkedBlobSizes(repoId: number | undefined, digests: string[]): Promise<Map<string, number>> {
     const found = new Map<string, number>();
     if (repoId === undefined) return found;
     for (const d of digests) {
@@ -199,26 +181,27 @@ export class RegistryIndex {
 
   // ---- manifests and tags ----
 
-  manifest(repo: string, digest: string): ManifestRow | undefined {
+  async manifest(repo: string, digest: string): Promise<ManifestRow | undefined> {
     return this.s.manifest.get(repo, digest);
   }
 
-  manifestByTag(repo: string, tag: string): ManifestRow | undefined {
+  async manifestByTag(repo: string, tag: string): Promise<ManifestRow | undefined> {
     return this.s.manifestByTag.get(repo, tag);
   }
 
-  tagDigest(repo: string, tag: string): string | undefined {
+  async tagDigest(repo: string, tag: string): Promise<string | undefined> {
     return this.s.tagDigest.get(repo, tag)?.digest;
   }
 
-  hasManifest(repoId: number | undefined, digest: string): boolean {
+  async hasManifest(repoId: number | undefined, digest: string): Promise<boolean> {
     return repoId !== undefined && this.s.manifestExists.get(repoId, digest) !== undefined;
   }
 
   /** Adds a manifest (idempotently) and points the given tags at it, in one transaction. */
-  putManifest(repo: string, m: NewManifest, tags: string[], now = Date.now()): void {
+  async putManifest(repo: string, m: NewManifest, tags: string[], now = Date.now()): Promise<void> {
+    this.tagWrites++;
     this.db.transaction(() => {
-      const repoId = this.ensureRepository(repo, now);
+      const repoId = this.ensure(repo, now);
       this.s.insertBlob.run(m.digest, m.content.length, now);
       if (!this.s.manifestExists.get(repoId, m.digest)) {
         this.s.insertManifest.run(
@@ -240,14 +223,15 @@ export class RegistryIndex {
     })();
   }
 
-  tagsOf(repo: string, digest: string): string[] {
-    const repoId = this.repositoryId(repo);
+  async tagsOf(repo: string, digest: string): Promise<string[]> {
+    const repoId = this.idOf(repo);
     return repoId === undefined ? [] : this.s.tagsOf.all(repoId, digest).map((r) => r.name);
   }
 
   /** Removes a manifest and every tag pointing at it. */
-  deleteManifest(repo: string, digest: string): boolean {
-    const repoId = this.repositoryId(repo);
+  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+    this.tagWrites++;
+    const repoId = this.idOf(repo);
     if (repoId === undefined) return false;
     return this.db.transaction(() => {
       this.s.deleteTagsOf.run(repoId, digest);
@@ -260,77 +244,84 @@ export class RegistryIndex {
    * transaction (so a tag another process moves onto it in between keeps it). Returns the tags
    * removed, or undefined when nothing was.
    */
-  deleteManifestIf(repo: string, digest: string, accept: (tags: readonly string[]) => boolean): string[] | undefined {
-    const repoId = this.repositoryId(repo);
+  async deleteManifestIf(
+    repo: string,
+    digest: string,
+    accept: (tags: readonly string[], parents: readonly string[]) => boolean,
+  ): Promise<string[] | undefined> {
+    this.tagWrites++;
+    const repoId = this.idOf(repo);
     if (repoId === undefined) return undefined;
     return this.db.transaction(() => {
       if (!this.s.manifestExists.get(repoId, digest)) return undefined;
       const tags = this.s.tagsOf.all(repoId, digest).map((r) => r.name);
-      if (!accept(tags)) return undefined;
+      if (!accept(tags, this.s.parents.all(digest, repoId))) return undefined;
       this.s.deleteTagsOf.run(repoId, digest);
       this.s.deleteManifest.run(repoId, digest);
       return tags;
     }).immediate();
   }
 
-  deleteTag(repo: string, tag: string): boolean {
-    const repoId = this.repositoryId(repo);
+  async deleteTag(repo: string, tag: string): Promise<boolean> {
+    this.tagWrites++;
+    const repoId = this.idOf(repo);
     return repoId !== undefined && this.s.deleteTag.run(repoId, tag).changes > 0;
   }
 
   /** Every tag of a repository, in lexical (byte) order. */
-  allTags(repoId: number): string[] {
+  async allTags(repoId: number): Promise<string[]> {
     return this.s.allTags.all(repoId);
   }
 
-  referrers(repo: string, subject: string, after = ''): ReferrerRow[] {
+  async referrers(repo: string, subject: string, after = ''): Promise<ReferrerRow[]> {
     return this.s.referrers.all(repo, subject, after);
   }
 
   // ---- uploads ----
 
-  insertUpload(id: string, repo: string, now = Date.now(), updatedAt = now): void {
+  async insertUpload(id: string, repo: string, now = Date.now(), updatedAt = now): Promise<void> {
     this.s.insertUpload.run(id, repo, now, updatedAt);
   }
 
-  upload(id: string): UploadRow | undefined {
+  async upload(id: string): Promise<UploadRow | undefined> {
     return this.s.upload.get(id);
   }
 
-  touchUpload(id: string, now = Date.now()): void {
+  async touchUpload(id: string, now = Date.now()): Promise<void> {
     this.s.touchUpload.run(now, id);
   }
 
-  deleteUpload(id: string): void {
+  async deleteUpload(id: string): Promise<void> {
     this.s.deleteUpload.run(id);
   }
 
   /** The ids of the upload sessions open on a repository. */
-  uploadsOf(repo: string): string[] {
+  async uploadsOf(repo: string): Promise<string[]> {
     return this.s.uploadsOf.all(repo);
   }
 
-  staleUploads(before: number): string[] {
+  async staleUploads(before: number): Promise<string[]> {
     return this.s.staleUploads.all(before).map((r) => r.id);
   }
 
   // ---- maintenance ----
 
   /**
-   * SQLite's data version: it changes when another connection (another process) commits, so
-   * that what this process keeps in memory about the index can be dropped then.
+   * SQLite's data version changes when another connection (another process) commits; the tag
+   * writes of this one are counted beside it. Either moving means a cached tag list may be stale.
    */
-  dataVersion(): number {
-    return this.s.dataVersion.get() as number;
+  async tagsVersion(_repo: string): Promise<string> {
+    return `${this.s.dataVersion.get() as number}.${this.tagWrites}`;
   }
 
   /** Throws when the database does not answer. */
-  ping(): void {
+  async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
   }
 
   /** Empties every table (reindex rebuilds them from the store). */
-  clear(): void {
+  async clear(): Promise<void> {
+    this.tagWrites++;
     this.db.transaction(() => {
       for (const table of ['tags', 'manifest_references', 'manifests', 'repository_blobs', 'repositories', 'blobs', 'uploads']) {
         this.db.exec(`DELETE FROM ${table}`);
@@ -338,7 +329,7 @@ export class RegistryIndex {
     })();
   }
 
-  insertBlob(digest: string, size: number, createdAt: number): void {
+  async insertBlob(digest: string, size: number, createdAt: number): Promise<void> {
     this.s.insertBlob.run(digest, size, createdAt);
   }
 }

@@ -4,57 +4,14 @@
  * an index, their referrers. Synchronous and prepared, like RegistryIndex; a page is one query
  * for the manifests and one for their tags, whatever its size.
  */
+import type { ImageIdCursor, ImageIdRow, ImageIndex, ImageReferrerRow, ImageRow, ManifestFactsRow, TagStatus } from '../contract.js';
 import type { Db } from './database.js';
-
-/** A manifest of a repository, as DescribeImages and BatchGetImage need it. */
-export interface ImageRow {
-  digest: string;
-  mediaType: string;
-  /** artifactType, or the config's media type (null for an index without artifactType). */
-  artifactType: string | null;
-  /** The digest of the manifest's subject, for a referrer. */
-  subject: string | null;
-  /** The manifest's own size, in bytes. */
-  size: number;
-  /** When it was pushed (ms). */
-  createdAt: number;
-  content: Buffer;
-}
-
-/** One image id of ListImages: a tag and its digest, or a digest alone for an untagged manifest. */
-export interface ImageIdRow {
-  digest: string;
-  tag: string | null;
-}
-
-/** What the lifecycle needs of every manifest: no content. */
-export interface ManifestFactsRow {
-  digest: string;
-  subject: string | null;
-  createdAt: number;
-}
-
-export interface ImageReferrerRow {
-  digest: string;
-  mediaType: string;
-  size: number;
-  artifactType: string | null;
-  annotations: string | null;
-}
-
-export type TagStatus = 'TAGGED' | 'UNTAGGED' | 'ANY';
-
-/** Where a page of image ids ends: the last id given (tag '' for an untagged manifest). */
-export interface ImageIdCursor {
-  digest: string;
-  tag: string;
-}
 
 const IMAGE_COLUMNS = `m.digest, m.media_type AS mediaType, m.artifact_type AS artifactType, m.subject,
   m.size, m.created_at AS createdAt, m.content`;
 const HAS_TAG = 'EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest)';
 
-export class ImageIndex {
+export class SqliteImageIndex implements ImageIndex {
   private readonly s;
 
   constructor(readonly db: Db) {
@@ -110,73 +67,73 @@ export class ImageIndex {
     };
   }
 
-  repositoryId(repo: string): number | undefined {
+  async repositoryId(repo: string): Promise<number | undefined> {
     return this.s.repoId.get(repo)?.id;
   }
 
   /** Manifests after `afterDigest` in digest order, at most `limit`, with or without tags as `status` says. */
-  images(repoId: number, status: TagStatus, afterDigest: string, limit: number): ImageRow[] {
+  async images(repoId: number, status: TagStatus, afterDigest: string, limit: number): Promise<ImageRow[]> {
     return this.s.pages[status].all(repoId, afterDigest, limit);
   }
 
   /** Image ids after the cursor, in (digest, tag) order: one per tag, one per untagged manifest. */
-  imageIds(repoId: number, status: TagStatus, after: ImageIdCursor, limit: number): ImageIdRow[] {
+  async imageIds(repoId: number, status: TagStatus, after: ImageIdCursor, limit: number): Promise<ImageIdRow[]> {
     const params = { repo: repoId, digest: after.digest, tag: after.tag, limit };
     if (status === 'TAGGED') return this.s.idsTagged.all(params);
     if (status === 'ANY') return this.s.idsAny.all(params);
     // An untagged manifest has one id: a cursor on it has passed it.
-    return this.images(repoId, 'UNTAGGED', after.digest, limit).map((m) => ({ digest: m.digest, tag: null }));
+    return (await this.images(repoId, 'UNTAGGED', after.digest, limit)).map((m) => ({ digest: m.digest, tag: null }));
   }
 
   /** The manifests of the repository among `digests`, by digest (absent ones are not there). */
-  imagesByDigest(repoId: number, digests: readonly string[]): Map<string, ImageRow> {
+  async imagesByDigest(repoId: number, digests: readonly string[]): Promise<Map<string, ImageRow>> {
     const found = new Map<string, ImageRow>();
     if (digests.length === 0) return found;
     for (const row of this.s.byDigests.all(repoId, JSON.stringify([...new Set(digests)]))) found.set(row.digest, row);
     return found;
   }
 
-  image(repoId: number, digest: string): ImageRow | undefined {
-    return this.imagesByDigest(repoId, [digest]).get(digest);
+  async image(repoId: number, digest: string): Promise<ImageRow | undefined> {
+    return (await this.imagesByDigest(repoId, [digest])).get(digest);
   }
 
-  tagDigest(repoId: number, tag: string): string | undefined {
+  async tagDigest(repoId: number, tag: string): Promise<string | undefined> {
     return this.s.tagDigest.get(repoId, tag)?.digest;
   }
 
   /** The tags of each of `digests`, in lexical order (a digest without tags is absent). */
-  tagsOf(repoId: number, digests: readonly string[]): Map<string, string[]> {
+  async tagsOf(repoId: number, digests: readonly string[]): Promise<Map<string, string[]>> {
     if (digests.length === 0) return new Map();
     return groupTags(this.s.tagsOf.all(repoId, JSON.stringify([...new Set(digests)])));
   }
 
   /** Every tag of the repository, by digest. */
-  allTags(repoId: number): Map<string, string[]> {
+  async allTags(repoId: number): Promise<Map<string, string[]>> {
     return groupTags(this.s.allTags.all(repoId));
   }
 
   /** Every manifest of the repository, without its content, in digest order. */
-  manifestFacts(repoId: number): ManifestFactsRow[] {
+  async manifestFacts(repoId: number): Promise<ManifestFactsRow[]> {
     return this.s.facts.all(repoId);
   }
 
   /** The digests that a manifest of the repository (an index) lists as its children. */
-  childDigests(repoId: number): Set<string> {
+  async childDigests(repoId: number): Promise<Set<string>> {
     return new Set(this.s.children.all(repoId));
   }
 
   /** The manifests of the repository that list `digest` as a child. */
-  parentsOf(repoId: number, digest: string): string[] {
+  async parentsOf(repoId: number, digest: string): Promise<string[]> {
     return this.s.parents.all(digest, repoId);
   }
 
   /** Whether a manifest of the repository references the blob (as its config or a layer). */
-  blobReferenced(repoId: number, digest: string): boolean {
+  async blobReferenced(repoId: number, digest: string): Promise<boolean> {
     return this.s.blobReferenced.get(digest, repoId) !== undefined;
   }
 
   /** Manifests whose subject is `subject`, after `after` in digest order, of the given artifact types (all without). */
-  referrers(repoId: number, subject: string, after: string, limit: number, artifactTypes?: readonly string[]): ImageReferrerRow[] {
+  async referrers(repoId: number, subject: string, after: string, limit: number, artifactTypes?: readonly string[]): Promise<ImageReferrerRow[]> {
     const types = artifactTypes && artifactTypes.length > 0 ? JSON.stringify(artifactTypes) : null;
     return this.s.referrers.all({ repo: repoId, subject, after, types, limit });
   }

@@ -1,37 +1,5 @@
+import type { CreationTemplateRow, EcrIndex, EcrRepositoryRow, EcrSetting, NewEcrRepository, SettingValue } from '../contract.js';
 import type { Db } from './database.js';
-
-/**
- * ECR's settings of a repository as stored: JSON members as their text, times in ms. A
- * repository that the registry holds (a row of `repositories`) without a row of its own in
- * `ecr_repositories` has ECR's defaults and the time it was first pushed to.
- */
-export interface EcrRepositoryRow {
-  name: string;
-  createdAt: number;
-  tagMutability: string;
-  /** JSON: [{filterType, filter}] */
-  mutabilityExclusions: string;
-  scanOnPush: boolean;
-  /** JSON: {encryptionType, kmsKey?} */
-  encryption: string;
-  /** JSON: [{Key, Value}] */
-  resourceTags: string;
-  policy: string | null;
-  lifecyclePolicy: string | null;
-  /** When the lifecycle policy was last put or evaluated. */
-  lifecyclePolicyUpdatedAt: number | null;
-}
-
-/** A new repository's settings (what CreateRepository or a push under a template gives it). */
-export type NewEcrRepository = Omit<EcrRepositoryRow, 'lifecyclePolicyUpdatedAt'> & { lifecyclePolicyUpdatedAt?: number | null };
-
-export interface CreationTemplateRow {
-  prefix: string;
-  /** JSON: the template's fields as the API has them. */
-  template: string;
-  createdAt: number;
-  updatedAt: number;
-}
 
 /** The settings a repository has until something sets them (as the migration's defaults). */
 const DEFAULTS = {
@@ -68,17 +36,15 @@ const COLUMNS = {
   policy: 'policy',
   lifecyclePolicy: 'lifecycle_policy',
   lifecyclePolicyUpdatedAt: 'lifecycle_policy_updated_at',
-} as const;
-export type EcrSetting = keyof typeof COLUMNS;
+} as const satisfies Record<EcrSetting, string>;
 type Setter = { run(value: unknown, name: string): { changes: number } };
-type SettingValue<K extends EcrSetting> = K extends 'scanOnPush' ? boolean : K extends 'lifecyclePolicyUpdatedAt' ? number | null : EcrRepositoryRow[K];
 
 /**
  * ECR's tables of the SQLite index (migration 0003): repository settings, repository creation
  * templates and registry-wide settings. Every method is synchronous and short. Like access keys,
  * these rows cannot be rebuilt from the blob store.
  */
-export class EcrIndex {
+export class SqliteEcrIndex implements EcrIndex {
   private readonly s;
   private readonly setters: Readonly<Record<EcrSetting, Setter>>;
 
@@ -141,7 +107,7 @@ export class EcrIndex {
   // ---- repositories ----
 
   /** A repository's settings: its own, or ECR's defaults for one the registry holds; undefined if neither. */
-  repository(name: string): EcrRepositoryRow | undefined {
+  async repository(name: string): Promise<EcrRepositoryRow | undefined> {
     const row = this.s.settings.get(name);
     if (row) return withDefaults(row);
     const pushed = this.s.pushed.get(name);
@@ -149,7 +115,7 @@ export class EcrIndex {
   }
 
   /** Whether the repository exists: with settings of its own or held by the registry. */
-  exists(name: string): boolean {
+  async exists(name: string): Promise<boolean> {
     return this.s.settings.get(name) !== undefined || this.s.pushed.get(name) !== undefined;
   }
 
@@ -157,12 +123,12 @@ export class EcrIndex {
    * Repositories (with settings or held by the registry) named after `after`, sorted by name
    * (byte order), at most `limit`.
    */
-  repositories(after: string, limit: number): EcrRepositoryRow[] {
+  async repositories(after: string, limit: number): Promise<EcrRepositoryRow[]> {
     return this.s.page.all({ after, limit }).map(withDefaults);
   }
 
   /** Creates the repository; false (and nothing written) if a repository of that name exists. */
-  insertRepository(row: NewEcrRepository): boolean {
+  async insertRepository(row: NewEcrRepository): Promise<boolean> {
     return this.db.transaction(() => {
       if (this.s.pushed.get(row.name)) return false;
       const inserted =
@@ -181,7 +147,7 @@ export class EcrIndex {
    * Changes settings of a repository in one transaction (a repository without settings of its
    * own gets them first, with the time of its first push); false if there is no such repository.
    */
-  update(name: string, changes: { readonly [K in EcrSetting]?: SettingValue<K> }): boolean {
+  async update(name: string, changes: { readonly [K in EcrSetting]?: SettingValue<K> }): Promise<boolean> {
     return this.db.transaction(() => {
       this.s.adopt.run(name);
       if (this.s.settings.get(name) === undefined) return false;
@@ -193,51 +159,51 @@ export class EcrIndex {
   }
 
   /** Forgets a repository's settings (the repository was deleted). */
-  deleteRepository(name: string): boolean {
+  async deleteRepository(name: string): Promise<boolean> {
     return this.s.delete.run(name).changes > 0;
   }
 
   /** Every repository with a lifecycle policy, sorted. */
-  withLifecyclePolicies(): string[] {
+  async withLifecyclePolicies(): Promise<string[]> {
     return this.s.withLifecyclePolicies.all();
   }
 
   // ---- repository creation templates ----
 
-  template(prefix: string): CreationTemplateRow | undefined {
+  async template(prefix: string): Promise<CreationTemplateRow | undefined> {
     return this.s.template.get(prefix);
   }
 
   /** Templates with a prefix after `after`, sorted, at most `limit`. */
-  templates(after: string, limit: number): CreationTemplateRow[] {
+  async templates(after: string, limit: number): Promise<CreationTemplateRow[]> {
     return this.s.templates.all(after, limit);
   }
 
   /** False (and nothing written) if a template has this prefix. */
-  insertTemplate(prefix: string, template: string, now: number): boolean {
+  async insertTemplate(prefix: string, template: string, now: number): Promise<boolean> {
     return this.s.insertTemplate.run(prefix, template, now, now).changes > 0;
   }
 
   /** False if no template has this prefix. */
-  updateTemplate(prefix: string, template: string, now: number): boolean {
+  async updateTemplate(prefix: string, template: string, now: number): Promise<boolean> {
     return this.s.updateTemplate.run(template, now, prefix).changes > 0;
   }
 
-  deleteTemplate(prefix: string): boolean {
+  async deleteTemplate(prefix: string): Promise<boolean> {
     return this.s.deleteTemplate.run(prefix).changes > 0;
   }
 
   // ---- registry-wide settings ----
 
-  setting(name: string): string | undefined {
+  async setting(name: string): Promise<string | undefined> {
     return this.s.setting.get(name);
   }
 
-  putSetting(name: string, value: string): void {
+  async putSetting(name: string, value: string): Promise<void> {
     this.s.putSetting.run(name, value);
   }
 
-  deleteSetting(name: string): boolean {
+  async deleteSetting(name: string): Promise<boolean> {
     return this.s.deleteSetting.run(name).changes > 0;
   }
 }

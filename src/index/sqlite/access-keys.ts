@@ -1,20 +1,5 @@
+import type { AccessKeyIndex, AccessKeyListRow, AccessKeyRow } from '../contract.js';
 import type { Db } from './database.js';
-
-/** One row of `access_keys`, as stored (scopes as their JSON text, times in ms since the epoch). */
-export interface AccessKeyRow {
-  id: string;
-  user: string;
-  secretHash: string;
-  scopes: string;
-  description: string | null;
-  createdAt: number;
-  expiresAt: number | null;
-  lastUsedAt: number | null;
-  revokedAt: number | null;
-}
-
-/** A row without its secret's hash: what listings show. */
-export type AccessKeyListRow = Omit<AccessKeyRow, 'secretHash'>;
 
 const COLUMNS = `id, user, scopes, description, created_at AS createdAt, expires_at AS expiresAt,
   last_used_at AS lastUsedAt, revoked_at AS revokedAt`;
@@ -23,7 +8,7 @@ const COLUMNS = `id, user, scopes, description, created_at AS createdAt, expires
  * The access keys of the SQLite index. Every method is synchronous and short. Unlike the rest of
  * the index, these rows cannot be rebuilt from the blob store (reindex leaves them alone).
  */
-export class AccessKeyIndex {
+export class SqliteAccessKeyIndex implements AccessKeyIndex {
   private readonly s;
 
   constructor(readonly db: Db) {
@@ -40,16 +25,16 @@ export class AccessKeyIndex {
     };
   }
 
-  insert(row: Omit<AccessKeyRow, 'lastUsedAt' | 'revokedAt'>): void {
+  async insert(row: Omit<AccessKeyRow, 'lastUsedAt' | 'revokedAt'>): Promise<void> {
     this.s.insert.run(row.id, row.user, row.secretHash, row.scopes, row.description, row.createdAt, row.expiresAt);
   }
 
-  byId(id: string): AccessKeyRow | undefined {
+  async byId(id: string): Promise<AccessKeyRow | undefined> {
     return this.s.byId.get(id);
   }
 
   /** Every key, oldest first, without the secrets' hashes. */
-  list(): AccessKeyListRow[] {
+  async list(): Promise<AccessKeyListRow[]> {
     return this.s.list.all();
   }
 
@@ -57,13 +42,13 @@ export class AccessKeyIndex {
    * Marks the key revoked at `at`. False when no key has this id; a key revoked before keeps its
    * first revocation time (and true is returned).
    */
-  revoke(id: string, at: number): boolean {
+  async revoke(id: string, at: number): Promise<boolean> {
     if (this.s.revoke.run(at, id).changes > 0) return true;
     return this.s.exists.get(id) !== undefined;
   }
 
   /** Records when the key was last used. */
-  touch(id: string, lastUsedAt: number): void {
+  async touch(id: string, lastUsedAt: number): Promise<void> {
     this.s.touch.run(lastUsedAt, id);
   }
 }

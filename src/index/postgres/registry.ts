@@ -1,0 +1,363 @@
+import type { ManifestRow, NewManifest, ReferrerRow, RegistryIndex, UploadRow } from '../contract.js';
+import { limitOf, type PgDb, type Querier } from './database.js';
+
+const MANIFEST_COLUMNS = 'm.id, m.digest, m.media_type AS "mediaType", m.size, m.content';
+
+/**
+ * Locks a repository's row for the rest of the transaction and bumps its tags' version: every
+ * tag write does this first, so that the tag writes of one repository are serialised across
+ * nodes and a cached tag list anywhere sees the change. Undefined when there is no repository.
+ */
+async function lockForTagWrite(q: Querier, repo: string): Promise<number | undefined> {
+  const row = await q.one<{ id: number }>('UPDATE repositories SET tags_version = tags_version + 1 WHERE name = $1 RETURNING id', [repo]);
+  return row?.id;
+}
+
+/** Creates the repository if needed and returns its id, without locking an existing row. */
+async function ensure(q: Querier, name: string, now: number): Promise<number> {
+  // Bounded: the row can only vanish in between if another node deletes it at that very moment.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const inserted = await q.one<{ id: number }>(
+      'INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id',
+      [name, now],
+    );
+    if (inserted) return inserted.id;
+    const existing = await q.one<{ id: number }>('SELECT id FROM repositories WHERE name = $1', [name]);
+    if (existing) return existing.id;
+  }
+  throw new Error(`the repository ${name} was deleted again and again while it was being created`);
+}
+
+/** A foreign key violation: a repository deleted by another node between finding it and linking to it. */
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/** The PostgreSQL index: repositories, blobs and their links, manifests, tags, references and upload sessions. */
+export class PostgresRegistryIndex implements RegistryIndex {
+  constructor(private readonly db: PgDb) {}
+
+  // ---- repositories ----
+
+  async repositoryId(name: string): Promise<number | undefined> {
+    return (await this.db.one<{ id: number }>('SELECT id FROM repositories WHERE name = $1', [name]))?.id;
+  }
+
+  async ensureRepository(name: string, now = Date.now()): Promise<number> {
+    return ensure(this.db, name, now);
+  }
+
+  /**
+   * Its manifests, tags, blob links and references go with it (ON DELETE CASCADE); the blobs
+   * stay. The removals' count moves first, so that it has moved by the time the row is gone.
+   */
+  async deleteRepository(name: string): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      await q.run("SELECT nextval('repository_removals')");
+      return (await q.run('DELETE FROM repositories WHERE name = $1', [name])) > 0;
+    });
+  }
+
+  async repositoryHasManifests(name: string): Promise<boolean> {
+    const row = await this.db.one(
+      'SELECT 1 FROM manifests WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) LIMIT 1',
+      [name],
+    );
+    return row !== undefined;
+  }
+
+  async catalog(after: string, limit: number): Promise<string[]> {
+    const rows = await this.db.rows<{ name: string }>('SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2', [
+      after,
+      limitOf(limit),
+    ]);
+    return rows.map((r) => r.name);
+  }
+
+  // ---- blobs ----
+
+  async blobSize(digest: string): Promise<number | undefined> {
+    return (await this.db.one<{ size: number }>('SELECT size FROM blobs WHERE digest = $1', [digest]))?.size;
+  }
+
+  async anyLinkedBlobSize(digest: string): Promise<number | undefined> {
+    const row = await this.db.one<{ size: number }>(
+      'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = $1 LIMIT 1',
+      [digest],
+    );
+    return row?.size;
+  }
+
+  async blobRepositories(digest: string, after: string, limit: number): Promise<Array<{ name: string; size: number }>> {
+    return this.db.rows<{ name: string; size: number }>(
+      `SELECT r.name, b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+       JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = $1 AND r.name > $2 ORDER BY r.name LIMIT $3`,
+      [digest, after, limitOf(limit)],
+    );
+  }
+
+  async linkedBlobSize(repo: string, digest: string): Promise<number | undefined> {
+    const row = await this.db.one<{ size: number }>(
+      `SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+       JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2`,
+      [repo, digest],
+    );
+    return row?.size;
+  }
+
+  async addBlob(repo: string, digest: string, size: number, now = Date.now()): Promise<void> {
+    await this.db.tx(async (q) => {
+      await q.run('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [digest, size, now]);
+      const repoId = await ensure(q, repo, now);
+      await q.run('INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
+        repoId,
+        digest,
+        now,
+      ]);
+    }, [FOREIGN_KEY_VIOLATION]);
+  }
+
+  async unlinkBlob(repo: string, digest: string): Promise<boolean> {
+    const changed = await this.db.run(
+      'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2',
+      [repo, digest],
+    );
+    return changed > 0;
+  }
+
+  async linkedBlobSizes(repoId: number | undefined, digests: string[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    if (repoId === undefined || digests.length === 0) return found;
+    const rows = await this.db.rows<{ digest: string; size: number }>(
+      `SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+       WHERE rb.repository_id = $1 AND rb.digest = ANY($2::text[])`,
+      [repoId, [...new Set(digests)]],
+    );
+    for (const r of rows) found.set(r.digest, r.size);
+    return found;
+  }
+
+  async insertBlob(digest: string, size: number, createdAt: number): Promise<void> {
+    await this.db.run('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [
+      digest,
+      size,
+      createdAt,
+    ]);
+  }
+
+  // ---- manifests and tags ----
+
+  async manifest(repo: string, digest: string): Promise<ManifestRow | undefined> {
+    return this.db.one<ManifestRow>(
+      `SELECT ${MANIFEST_COLUMNS} FROM manifests m JOIN repositories r ON r.id = m.repository_id
+       WHERE r.name = $1 AND m.digest = $2`,
+      [repo, digest],
+    );
+  }
+
+  async manifestByTag(repo: string, tag: string): Promise<ManifestRow | undefined> {
+    return this.db.one<ManifestRow>(
+      `SELECT ${MANIFEST_COLUMNS} FROM tags t
+       JOIN repositories r ON r.id = t.repository_id
+       JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+       WHERE r.name = $1 AND t.name = $2`,
+      [repo, tag],
+    );
+  }
+
+  async tagDigest(repo: string, tag: string): Promise<string | undefined> {
+    const row = await this.db.one<{ digest: string }>(
+      'SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name = $2',
+      [repo, tag],
+    );
+    return row?.digest;
+  }
+
+  async hasManifest(repoId: number | undefined, digest: string): Promise<boolean> {
+    if (repoId === undefined) return false;
+    return (await this.db.one('SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2', [repoId, digest])) !== undefined;
+  }
+
+  async putManifest(repo: string, m: NewManifest, tags: string[], now = Date.now()): Promise<void> {
+    await this.db.tx(async (q) => {
+      // Creates the repository, or locks its row and bumps its tags' version, in one statement.
+      const repoRow = await q.one<{ id: number }>(
+        `INSERT INTO repositories (name, created_at) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET tags_version = repositories.tags_version + 1 RETURNING id`,
+        [repo, now],
+      );
+      const repoId = repoRow!.id;
+      await q.run('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [
+        m.digest,
+        m.content.length,
+        now,
+      ]);
+      const inserted = await q.one<{ id: number }>(
+        `INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, subject, annotations, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,
+        [
+          repoId,
+          m.digest,
+          m.mediaType,
+          m.content.length,
+          m.content,
+          m.artifactType ?? null,
+          m.subject ?? null,
+          m.annotations ? JSON.stringify(m.annotations) : null,
+          now,
+        ],
+      );
+      // Only a new manifest gets its references: a known one keeps its row as it is.
+      if (inserted) {
+        const digests = [...m.blobs, ...m.children];
+        const kinds = [...m.blobs.map(() => 'blob'), ...m.children.map(() => 'manifest')];
+        if (digests.length > 0) {
+          await q.run(
+            `INSERT INTO manifest_references (manifest_id, digest, kind)
+             SELECT $1, d, k FROM unnest($2::text[], $3::text[]) AS u(d, k) ON CONFLICT DO NOTHING`,
+            [inserted.id, digests, kinds],
+          );
+        }
+      }
+      // Without duplicates: one statement may not update the same row twice.
+      const names = [...new Set(tags)];
+      if (names.length > 0) {
+        await q.run(
+          `INSERT INTO tags (repository_id, name, digest, updated_at) SELECT $1, t, $3, $4 FROM unnest($2::text[]) AS u(t)
+           ON CONFLICT (repository_id, name) DO UPDATE SET digest = EXCLUDED.digest, updated_at = EXCLUDED.updated_at`,
+          [repoId, names, m.digest, now],
+        );
+      }
+    });
+  }
+
+  async tagsOf(repo: string, digest: string): Promise<string[]> {
+    const rows = await this.db.rows<{ name: string }>(
+      `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+       WHERE r.name = $1 AND t.digest = $2 ORDER BY t.name`,
+      [repo, digest],
+    );
+    return rows.map((r) => r.name);
+  }
+
+  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      const repoId = await lockForTagWrite(q, repo);
+      if (repoId === undefined) return false;
+      await q.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repoId, digest]);
+      return (await q.run('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repoId, digest])) > 0;
+    });
+  }
+
+  /**
+   * With the repository's row locked, no tag write of any node can run between reading the tags
+   * and deleting them, so `accept` judges the tags as they are.
+   */
+  async deleteManifestIf(
+    repo: string,
+    digest: string,
+    accept: (tags: readonly string[], parents: readonly string[]) => boolean,
+  ): Promise<string[] | undefined> {
+    return this.db.tx(async (q) => {
+      const repoId = await lockForTagWrite(q, repo);
+      if (repoId === undefined) return undefined;
+      if ((await q.one('SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2', [repoId, digest])) === undefined) {
+        return undefined;
+      }
+      const tags = (
+        await q.rows<{ name: string }>('SELECT name FROM tags WHERE repository_id = $1 AND digest = $2 ORDER BY name', [repoId, digest])
+      ).map((r) => r.name);
+      // The repository's row is locked: no manifest that lists this one can be added meanwhile.
+      const parents = (
+        await q.rows<{ digest: string }>(
+          `SELECT m.digest FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
+           WHERE r.digest = $1 AND r.kind = 'manifest' AND m.repository_id = $2 ORDER BY m.digest`,
+          [digest, repoId],
+        )
+      ).map((r) => r.digest);
+      if (!accept(tags, parents)) return undefined;
+      await q.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repoId, digest]);
+      await q.run('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repoId, digest]);
+      return tags;
+    });
+  }
+
+  async deleteTag(repo: string, tag: string): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      const repoId = await lockForTagWrite(q, repo);
+      if (repoId === undefined) return false;
+      return (await q.run('DELETE FROM tags WHERE repository_id = $1 AND name = $2', [repoId, tag])) > 0;
+    });
+  }
+
+  async allTags(repoId: number): Promise<string[]> {
+    const rows = await this.db.rows<{ name: string }>('SELECT name FROM tags WHERE repository_id = $1 ORDER BY name', [repoId]);
+    return rows.map((r) => r.name);
+  }
+
+  /**
+   * The row's id with its tags' version, never the same twice: a repository created again has a
+   * new id (ids are never reused), and one that does not exist has the count of removals. A
+   * value coming back would let a tag list cached at it pass for current.
+   */
+  async tagsVersion(repo: string): Promise<string> {
+    const row = await this.db.one<{ id: number | null; tags_version: number | null; removals: number; is_called: boolean }>(
+      `SELECT r.id, r.tags_version, s.last_value AS removals, s.is_called
+       FROM repository_removals s LEFT JOIN repositories r ON r.name = $1`,
+      [repo],
+    );
+    if (!row) throw new Error('the sequence repository_removals is missing');
+    if (row.id !== null) return `${row.id}.${row.tags_version}`;
+    return `none.${row.is_called ? row.removals : 0}`;
+  }
+
+  async referrers(repo: string, subject: string, after = ''): Promise<ReferrerRow[]> {
+    return this.db.rows<ReferrerRow>(
+      `SELECT m.digest, m.media_type AS "mediaType", m.size, m.artifact_type AS "artifactType", m.annotations
+       FROM manifests m JOIN repositories r ON r.id = m.repository_id
+       WHERE r.name = $1 AND m.subject = $2 AND m.digest > $3 ORDER BY m.digest`,
+      [repo, subject, after],
+    );
+  }
+
+  // ---- uploads ----
+
+  async insertUpload(id: string, repo: string, now = Date.now(), updatedAt = now): Promise<void> {
+    await this.db.run('INSERT INTO uploads (id, repository, created_at, updated_at) VALUES ($1, $2, $3, $4)', [id, repo, now, updatedAt]);
+  }
+
+  async upload(id: string): Promise<UploadRow | undefined> {
+    return this.db.one<UploadRow>('SELECT id, repository, created_at AS "createdAt", updated_at AS "updatedAt" FROM uploads WHERE id = $1', [id]);
+  }
+
+  async touchUpload(id: string, now = Date.now()): Promise<void> {
+    await this.db.run('UPDATE uploads SET updated_at = $1 WHERE id = $2', [now, id]);
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.db.run('DELETE FROM uploads WHERE id = $1', [id]);
+  }
+
+  async uploadsOf(repo: string): Promise<string[]> {
+    return (await this.db.rows<{ id: string }>('SELECT id FROM uploads WHERE repository = $1 ORDER BY id', [repo])).map((r) => r.id);
+  }
+
+  async staleUploads(before: number): Promise<string[]> {
+    return (await this.db.rows<{ id: string }>('SELECT id FROM uploads WHERE updated_at < $1 ORDER BY id', [before])).map((r) => r.id);
+  }
+
+  // ---- maintenance ----
+
+  async ping(): Promise<void> {
+    await this.db.one('SELECT 1');
+  }
+
+  /**
+   * Empties what reindex rebuilds, in one statement (with the removals' count moved on). The
+   * identities are not restarted, so a repository created again gets a new id and tags version.
+   */
+  async clear(): Promise<void> {
+    await this.db.tx(async (q) => {
+      await q.run("SELECT nextval('repository_removals')");
+      await q.run('TRUNCATE tags, manifest_references, manifests, repository_blobs, repositories, blobs, uploads');
+    });
+  }
+}
