@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // A private PostgreSQL for the index suites over PostgreSQL, unless OCIREG_TEST_POSTGRES_URL names one.
+    globalSetup: ['test/support/postgres-global.ts'],
     // s3rver (the S3 server of the storage tests) makes ListObjectsV2 continuation
     // tokens with DES, which Node's OpenSSL 3 offers only with its legacy provider.
     execArgv: ['--openssl-legacy-provider'],

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config/config.js';
-import { openDatabase, type Db } from './index/database.js';
+import type { Index } from './index/contract.js';
+import { openIndex } from './index/open-index.js';
 import { registerErrorHandling, sendError } from './http/errors.js';
 import type { RouteContext } from './http/context.js';
 import { v2Routes } from './http/v2-router.js';
@@ -21,6 +22,8 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
   /** Use this store instead of the one the configuration names. */
   store?: BlobStore;
+  /** Use this index instead of the one the configuration names (the app closes it). */
+  index?: Index;
 }
 
 declare module 'fastify' {
@@ -34,14 +37,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // First: an unreadable TLS file stops the start before anything is opened.
   const server = serverOptions(config);
   const store: BlobStore = options.store ?? (await openStore(config));
-  let db: Db;
+  let index: Index;
   try {
-    db = openDatabase(config.index.path);
+    index = options.index ?? (await openIndex(config.index));
   } catch (err) {
     await store.close?.();
     throw err;
   }
-  const registry = new Registry(store, db);
+  const registry = new Registry(store, index);
 
   const logger =
     options.logger ?? ({ level: config.log.level, base: { ...config.log.fields } } as FastifyServerOptions['logger']);
@@ -60,9 +63,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('registry', registry);
   let auth: Auth | undefined;
   try {
-    auth = await openAuth(config, db, app.log);
+    auth = await openAuth(config, index, app.log);
   } catch (err) {
-    db.close();
+    await index.close();
     await store.close?.();
     throw err;
   }
@@ -113,7 +116,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(v2Routes, ctx);
   let ecr: Ecr | undefined;
   if (config.ecr && auth?.ecr) {
-    ecr = openEcr(registry, db, config.ecr, auth.ecr.credentials);
+    ecr = openEcr(registry, config.ecr, auth.ecr.credentials);
     const surface = { registry, config, ecr: config.ecr, auth: auth as Auth & { ecr: NonNullable<Auth['ecr']> }, ...ecr };
     await app.register(ecrRoutes, surface);
     await app.register(ecrDownloadRoutes, { registry, credentials: auth.ecr.credentials });
@@ -150,15 +153,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     };
     const purgeOnce = async () => {
       try {
-        const purged = await registry.uploads.purge(new Date(Date.now() - purging.ageMs), purging.dryRun);
-        if (purged.length > 0) app.log.info({ count: purged.length, dryRun: purging.dryRun }, 'purged expired uploads');
+        // With several nodes, one purges at a time; the others skip this round.
+        await index.locks.tryRun('job:upload-purge', async () => {
+          const purged = await registry.uploads.purge(new Date(Date.now() - purging.ageMs), purging.dryRun);
+          if (purged.length > 0) app.log.info({ count: purged.length, dryRun: purging.dryRun }, 'purged expired uploads');
+        });
       } catch (err) {
         app.log.error({ err }, 'upload purge failed');
       }
     };
     app.addHook('onReady', async () => {
       void purge();
-      purgeTimer = setInterval(purge, purging.intervalMs);
+      purgeTimer = setInterval(() => void purge(), purging.intervalMs);
       purgeTimer.unref();
     });
   }
@@ -169,9 +175,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     const lifecycle = ecr.services.lifecycle;
     const runLifecycle = () => {
       if (lifecycleRun || config.storage.readOnly || !config.storage.deleteEnabled) return;
-      lifecycleRun = lifecycle
-        .run()
-        .then(({ reports, failed }) => {
+      // With several nodes, one applies the policies at a time; the others skip this round.
+      lifecycleRun = index.locks
+        .tryRun('job:lifecycle', () => lifecycle.run())
+        .then((outcome) => {
+          if (!outcome.ran) return;
+          const { reports, failed } = outcome.value;
           const expired = reports.reduce((n, r) => n + r.expired.length, 0);
           if (expired > 0) app.log.info({ expired, repositories: reports.filter((r) => r.expired.length > 0).length }, 'lifecycle policies expired images');
           for (const f of failed) app.log.warn({ repository: f.repository, reason: f.reason }, 'lifecycle policy not applied');
@@ -191,9 +200,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     if (lifecycleTimer) clearInterval(lifecycleTimer);
     await purgeRun;
     await lifecycleRun;
-    registry.pulls.close();
+    await registry.pulls.close();
     await store.close?.();
-    db.close();
+    await index.close();
   });
   return app;
 }

@@ -11,8 +11,7 @@ import { parseGrant, ScopeError } from './auth/scope.js';
 import type { ScopeGrant } from './auth/types.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { parseDuration } from './config/duration.js';
-import { AccessKeyIndex } from './index/access-key-index.js';
-import { openDatabase } from './index/database.js';
+import { describeIndex, openIndex } from './index/open-index.js';
 
 export const KEYS_HELP = `  keys create --user USER --scope SCOPE [--scope SCOPE ...] [--expires 30d] [--description TEXT]
                     Make an access key for USER limited to the scopes (repository:app/*:pull,push,
@@ -87,8 +86,8 @@ async function create(args: readonly string[], out: Output): Promise<number> {
 
   const config = loadConfig(values.config !== undefined ? { path: values.config } : {});
   await warnUnknownUser(config, values.user, out);
-  return withKeys(config, (keys) => {
-    const { id, secret } = keys.create({
+  return withKeys(config, async (keys) => {
+    const { id, secret } = await keys.create({
       user: values.user!,
       scopes,
       ...(expiresInMs !== undefined ? { expiresAt: Date.now() + expiresInMs } : {}),
@@ -103,8 +102,8 @@ async function create(args: readonly string[], out: Output): Promise<number> {
 async function list(args: readonly string[], out: Output): Promise<number> {
   const { values } = parse('keys list', args, CONFIG_OPTION, 0);
   const config = loadConfig(values.config !== undefined ? { path: values.config } : {});
-  return withKeys(config, (keys) => {
-    out.stdout(formatTable(keys.list()));
+  return withKeys(config, async (keys) => {
+    out.stdout(formatTable(await keys.list()));
     return 0;
   });
 }
@@ -113,9 +112,9 @@ async function revoke(args: readonly string[], out: Output): Promise<number> {
   const { values, positionals } = parse('keys revoke', args, CONFIG_OPTION, 1);
   const id = positionals[0]!;
   const config = loadConfig(values.config !== undefined ? { path: values.config } : {});
-  return withKeys(config, (keys) => {
-    if (!keys.revoke(id)) {
-      out.stderr(`no access key ${JSON.stringify(id)} in ${config.index.path}\n`);
+  return withKeys(config, async (keys) => {
+    if (!(await keys.revoke(id))) {
+      out.stderr(`no access key ${JSON.stringify(id)} in ${describeIndex(config.index)}\n`);
       return 1;
     }
     out.stdout(`revoked access key ${id}\n`);
@@ -170,17 +169,12 @@ async function warnUnknownUser(config: Config, user: string, out: Output): Promi
   }
 }
 
-function withKeys(config: Config, work: (keys: AccessKeys) => number): number {
-  let db;
+async function withKeys(config: Config, work: (keys: AccessKeys) => Promise<number>): Promise<number> {
+  const index = await openIndex(config.index);
   try {
-    db = openDatabase(config.index.path);
-  } catch (err) {
-    throw new ConfigError(`cannot open the index ${config.index.path}: ${(err as Error).message}`);
-  }
-  try {
-    return work(new AccessKeys(new AccessKeyIndex(db)));
+    return await work(new AccessKeys(index.accessKeys));
   } finally {
-    db.close();
+    await index.close();
   }
 }
 

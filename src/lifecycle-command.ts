@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { EcrCredentials } from './auth/ecr-credentials.js';
 import { ConfigError, loadConfig } from './config/config.js';
 import { openEcr } from './ecr/setup.js';
-import { openDatabase } from './index/database.js';
+import { IndexOpenError, openIndex } from './index/open-index.js';
 import type { Output } from './keys-command.js';
 import { Registry } from './registry/registry.js';
 import { openStore } from './storage/open-store.js';
@@ -61,15 +61,32 @@ export async function runLifecycleCommand(argv: readonly string[], out: Output =
     return 1;
   }
   const store = await openStore(config);
-  const db = openDatabase(config.index.path);
+  let index;
   try {
-    const registry = new Registry(store, db);
-    const ecr = openEcr(registry, db, config.ecr, new EcrCredentials(config.ecr.credentials));
-    if (repository !== undefined && !ecr.services.repositories.get(repository)) {
+    index = await openIndex(config.index);
+  } catch (err) {
+    await store.close?.();
+    if (!(err instanceof IndexOpenError)) throw err;
+    out.stderr(`${err.message}\n`);
+    return 1;
+  }
+  try {
+    const registry = new Registry(store, index);
+    const ecr = openEcr(registry, config.ecr, new EcrCredentials(config.ecr.credentials));
+    if (repository !== undefined && !(await ecr.services.repositories.get(repository))) {
       out.stderr(`no repository named ${JSON.stringify(repository)}\n`);
       return 1;
     }
-    const { reports, failed } = await ecr.services.lifecycle.run({ ...(repository !== undefined ? { repository } : {}), dryRun });
+    // The registry's own runs take this lock too: with several nodes (or a server beside this
+    // command, on PostgreSQL), one run at a time.
+    const outcome = await index.locks.tryRun('job:lifecycle', () =>
+      ecr.services.lifecycle.run({ ...(repository !== undefined ? { repository } : {}), dryRun }),
+    );
+    if (!outcome.ran) {
+      out.stderr('a lifecycle run is in progress on a registry node; try again when it ends\n');
+      return 1;
+    }
+    const { reports, failed } = outcome.value;
     const verb = dryRun ? 'would expire' : 'expired';
     let total = 0;
     for (const r of reports) {
@@ -84,7 +101,7 @@ export async function runLifecycleCommand(argv: readonly string[], out: Output =
     out.stderr(`${verb} ${total} image${total === 1 ? '' : 's'} in ${reports.length} repositor${reports.length === 1 ? 'y' : 'ies'}\n`);
     return failed.length > 0 ? 1 : 0;
   } finally {
-    db.close();
+    await index.close();
     await store.close?.();
   }
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { redact, type Config } from './config/config.js';
-import { openDatabase } from './index/database.js';
+import { openIndex } from './index/open-index.js';
 import { reindex } from './registry/reindex.js';
 import { openStore, storeLocation } from './storage/open-store.js';
 
@@ -40,16 +40,22 @@ export async function serve(config: Config): Promise<FastifyInstance> {
 /** Rebuilds the index from the blob store (a folder or a bucket). The registry must not be running. */
 export async function runReindex(config: Config): Promise<void> {
   const store = await openStore(config);
-  const db = openDatabase(config.index.path);
+  let index;
   try {
-    const report = await reindex(store, db);
+    index = await openIndex(config.index);
+  } catch (err) {
+    await store.close?.();
+    throw err;
+  }
+  try {
+    const report = await reindex(store, index.registry);
     process.stdout.write(
       `reindexed ${storeLocation(config)}: ${report.repositories} repositories, ${report.manifests} manifests, ` +
         `${report.tags} tags, ${report.blobs} blobs, ${report.uploads} uploads in progress\n`,
     );
     for (const s of report.skipped) process.stdout.write(`skipped ${s.key}: ${s.reason}\n`);
   } finally {
-    db.close();
+    await index.close();
     await store.close?.();
   }
 }

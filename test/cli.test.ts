@@ -17,8 +17,7 @@ import {
 } from './support/built-server.js';
 import { AccessKeys } from '../src/auth/access-keys.js';
 import { parseGrant } from '../src/auth/scope.js';
-import { AccessKeyIndex } from '../src/index/access-key-index.js';
-import { openDatabase } from '../src/index/database.js';
+import { openSqliteIndex } from '../src/index/sqlite/index.js';
 import { listKeys, registryS3Env, startS3Server, type S3Server } from './support/s3.js';
 import { fileSize, send, testBytes, waitFor } from './support/socket.js';
 
@@ -453,12 +452,12 @@ describe('ocireg keys', () => {
   }
 
   /** Runs `fn` over AccessKeys on the CLI's index (opened after the CLI has exited). */
-  function withKeys<T>(indexPath: string, fn: (keys: AccessKeys) => T): T {
-    const db = openDatabase(indexPath);
+  async function withKeys<T>(indexPath: string, fn: (keys: AccessKeys) => Promise<T>): Promise<T> {
+    const index = openSqliteIndex(indexPath);
     try {
-      return fn(new AccessKeys(new AccessKeyIndex(db)));
+      return await fn(new AccessKeys(index.accessKeys));
     } finally {
-      db.close();
+      await index.close();
     }
   }
 
@@ -483,9 +482,9 @@ describe('ocireg keys', () => {
     expect(r.stderr).toContain(id);
     expect(r.stderr).toMatch(/cannot be shown again/);
     expect(r.stderr).not.toContain(secret);
-    const verified = withKeys(k.indexPath, (keys) => keys.verify('ci', secret));
+    const verified = await withKeys(k.indexPath, (keys) => keys.verify('ci', secret));
     expect(verified).toEqual({ id, scopes: [parseGrant('repository:app/*:pull,push'), parseGrant('registry:catalog:*')] });
-    expect(withKeys(k.indexPath, (keys) => keys.verify('alice', secret))).toBeUndefined();
+    expect(await withKeys(k.indexPath, (keys) => keys.verify('alice', secret))).toBeUndefined();
   });
 
   it('list shows the key without its secret; revoke stops it; the configuration may come from the environment', async () => {
@@ -495,7 +494,7 @@ describe('ocireg keys', () => {
     expect(created.code, created.stderr).toBe(0);
     const secret = created.stdout.trim();
     const id = secret.split('_')[1]!;
-    const expiresAt = withKeys(k.indexPath, (keys) => keys.list()[0]!.expiresAt!);
+    const expiresAt = await withKeys(k.indexPath, async (keys) => (await keys.list())[0]!.expiresAt!);
     expect(Math.abs(expiresAt - (Date.now() + 30 * 86_400_000))).toBeLessThan(60_000);
 
     const listed = await runCli(cli(), ['keys', 'list', '--config', k.configPath], {}, 15_000);
@@ -514,7 +513,7 @@ describe('ocireg keys', () => {
     const revoked = await runCli(cli(), ['keys', 'revoke', id], env, 15_000);
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(revoked.stdout).toContain(id);
-    expect(withKeys(k.indexPath, (keys) => keys.verify('ci', secret))).toBeUndefined();
+    expect(await withKeys(k.indexPath, (keys) => keys.verify('ci', secret))).toBeUndefined();
     const after = await runCli(cli(), ['keys', 'list'], env, 15_000);
     expect(after.stdout.trimEnd().split('\n')[1]).toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
 

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../src/app.js';
+import { openPostgresIndex } from '../src/index/postgres/index.js';
+import { createTestDatabase, postgresUrl, type TestDatabase } from './support/postgres.js';
 import { loadConfig, type Config } from '../src/config/config.js';
 import type { ConfigFile } from '../src/config/schema.js';
 
@@ -28,6 +30,12 @@ export async function tempDir(prefix = 'ocireg-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
 
+/**
+ * Which index `startRegistry` gives its apps: SQLite in the data folder (the default), or, with
+ * OCIREG_TEST_INDEX=postgres (CI runs test/http once that way), a fresh PostgreSQL database per registry.
+ */
+const TEST_INDEX = process.env.OCIREG_TEST_INDEX ?? 'sqlite';
+
 /** A registry on a fresh data folder (or `root`), with logging off. */
 export async function startRegistry(overrides: ConfigFile = {}, root?: string): Promise<TestRegistry> {
   const dir = root ?? (await tempDir());
@@ -36,10 +44,15 @@ export async function startRegistry(overrides: ConfigFile = {}, root?: string): 
     overrides: { ...overrides, storage: { ...overrides.storage, filesystem: { rootdirectory: dir } } },
   });
   let app: FastifyInstance;
+  const database = TEST_INDEX === 'postgres' ? await postgresDatabaseFor(dir) : undefined;
   try {
-    app = await buildApp(config, { logger: false });
+    app = await buildApp(config, { logger: false, ...(database ? { index: await openPostgresIndex({ url: database.url, poolSize: 4 }) } : {}) });
     await app.ready();
   } catch (err) {
+    if (database) {
+      await database.drop();
+      databases.delete(dir);
+    }
     if (!root) await rm(dir, { recursive: true, force: true });
     throw err;
   }
@@ -48,7 +61,33 @@ export async function startRegistry(overrides: ConfigFile = {}, root?: string): 
     if (!closed) await app.close();
     closed = true;
   };
-  return { app, config, root: dir, close, destroy: async () => { await close(); await rm(dir, { recursive: true, force: true }); } };
+  return {
+    app,
+    config,
+    root: dir,
+    close,
+    destroy: async () => {
+      await close();
+      await database?.drop();
+      databases.delete(dir);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The PostgreSQL database of the registries on a data folder: made on the first start there, so
+ * that a registry started again on the same folder (a restart) finds what it wrote.
+ */
+const databases = new Map<string, Promise<TestDatabase>>();
+function postgresDatabaseFor(dir: string): Promise<TestDatabase> {
+  let database = databases.get(dir);
+  if (!database) {
+    if (!postgresUrl()) throw new Error('OCIREG_TEST_INDEX=postgres needs a PostgreSQL server (OCIREG_TEST_POSTGRES_URL)');
+    database = createTestDatabase();
+    databases.set(dir, database);
+  }
+  return database;
 }
 
 export function digestOf(data: Buffer | string, algorithm: 'sha256' | 'sha512' = 'sha256'): string {

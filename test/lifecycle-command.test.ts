@@ -8,7 +8,6 @@ import { stringify } from 'yaml';
 import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config/config.js';
 import { runLifecycleCommand } from '../src/lifecycle-command.js';
-import { EcrIndex } from '../src/index/ecr-index.js';
 import { makeImage, putManifest } from './helpers.js';
 
 const REPO = 'team/app';
@@ -52,7 +51,7 @@ beforeEach(async () => {
     digests[tag] = image.digest;
     await new Promise((r) => setTimeout(r, 3));
   }
-  new EcrIndex(app.registry.db).update(REPO, { lifecyclePolicy: POLICY, lifecyclePolicyUpdatedAt: Date.now() });
+  await app.registry.database.ecr.update(REPO, { lifecyclePolicy: POLICY, lifecyclePolicyUpdatedAt: Date.now() });
   await app.close();
 });
 afterEach(async () => {

@@ -5,7 +5,7 @@
  * scanner); only its SHA-256 is stored. 32 random bytes need no slow hash: nobody can guess them.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AccessKeyIndex, AccessKeyRow } from '../index/access-key-index.js';
+import type { AccessKeyIndex, AccessKeyRow } from '../index/contract.js';
 import type { ScopeGrant } from './types.js';
 
 export class AccessKeyError extends Error {
@@ -64,7 +64,7 @@ export class AccessKeys {
   }
 
   /** Makes a key and returns its secret, which is stored nowhere: show it once. */
-  create(key: NewAccessKey): { id: string; secret: string } {
+  async create(key: NewAccessKey): Promise<{ id: string; secret: string }> {
     if (key.user === '' || key.user.includes(':') || /[\x00-\x1f\x7f]/.test(key.user)) {
       throw new AccessKeyError(`user ${JSON.stringify(key.user)}: expected a non-empty name without ":" or control characters`);
     }
@@ -75,7 +75,7 @@ export class AccessKeys {
     }
     const id = randomBytes(8).toString('hex');
     const secret = `${SECRET_PREFIX}${id}_${randomBytes(32).toString('base64url')}`;
-    this.index.insert({
+    await this.index.insert({
       id,
       user: key.user,
       secretHash: sha256(secret),
@@ -92,10 +92,10 @@ export class AccessKeys {
    * shape, unknown id, wrong secret, another user's key, revoked, expired). Records the use, at most
    * once a minute per key.
    */
-  verify(user: string, password: string): { id: string; scopes: readonly ScopeGrant[] } | undefined {
+  async verify(user: string, password: string): Promise<{ id: string; scopes: readonly ScopeGrant[] } | undefined> {
     const shape = SECRET_SHAPE.exec(password);
     if (!shape) return undefined;
-    const row = this.index.byId(shape[1]!);
+    const row = await this.index.byId(shape[1]!);
     if (!row) return undefined;
     const given = Buffer.from(sha256(password), 'hex');
     const stored = Buffer.from(row.secretHash, 'hex');
@@ -104,19 +104,19 @@ export class AccessKeys {
     const now = this.#now();
     const key = this.#active(row, now);
     if (!key) return undefined;
-    this.#touch(row, now);
+    await this.#touch(row, now);
     return { id: key.id, scopes: key.scopes };
   }
 
   /** The key with this id when it is still usable (tokens issued through a key check it again). */
-  active(id: string): ActiveAccessKey | undefined {
-    const row = this.index.byId(id);
+  async active(id: string): Promise<ActiveAccessKey | undefined> {
+    const row = await this.index.byId(id);
     return row ? this.#active(row, this.#now()) : undefined;
   }
 
   /** Every key, oldest first, without secrets or hashes. */
-  list(): AccessKeyInfo[] {
-    return this.index.list().map((row) => ({
+  async list(): Promise<AccessKeyInfo[]> {
+    return (await this.index.list()).map((row) => ({
       id: row.id,
       user: row.user,
       scopes: (parseScopes(row.scopes) ?? []).map(formatGrant),
@@ -129,7 +129,7 @@ export class AccessKeys {
   }
 
   /** Revokes the key; false when there is no key with this id. Revoking twice keeps the first time. */
-  revoke(id: string): boolean {
+  async revoke(id: string): Promise<boolean> {
     this.#touched.delete(id);
     return this.index.revoke(id, this.#now());
   }
@@ -142,11 +142,11 @@ export class AccessKeys {
     return { id: row.id, user: row.user, scopes };
   }
 
-  #touch(row: AccessKeyRow, now: number): void {
+  async #touch(row: AccessKeyRow, now: number): Promise<void> {
     const last = Math.max(this.#touched.get(row.id) ?? -Infinity, row.lastUsedAt ?? -Infinity);
     if (now - last < TOUCH_INTERVAL_MS) return;
     this.#touched.set(row.id, now);
-    this.index.touch(row.id, now);
+    await this.index.touch(row.id, now);
   }
 }
 

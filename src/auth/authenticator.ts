@@ -108,7 +108,7 @@ export class Authenticator {
     let identity: Identity | undefined;
     this.#begin(pairKey, attempt, address, joining);
     try {
-      const key = users.has(user) ? keys?.verify(user, password) : undefined;
+      const key = users.has(user) ? await keys?.verify(user, password) : undefined;
       if (key) {
         identity = { kind: 'user', name: user, via: 'key', keyId: key.id, keyScopes: key.scopes };
       } else if (await users.verify(user, password)) {
@@ -200,7 +200,7 @@ export class Authenticator {
     }
     // A token of ours issued through an access key is bounded by the key, which may since have been revoked.
     if (verified.keyId !== undefined && !verified.external) {
-      const key = this.parts.keys?.active(verified.keyId);
+      const key = await this.parts.keys?.active(verified.keyId);
       if (!key || key.user !== verified.subject) return invalid('the access key behind the token is revoked or expired');
       return {
         ok: true,

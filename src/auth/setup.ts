@@ -5,8 +5,7 @@
  * allowed. With `ecr` on, /v2/ needs credentials like the ECR API does.
  */
 import type { AuthConfig, Config, EcrConfig } from '../config/config.js';
-import type { Db } from '../index/database.js';
-import { AccessKeyIndex } from '../index/access-key-index.js';
+import type { Index } from '../index/contract.js';
 import { AccessKeys } from './access-keys.js';
 import { compileAccessRules } from './access-rules.js';
 import { Authenticator } from './authenticator.js';
@@ -45,19 +44,19 @@ export interface Auth {
   close(): void;
 }
 
-export async function openAuth(config: Config, db: Db, log: AuthLog): Promise<Auth | undefined> {
+export async function openAuth(config: Config, index: Index, log: AuthLog): Promise<Auth | undefined> {
   const auth: AuthConfig | undefined = config.auth;
   if (!auth && !config.ecr) return undefined;
   const policy = compileAccessRules(config.access);
   const ecr = config.ecr ? ecrAuth(config.ecr) : undefined;
   const users = auth?.htpasswd ? await HtpasswdUsers.load(auth.htpasswd.path, log) : undefined;
-  const keys = new AccessKeys(new AccessKeyIndex(db));
+  const keys = new AccessKeys(index.accessKeys);
   let tokens: TokenVerifier | undefined;
   let tokenServer: Auth['tokenServer'];
   let challenge: Challenge;
   try {
     if (auth?.tokenServer) {
-      const key = await loadSigningKey(auth.tokenServer.keyPath);
+      const key = await loadSigningKey(auth.tokenServer.keyPath, { create: config.index.driver === 'sqlite' });
       const { issuer: iss, service, expirationMs, refreshExpirationMs } = auth.tokenServer;
       tokenServer = { issuer: new TokenIssuer({ key, issuer: iss, service, expirationMs, refreshExpirationMs }), key, service };
       tokens = createOwnTokenVerifier({ key, issuer: iss, service });

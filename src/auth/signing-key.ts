@@ -36,11 +36,21 @@ const CURVE_ALGORITHMS: Readonly<Record<string, SigningAlgorithm>> = {
 
 /**
  * Reads the PEM private key at `path` (PKCS#8, SEC1 EC, PKCS#1 RSA or Ed25519), or, when there is no
- * file, creates one with a new EC P-256 key (PKCS#8, mode 0600). Throws ConfigError for a key that
- * cannot be read or used; the message names the path, never the file's content.
+ * file, creates one with a new EC P-256 key (PKCS#8, mode 0600) unless `create` is false: every node
+ * of a cluster must sign with the same key, so there a missing file is an error rather than a new key
+ * that only one node would know. Throws ConfigError for a key that cannot be read or used; the
+ * message names the path, never the file's content.
  */
-export async function loadSigningKey(path: string): Promise<SigningKey> {
-  const pem = (await readKeyFile(path)) ?? (await createKeyFile(path));
+export async function loadSigningKey(path: string, options: { create?: boolean } = {}): Promise<SigningKey> {
+  let pem = await readKeyFile(path);
+  if (pem === undefined && options.create === false) {
+    throw new ConfigError(
+      `${CONFIG_KEY}: ${path} does not exist; with several nodes (index.driver: postgres) every node must sign tokens ` +
+        'with the same key, so it is not created: make one (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256) ' +
+        'and give every node that file',
+    );
+  }
+  pem ??= await createKeyFile(path);
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey({ key: pem, format: 'pem' });

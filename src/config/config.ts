@@ -37,7 +37,7 @@ export interface Config {
       readonly dryRun: boolean;
     };
   };
-  readonly index: { readonly path: string };
+  readonly index: IndexConfig;
   readonly log: {
     readonly level: string;
     readonly fields: Readonly<Record<string, string | number | boolean>>;
@@ -52,6 +52,28 @@ export interface Config {
   readonly ecr?: EcrConfig;
   /** Configured keys that are accepted for compatibility but have no effect. */
   readonly ignoredKeys: readonly string[];
+}
+
+/** Where the index lives: an SQLite file (one machine), or PostgreSQL (shared by several nodes). */
+export interface IndexConfig {
+  readonly driver: 'sqlite' | 'postgres';
+  /** The SQLite file (index.path; storage/index.db by default). Unused with PostgreSQL. */
+  readonly path: string;
+  /** With the postgres driver: how to reach the database. */
+  readonly postgres?: PostgresConfig;
+}
+
+export interface PostgresConfig {
+  /** A connection URL (postgres://user:password@host:port/database?sslmode=...); the fields below override its parts. */
+  readonly url?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly database?: string;
+  readonly user?: string;
+  readonly password?: string;
+  readonly sslmode?: 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  /** Connections per node (default 10). */
+  readonly poolSize: number;
 }
 
 export interface TlsConfig {
@@ -207,6 +229,47 @@ export function loadConfig(options: LoadOptions = {}): Config {
   return resolveConfig(result.data, cwd, env);
 }
 
+function resolveIndex(file: ConfigFile, path: string): IndexConfig {
+  const driver = file.index?.driver ?? 'sqlite';
+  const pg = file.index?.postgres;
+  if (driver === 'sqlite') return { driver, path };
+  if (!pg?.url && !pg?.host) {
+    throw new ConfigError('index.postgres: the postgres driver needs index.postgres.url or index.postgres.host');
+  }
+  if (pg.url !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(pg.url);
+    } catch {
+      throw new ConfigError('index.postgres.url: not a URL (postgres://user:password@host:port/database)');
+    }
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+      throw new ConfigError(`index.postgres.url: expected a postgres:// URL, not ${url.protocol}//`);
+    }
+  }
+  // Several nodes over one filesystem root only work when every node sees the same files.
+  if (!file.storage?.s3 && !file.storage?.filesystem?.shared) {
+    throw new ConfigError(
+      'storage: the postgres index is for several nodes, which need one shared store: use the s3 driver, or mark a volume ' +
+        'that every node mounts as storage.filesystem.shared: true',
+    );
+  }
+  return {
+    driver,
+    path,
+    postgres: {
+      ...(pg.url !== undefined ? { url: pg.url } : {}),
+      ...(pg.host !== undefined ? { host: pg.host } : {}),
+      ...(pg.port !== undefined ? { port: pg.port } : {}),
+      ...(pg.database !== undefined ? { database: pg.database } : {}),
+      ...(pg.user !== undefined ? { user: pg.user } : {}),
+      ...(pg.password !== undefined ? { password: pg.password } : {}),
+      ...(pg.sslmode !== undefined ? { sslmode: pg.sslmode } : {}),
+      poolSize: pg.poolsize ?? 10,
+    },
+  };
+}
+
 function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): Config {
   if (file.storage?.filesystem && file.storage.s3) {
     throw new ConfigError(
@@ -246,7 +309,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
         dryRun: purging?.dryrun ?? false,
       },
     },
-    index: { path: indexPath },
+    index: resolveIndex(file, indexPath),
     log: {
       level: file.log?.level ?? 'info',
       fields: file.log?.fields ?? {},
@@ -523,8 +586,29 @@ export function redact(config: Config): unknown {
           }
         : undefined,
     },
+    index: config.index.postgres
+      ? {
+          ...config.index,
+          postgres: {
+            ...config.index.postgres,
+            url: config.index.postgres.url === undefined ? undefined : redactUrl(config.index.postgres.url),
+            password: config.index.postgres.password === undefined ? undefined : '[redacted]',
+          },
+        }
+      : config.index,
     ecr: config.ecr
       ? { ...config.ecr, credentials: config.ecr.credentials.map((c) => ({ ...c, secretAccessKey: '[redacted]' })) }
       : undefined,
   };
+}
+
+/** A connection URL without its password. */
+export function redactUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password !== '') url.password = 'redacted';
+    return url.toString();
+  } catch {
+    return '[redacted]';
+  }
 }

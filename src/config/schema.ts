@@ -195,7 +195,11 @@ export const fileSchema = z
     storage: z
       .object({
         filesystem: z
-          .object({ rootdirectory: z.string().min(1).optional(), maxthreads: z.number().int().positive().optional() })
+          .object({
+            rootdirectory: z.string().min(1).optional(),
+            maxthreads: z.number().int().positive().optional(),
+            shared: z.boolean().optional(),
+          })
           .strict()
           .optional(),
         s3: s3Schema.optional(),
@@ -229,7 +233,26 @@ export const fileSchema = z
       })
       .strict()
       .optional(),
-    index: z.object({ path: z.string().min(1).optional() }).strict().optional(),
+    index: z
+      .object({
+        driver: z.enum(['sqlite', 'postgres']).optional(),
+        path: z.string().min(1).optional(),
+        postgres: z
+          .object({
+            url: z.string().min(1).optional(),
+            host: z.string().min(1).optional(),
+            port: z.number().int().min(1).max(65535).optional(),
+            database: z.string().min(1).optional(),
+            user: z.string().min(1).optional(),
+            password: z.string().optional(),
+            sslmode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+            poolsize: z.number().int().min(1).max(1000).optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
     auth: authSchema.optional(),
     access: accessSchema.optional(),
     ecr: ecrSchema.optional(),
@@ -304,7 +327,17 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'storage.maintenance.readonly.enabled': 'boolean',
   'storage.cache.blobdescriptor': 'string',
   'storage.redirect.disable': 'boolean',
+  'storage.filesystem.shared': 'boolean',
+  'index.driver': 'string',
   'index.path': 'string',
+  'index.postgres.url': 'string',
+  'index.postgres.host': 'string',
+  'index.postgres.port': 'number',
+  'index.postgres.database': 'string',
+  'index.postgres.user': 'string',
+  'index.postgres.password': 'string',
+  'index.postgres.sslmode': 'string',
+  'index.postgres.poolsize': 'number',
   'auth.htpasswd.realm': 'string',
   'auth.htpasswd.path': 'string',
   'auth.tokenserver.enabled': 'boolean',

@@ -6,7 +6,7 @@
  * (CREATE_ON_PUSH); templates for PULL_THROUGH_CACHE and REPLICATION are kept, not applied.
  */
 import type { EcrConfig } from '../config/config.js';
-import type { EcrIndex } from '../index/ecr-index.js';
+import type { EcrIndex } from '../index/contract.js';
 import { EcrError } from './errors.js';
 import type { Encryption, ResourceTag } from './repositories.js';
 import type { ExclusionFilter, TagMutability } from './tag-mutability.js';
@@ -45,42 +45,42 @@ export class CreationTemplates {
     private readonly now: () => number = Date.now,
   ) {}
 
-  get(prefix: string): CreationTemplate | undefined {
-    const row = this.index.template(templateKey(prefix));
+  async get(prefix: string): Promise<CreationTemplate | undefined> {
+    const row = await this.index.template(templateKey(prefix));
     return row ? toTemplate(row) : undefined;
   }
 
   /** Templates after the key `after` (a prefix without its trailing `/`), sorted, at most `limit`. */
-  list(after: string, limit: number): CreationTemplate[] {
-    return this.index.templates(after, limit).map(toTemplate);
+  async list(after: string, limit: number): Promise<CreationTemplate[]> {
+    return (await this.index.templates(after, limit)).map(toTemplate);
   }
 
   /** TemplateAlreadyExistsException if a template has the prefix. */
-  create(prefix: string, settings: TemplateSettings): CreationTemplate {
-    if (!this.index.insertTemplate(templateKey(prefix), JSON.stringify({ ...settings, prefix }), this.now())) {
+  async create(prefix: string, settings: TemplateSettings): Promise<CreationTemplate> {
+    if (!(await this.index.insertTemplate(templateKey(prefix), JSON.stringify({ ...settings, prefix }), this.now()))) {
       throw templateErrors.alreadyExists(prefix, this.ecr.accountId);
     }
-    return this.get(prefix)!;
+    return (await this.get(prefix))!;
   }
 
   /** Changes the settings given; TemplateNotFoundException if no template has the prefix. */
-  update(prefix: string, changes: Partial<TemplateSettings>): CreationTemplate {
-    const current = this.require(prefix);
+  async update(prefix: string, changes: Partial<TemplateSettings>): Promise<CreationTemplate> {
+    const current = await this.require(prefix);
     const { createdAt: _created, updatedAt: _updated, ...settings } = current;
     const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
-    this.index.updateTemplate(templateKey(prefix), JSON.stringify({ ...settings, ...defined }), this.now());
-    return this.get(prefix)!;
+    await this.index.updateTemplate(templateKey(prefix), JSON.stringify({ ...settings, ...defined }), this.now());
+    return (await this.get(prefix))!;
   }
 
   /** Removes the template and returns it; TemplateNotFoundException if there is none. */
-  delete(prefix: string): CreationTemplate {
-    const current = this.require(prefix);
-    if (!this.index.deleteTemplate(templateKey(prefix))) throw templateErrors.notFound(prefix, this.ecr.accountId);
+  async delete(prefix: string): Promise<CreationTemplate> {
+    const current = await this.require(prefix);
+    if (!(await this.index.deleteTemplate(templateKey(prefix)))) throw templateErrors.notFound(prefix, this.ecr.accountId);
     return current;
   }
 
-  require(prefix: string): CreationTemplate {
-    const found = this.get(prefix);
+  async require(prefix: string): Promise<CreationTemplate> {
+    const found = await this.get(prefix);
     if (!found) throw templateErrors.notFound(prefix, this.ecr.accountId);
     return found;
   }
@@ -90,13 +90,13 @@ export class CreationTemplates {
    * that covers the name (`a/b` covers `a/b/c`, not `a/b` itself nor `a/bc`), else ROOT's.
    * Templates that are not for `purpose` are passed over. One lookup per namespace level.
    */
-  applicableTo(name: string, purpose: AppliedFor): CreationTemplate | undefined {
+  async applicableTo(name: string, purpose: AppliedFor): Promise<CreationTemplate | undefined> {
     const parts = name.split('/');
     for (let n = parts.length - 1; n >= 1; n--) {
-      const found = this.get(parts.slice(0, n).join('/'));
+      const found = await this.get(parts.slice(0, n).join('/'));
       if (found?.appliedFor.includes(purpose)) return found;
     }
-    const root = this.get(ROOT_PREFIX);
+    const root = await this.get(ROOT_PREFIX);
     return root?.appliedFor.includes(purpose) ? root : undefined;
   }
 }

@@ -3,7 +3,7 @@
  * DescribeImages (with `imageSizeInBytes` computed as ECR documents it), referrers, and the
  * images the lifecycle engine may expire. Reads the index only (ImageIndex), never the store.
  */
-import type { ImageIdCursor, ImageIndex, ImageReferrerRow, ImageRow, TagStatus } from '../index/image-index.js';
+import type { ImageIdCursor, ImageIndex, ImageReferrerRow, ImageRow, TagStatus } from '../index/contract.js';
 import type { ImageFacts } from '../maintenance/lifecycle/evaluate.js';
 import { INDEX_MEDIA_TYPES } from '../oci/media-types.js';
 import type { Registry } from '../registry/registry.js';
@@ -52,10 +52,10 @@ export class EcrImages {
   ) {}
 
   /** ListImages: one id per tag, one per untagged manifest, in (digest, tag) order after `after`. */
-  listIds(repo: string, status: TagStatus, after: ImageIdCursor | undefined, limit: number): Page<ImageId, ImageIdCursor> {
-    const repoId = this.index.repositoryId(repo);
+  async listIds(repo: string, status: TagStatus, after: ImageIdCursor | undefined, limit: number): Promise<Page<ImageId, ImageIdCursor>> {
+    const repoId = await this.index.repositoryId(repo);
     if (repoId === undefined) return { items: [] };
-    const rows = this.index.imageIds(repoId, status, after ?? { digest: '', tag: '' }, limit + 1);
+    const rows = await this.index.imageIds(repoId, status, after ?? { digest: '', tag: '' }, limit + 1);
     const items = rows.slice(0, limit).map((r) => (r.tag === null ? { imageDigest: r.digest } : { imageDigest: r.digest, imageTag: r.tag }));
     if (rows.length <= limit) return { items };
     const last = rows[limit - 1]!;
@@ -63,58 +63,58 @@ export class EcrImages {
   }
 
   /** DescribeImages without ids: the images after `afterDigest`, in digest order. */
-  describePage(repo: string, status: TagStatus, afterDigest: string, limit: number): Page<ImageDetail, string> {
-    const repoId = this.index.repositoryId(repo);
+  async describePage(repo: string, status: TagStatus, afterDigest: string, limit: number): Promise<Page<ImageDetail, string>> {
+    const repoId = await this.index.repositoryId(repo);
     if (repoId === undefined) return { items: [] };
-    const rows = this.index.images(repoId, status, afterDigest, limit + 1);
+    const rows = await this.index.images(repoId, status, afterDigest, limit + 1);
     const page = rows.slice(0, limit);
-    const items = this.details(repo, repoId, page);
+    const items = await this.details(repo, repoId, page);
     return rows.length > limit ? { items, next: page[page.length - 1]!.digest } : { items };
   }
 
   /** DescribeImages with ids: the details of the given manifests, by digest (absent ones are not there). */
-  describe(repo: string, digests: readonly string[]): Map<string, ImageDetail> {
-    const repoId = this.index.repositoryId(repo);
+  async describe(repo: string, digests: readonly string[]): Promise<Map<string, ImageDetail>> {
+    const repoId = await this.index.repositoryId(repo);
     if (repoId === undefined || digests.length === 0) return new Map();
-    const rows = [...this.index.imagesByDigest(repoId, digests).values()];
-    return new Map(this.details(repo, repoId, rows).map((d) => [d.digest, d]));
+    const rows = [...(await this.index.imagesByDigest(repoId, digests)).values()];
+    return new Map((await this.details(repo, repoId, rows)).map((d) => [d.digest, d]));
   }
 
   /** The manifest a digest names in the repository. */
-  manifest(repo: string, digest: string): ImageRow | undefined {
-    const repoId = this.index.repositoryId(repo);
+  async manifest(repo: string, digest: string): Promise<ImageRow | undefined> {
+    const repoId = await this.index.repositoryId(repo);
     return repoId === undefined ? undefined : this.index.image(repoId, digest);
   }
 
   /** The digest a tag points at in the repository. */
-  tagDigest(repo: string, tag: string): string | undefined {
-    const repoId = this.index.repositoryId(repo);
+  async tagDigest(repo: string, tag: string): Promise<string | undefined> {
+    const repoId = await this.index.repositoryId(repo);
     return repoId === undefined ? undefined : this.index.tagDigest(repoId, tag);
   }
 
   /** The tags of one manifest, in lexical order. */
-  tagsOf(repo: string, digest: string): string[] {
-    const repoId = this.index.repositoryId(repo);
-    return repoId === undefined ? [] : (this.index.tagsOf(repoId, [digest]).get(digest) ?? []);
+  async tagsOf(repo: string, digest: string): Promise<string[]> {
+    const repoId = await this.index.repositoryId(repo);
+    return repoId === undefined ? [] : ((await this.index.tagsOf(repoId, [digest])).get(digest) ?? []);
   }
 
   /** The indexes of the repository that list the manifest as a child. */
-  parentsOf(repo: string, digest: string): string[] {
-    const repoId = this.index.repositoryId(repo);
+  async parentsOf(repo: string, digest: string): Promise<string[]> {
+    const repoId = await this.index.repositoryId(repo);
     return repoId === undefined ? [] : this.index.parentsOf(repoId, digest);
   }
 
   /** Whether an image of the repository references the blob (its config or a layer). */
-  layerInImage(repo: string, digest: string): boolean {
-    const repoId = this.index.repositoryId(repo);
-    return repoId !== undefined && this.index.blobReferenced(repoId, digest);
+  async layerInImage(repo: string, digest: string): Promise<boolean> {
+    const repoId = await this.index.repositoryId(repo);
+    return repoId !== undefined && (await this.index.blobReferenced(repoId, digest));
   }
 
   /** ListImageReferrers: the manifests whose subject is `subject`, in digest order after `after`. */
-  referrers(repo: string, subject: string, after: string, limit: number, artifactTypes?: readonly string[]): Page<ImageReferrer, string> {
-    const repoId = this.index.repositoryId(repo);
+  async referrers(repo: string, subject: string, after: string, limit: number, artifactTypes?: readonly string[]): Promise<Page<ImageReferrer, string>> {
+    const repoId = await this.index.repositoryId(repo);
     if (repoId === undefined) return { items: [] };
-    const rows = this.index.referrers(repoId, subject, after, limit + 1, artifactTypes);
+    const rows = await this.index.referrers(repoId, subject, after, limit + 1, artifactTypes);
     const items = rows.slice(0, limit).map(toReferrer);
     return rows.length > limit ? { items, next: rows[limit - 1]!.digest } : { items };
   }
@@ -133,16 +133,17 @@ export class EcrImages {
    *   subject. One whose subject is gone is listed by `orphanedArtifacts`, for the runner to
    *   remove whatever the rules say.
    */
-  lifecycleImages(repo: string): ImageFacts[] {
-    const repoId = this.index.repositoryId(repo);
+  async lifecycleImages(repo: string): Promise<ImageFacts[]> {
+    const repoId = await this.index.repositoryId(repo);
     if (repoId === undefined) return [];
-    const manifests = this.index.manifestFacts(repoId);
-    const children = this.index.childDigests(repoId);
-    const tags = this.index.allTags(repoId);
+    const manifests = await this.index.manifestFacts(repoId);
+    const children = await this.index.childDigests(repoId);
+    const tags = await this.index.allTags(repoId);
     const images: ImageFacts[] = [];
+    // One pull time after the other: a repository may hold many images, and a run is no hurry.
     for (const m of manifests) {
       if (children.has(m.digest) || m.subject !== null) continue;
-      const lastPulledAt = this.registry.pulls.lastPulled(repo, m.digest);
+      const lastPulledAt = await this.registry.pulls.lastPulled(repo, m.digest);
       images.push({
         digest: m.digest,
         tags: tags.get(m.digest) ?? [],
@@ -157,22 +158,24 @@ export class EcrImages {
    * Artifacts whose subject is no longer in the repository (and that no index lists): ECR's
    * lifecycle removes them once their subject is deleted, whatever the policy's rules.
    */
-  orphanedArtifacts(repo: string): string[] {
-    const repoId = this.index.repositoryId(repo);
+  async orphanedArtifacts(repo: string): Promise<string[]> {
+    const repoId = await this.index.repositoryId(repo);
     if (repoId === undefined) return [];
-    const manifests = this.index.manifestFacts(repoId);
+    const manifests = await this.index.manifestFacts(repoId);
     const present = new Set(manifests.map((m) => m.digest));
-    const children = this.index.childDigests(repoId);
+    const children = await this.index.childDigests(repoId);
     return manifests.filter((m) => m.subject !== null && !present.has(m.subject) && !children.has(m.digest)).map((m) => m.digest);
   }
 
   /** Details of manifests of one repository: their tags in one query, the children of indexes in a few. */
-  private details(repo: string, repoId: number, rows: readonly ImageRow[]): ImageDetail[] {
+  private async details(repo: string, repoId: number, rows: readonly ImageRow[]): Promise<ImageDetail[]> {
     if (rows.length === 0) return [];
-    const tags = this.index.tagsOf(repoId, rows.map((r) => r.digest));
-    const sizes = this.sizes(repoId, rows);
-    return rows.map((row) => {
-      const lastPulledAt = this.registry.pulls.lastPulled(repo, row.digest);
+    const tags = await this.index.tagsOf(repoId, rows.map((r) => r.digest));
+    const sizes = await this.sizes(repoId, rows);
+    // A page is at most a few hundred rows: their pull times are asked for together.
+    const pulled = await Promise.all(rows.map((row) => this.registry.pulls.lastPulled(repo, row.digest)));
+    return rows.map((row, i) => {
+      const lastPulledAt = pulled[i];
       return {
         digest: row.digest,
         tags: tags.get(row.digest) ?? [],
@@ -190,7 +193,7 @@ export class EcrImages {
    * `imageSizeInBytes` of each row, from the manifests alone (no store reads): see imageSize.
    * The children of indexes are read from the index in one query per level of nesting.
    */
-  private sizes(repoId: number, rows: readonly ImageRow[]): Map<string, number> {
+  private async sizes(repoId: number, rows: readonly ImageRow[]): Promise<Map<string, number>> {
     const docs = new Map<string, ManifestDoc>();
     const doc = (row: ImageRow) => {
       let d = docs.get(row.digest);
@@ -201,7 +204,7 @@ export class EcrImages {
     let level: ImageRow[] = [...rows];
     for (let depth = 0; depth < MAX_INDEX_DEPTH && level.length > 0; depth++) {
       const wanted = level.flatMap((r) => doc(r).children).filter((d) => !known.has(d));
-      const found = [...this.index.imagesByDigest(repoId, wanted).values()];
+      const found = [...(await this.index.imagesByDigest(repoId, wanted)).values()];
       for (const r of found) known.set(r.digest, r);
       level = found;
     }

@@ -3,11 +3,11 @@
  * repository and lifecycle policies), the creation templates and the registry policy, and the
  * push rules they make the registry enforce (`rules`): a push needs an existing repository or
  * one that a CREATE_ON_PUSH template (or `ecr.createOnPush`) creates, and an immutable tag
- * does not move. Settings live in the index (src/index/ecr-index.ts); a
+ * does not move. Settings live in the index (EcrIndex of src/index/contract.ts); a
  * repository's content is the registry's.
  */
 import type { EcrConfig } from '../config/config.js';
-import type { EcrIndex, EcrRepositoryRow } from '../index/ecr-index.js';
+import type { EcrIndex, EcrRepositoryRow } from '../index/contract.js';
 import { RegistryError } from '../oci/errors.js';
 import type { Registry } from '../registry/registry.js';
 import { ImmutableTagError, RepositoryNotFoundError, type RepositoryRules, type TagMove } from '../registry/repository-rules.js';
@@ -79,27 +79,27 @@ export class EcrRepositories {
 
   // ---- repositories ----
 
-  get(name: string): EcrRepository | undefined {
-    const row = this.index.repository(name);
+  async get(name: string): Promise<EcrRepository | undefined> {
+    const row = await this.index.repository(name);
     return row ? toRepository(row) : undefined;
   }
 
   /** The repository, or RepositoryNotFoundException. */
-  require(name: string): EcrRepository {
-    const repo = this.get(name);
+  async require(name: string): Promise<EcrRepository> {
+    const repo = await this.get(name);
     if (!repo) throw ecrErrors.repositoryNotFound(name, this.ecr.accountId);
     return repo;
   }
 
   /** Repositories named after `after`, sorted by name, at most `limit`. */
-  list(after: string, limit: number): EcrRepository[] {
-    return this.index.repositories(after, limit).map(toRepository);
+  async list(after: string, limit: number): Promise<EcrRepository[]> {
+    return (await this.index.repositories(after, limit)).map(toRepository);
   }
 
   /** Creates a repository; RepositoryAlreadyExistsException if one has the name. */
-  create(name: string, settings: RepositorySettings = {}): EcrRepository {
+  async create(name: string, settings: RepositorySettings = {}): Promise<EcrRepository> {
     const now = this.now();
-    const created = this.index.insertRepository({
+    const created = await this.index.insertRepository({
       name,
       createdAt: now,
       tagMutability: settings.imageTagMutability ?? 'MUTABLE',
@@ -116,7 +116,7 @@ export class EcrRepositories {
   }
 
   /** Whether the repository holds an image (a manifest). */
-  hasImages(name: string): boolean {
+  hasImages(name: string): Promise<boolean> {
     return this.registry.index.repositoryHasManifests(name);
   }
 
@@ -126,8 +126,8 @@ export class EcrRepositories {
    * times are forgotten. Returns the repository as it was.
    */
   async delete(name: string, force: boolean, signal?: AbortSignal): Promise<EcrRepository> {
-    const repo = this.require(name);
-    if (!force && this.hasImages(name)) throw ecrErrors.repositoryNotEmpty(name, this.ecr.accountId);
+    const repo = await this.require(name);
+    if (!force && (await this.hasImages(name))) throw ecrErrors.repositoryNotEmpty(name, this.ecr.accountId);
     if (this.deleting.has(name)) throw ecrErrors.repositoryNotFound(name, this.ecr.accountId);
     // While it is deleted, pushes to it are refused (admitPush), also uploads that began before.
     this.deleting.add(name);
@@ -136,120 +136,121 @@ export class EcrRepositories {
       // Checked again under the repository's write lock: a push may have landed meanwhile.
       const deleted = await this.registry.manifests.deleteRepository(name, { onlyIfEmpty: !force, ...(signal ? { signal } : {}) });
       if (!deleted) throw ecrErrors.repositoryNotEmpty(name, this.ecr.accountId);
-      this.index.deleteRepository(name);
-      this.registry.pulls.forget(name);
+      await this.index.deleteRepository(name);
+      await this.registry.pulls.forget(name);
     } finally {
       this.deleting.delete(name);
     }
     return repo;
   }
 
-  setTagMutability(name: string, mutability: TagMutability, filters: readonly ExclusionFilter[]): EcrRepository {
-    this.change(name, { tagMutability: mutability, mutabilityExclusions: JSON.stringify(filters) });
+  async setTagMutability(name: string, mutability: TagMutability, filters: readonly ExclusionFilter[]): Promise<EcrRepository> {
+    await this.change(name, { tagMutability: mutability, mutabilityExclusions: JSON.stringify(filters) });
     return this.require(name);
   }
 
-  setScanOnPush(name: string, scanOnPush: boolean): EcrRepository {
-    this.change(name, { scanOnPush });
+  async setScanOnPush(name: string, scanOnPush: boolean): Promise<EcrRepository> {
+    await this.change(name, { scanOnPush });
     return this.require(name);
   }
 
   // ---- repository policy ----
 
-  policy(name: string): string | undefined {
-    return this.row(name).policy ?? undefined;
+  async policy(name: string): Promise<string | undefined> {
+    return (await this.row(name)).policy ?? undefined;
   }
 
-  setPolicy(name: string, text: string): void {
-    this.change(name, { policy: text });
+  async setPolicy(name: string, text: string): Promise<void> {
+    await this.change(name, { policy: text });
   }
 
   /** Removes the policy and returns it; RepositoryPolicyNotFoundException if there is none. */
-  deletePolicy(name: string): string {
-    const text = this.policy(name);
+  async deletePolicy(name: string): Promise<string> {
+    const text = await this.policy(name);
     if (text === undefined) throw repositoryErrors.policyNotFound(name, this.ecr.accountId);
-    this.change(name, { policy: null });
+    await this.change(name, { policy: null });
     return text;
   }
 
   // ---- lifecycle policy ----
 
   /** The policy text and when it was last put or evaluated (ms), if the repository has one. */
-  lifecyclePolicy(name: string): { text: string; updatedAt: number } | undefined {
-    const row = this.index.repository(name);
+  async lifecyclePolicy(name: string): Promise<{ text: string; updatedAt: number } | undefined> {
+    const row = await this.index.repository(name);
     if (!row?.lifecyclePolicy) return undefined;
     return { text: row.lifecyclePolicy, updatedAt: row.lifecyclePolicyUpdatedAt ?? row.createdAt };
   }
 
   /** Puts the (already validated) policy text; the repository must exist. */
-  setLifecyclePolicy(name: string, text: string): { text: string; updatedAt: number } {
+  async setLifecyclePolicy(name: string, text: string): Promise<{ text: string; updatedAt: number }> {
     const at = this.now();
-    this.change(name, { lifecyclePolicy: text, lifecyclePolicyUpdatedAt: at });
+    await this.change(name, { lifecyclePolicy: text, lifecyclePolicyUpdatedAt: at });
     return { text, updatedAt: at };
   }
 
   /** Removes the policy and returns it; LifecyclePolicyNotFoundException if there is none. */
-  deleteLifecyclePolicy(name: string): { text: string; updatedAt: number } {
-    this.require(name);
-    const policy = this.lifecyclePolicy(name);
+  async deleteLifecyclePolicy(name: string): Promise<{ text: string; updatedAt: number }> {
+    await this.require(name);
+    const policy = await this.lifecyclePolicy(name);
     if (!policy) throw repositoryErrors.lifecyclePolicyNotFound(name, this.ecr.accountId);
-    this.change(name, { lifecyclePolicy: null, lifecyclePolicyUpdatedAt: null });
+    await this.change(name, { lifecyclePolicy: null, lifecyclePolicyUpdatedAt: null });
     return policy;
   }
 
   /** Notes that the lifecycle policy was evaluated at `at` (GetLifecyclePolicy's lastEvaluatedAt). */
-  noteLifecycleEvaluated(name: string, at: number): void {
-    if (this.index.repository(name)?.lifecyclePolicy) this.index.update(name, { lifecyclePolicyUpdatedAt: at });
+  async noteLifecycleEvaluated(name: string, at: number): Promise<void> {
+    if ((await this.index.repository(name))?.lifecyclePolicy) await this.index.update(name, { lifecyclePolicyUpdatedAt: at });
   }
 
   /** Every repository with a lifecycle policy, sorted. */
-  withLifecyclePolicies(): string[] {
+  withLifecyclePolicies(): Promise<string[]> {
     return this.index.withLifecyclePolicies();
   }
 
   // ---- resource tags ----
 
-  tags(name: string): ResourceTag[] {
-    return JSON.parse(this.row(name).resourceTags) as ResourceTag[];
+  async tags(name: string): Promise<ResourceTag[]> {
+    return JSON.parse((await this.row(name)).resourceTags) as ResourceTag[];
   }
 
   /** Adds tags, a tag of an existing key replacing its value; TooManyTagsException past 50. */
-  tag(name: string, tags: readonly ResourceTag[]): void {
-    const merged = new Map(this.tags(name).map((t) => [t.Key, t.Value]));
+  async tag(name: string, tags: readonly ResourceTag[]): Promise<void> {
+    const merged = new Map((await this.tags(name)).map((t) => [t.Key, t.Value]));
     for (const t of tags) merged.set(t.Key, t.Value);
     if (merged.size > MAX_RESOURCE_TAGS) throw repositoryErrors.tooManyTags(merged.size);
-    this.change(name, { resourceTags: JSON.stringify([...merged].map(([Key, Value]) => ({ Key, Value }))) });
+    await this.change(name, { resourceTags: JSON.stringify([...merged].map(([Key, Value]) => ({ Key, Value }))) });
   }
 
   /** Removes the tags of these keys (a key the repository has no tag for is ignored). */
-  untag(name: string, keys: readonly string[]): void {
+  async untag(name: string, keys: readonly string[]): Promise<void> {
     const drop = new Set(keys);
-    this.change(name, { resourceTags: JSON.stringify(this.tags(name).filter((t) => !drop.has(t.Key))) });
+    const kept = (await this.tags(name)).filter((t) => !drop.has(t.Key));
+    await this.change(name, { resourceTags: JSON.stringify(kept) });
   }
 
   // ---- registry policy ----
 
-  registryPolicy(): string | undefined {
+  registryPolicy(): Promise<string | undefined> {
     return this.index.setting(REGISTRY_POLICY);
   }
 
-  setRegistryPolicy(text: string): void {
-    this.index.putSetting(REGISTRY_POLICY, text);
+  setRegistryPolicy(text: string): Promise<void> {
+    return this.index.putSetting(REGISTRY_POLICY, text);
   }
 
   /** Removes the registry policy and returns it; RegistryPolicyNotFoundException if there is none. */
-  deleteRegistryPolicy(): string {
-    const text = this.registryPolicy();
-    if (text === undefined || !this.index.deleteSetting(REGISTRY_POLICY)) throw repositoryErrors.registryPolicyNotFound(this.ecr.accountId);
+  async deleteRegistryPolicy(): Promise<string> {
+    const text = await this.registryPolicy();
+    if (text === undefined || !(await this.index.deleteSetting(REGISTRY_POLICY))) throw repositoryErrors.registryPolicyNotFound(this.ecr.accountId);
     return text;
   }
 
   // ---- the push rules ----
 
-  private admitPush(repo: string): void {
+  private async admitPush(repo: string): Promise<void> {
     if (this.deleting.has(repo)) throw new RepositoryNotFoundError(repo, this.ecr.accountId);
-    if (this.index.exists(repo)) return;
-    const template = this.templates.applicableTo(repo, 'CREATE_ON_PUSH');
+    if (await this.index.exists(repo)) return;
+    const template = await this.templates.applicableTo(repo, 'CREATE_ON_PUSH');
     if (!template && !this.ecr.createOnPush) throw new RepositoryNotFoundError(repo, this.ecr.accountId);
     if (!isRepositoryName(repo)) {
       // /v2/ takes names ECR does not (one character, or longer than 256): ECR cannot create them.
@@ -266,15 +267,15 @@ export class EcrRepositories {
         }
       : {};
     try {
-      this.create(repo, settings);
+      await this.create(repo, settings);
     } catch (err) {
       // Another push created it meanwhile: it exists, which is all a push needs.
       if (!(err instanceof EcrError && err.type === 'RepositoryAlreadyExistsException')) throw err;
     }
   }
 
-  private checkTagMoves(repo: string, moves: readonly TagMove[]): void {
-    const settings = this.get(repo);
+  private async checkTagMoves(repo: string, moves: readonly TagMove[]): Promise<void> {
+    const settings = await this.get(repo);
     if (!settings || settings.imageTagMutability === 'MUTABLE') return;
     for (const move of moves) {
       if (move.from === undefined || move.from === move.to) continue; // a new tag, or not a move
@@ -286,14 +287,14 @@ export class EcrRepositories {
 
   // ---- internals ----
 
-  private row(name: string): EcrRepositoryRow {
-    const row = this.index.repository(name);
+  private async row(name: string): Promise<EcrRepositoryRow> {
+    const row = await this.index.repository(name);
     if (!row) throw ecrErrors.repositoryNotFound(name, this.ecr.accountId);
     return row;
   }
 
-  private change(name: string, changes: Parameters<EcrIndex['update']>[1]): void {
-    if (!this.index.update(name, changes)) throw ecrErrors.repositoryNotFound(name, this.ecr.accountId);
+  private async change(name: string, changes: Parameters<EcrIndex['update']>[1]): Promise<void> {
+    if (!(await this.index.update(name, changes))) throw ecrErrors.repositoryNotFound(name, this.ecr.accountId);
   }
 }
 

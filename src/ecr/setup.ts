@@ -4,9 +4,6 @@
  */
 import type { EcrConfig } from '../config/config.js';
 import type { EcrCredentials } from '../auth/ecr-credentials.js';
-import type { Db } from '../index/database.js';
-import { EcrIndex } from '../index/ecr-index.js';
-import { ImageIndex } from '../index/image-index.js';
 import { LifecycleService } from '../maintenance/lifecycle/service.js';
 import type { Registry } from '../registry/registry.js';
 import { EcrImages } from './images.js';
@@ -33,15 +30,15 @@ export const OPERATIONS: OperationTable = Object.freeze({
   ...lifecyclePreviewOperations,
 });
 
-/** Builds the ECR room and installs its push rules in the registry. */
-export function openEcr(registry: Registry, db: Db, ecr: EcrConfig, credentials: EcrCredentials): Ecr {
-  const repositories = new EcrRepositories(registry, new EcrIndex(db), ecr);
-  const images = new EcrImages(registry, new ImageIndex(db));
-  const lifecycle = new LifecycleService(registry, db, {
-    policyOf: (repo) => repositories.lifecyclePolicy(repo)?.text,
+/** Builds the ECR room over the registry's index and installs its push rules in the registry. */
+export function openEcr(registry: Registry, ecr: EcrConfig, credentials: EcrCredentials): Ecr {
+  const repositories = new EcrRepositories(registry, registry.database.ecr, ecr);
+  const images = new EcrImages(registry, registry.database.images);
+  const lifecycle = new LifecycleService(registry, {
+    policyOf: async (repo) => (await repositories.lifecyclePolicy(repo))?.text,
     repositoriesWithPolicies: () => repositories.withLifecyclePolicies(),
     images: (repo) => images.lifecycleImages(repo),
-    referenced: (repo, digest) => images.parentsOf(repo, digest).length > 0,
+    referenced: async (repo, digest) => (await images.parentsOf(repo, digest)).length > 0,
     evaluated: (repo, at) => repositories.noteLifecycleEvaluated(repo, at),
   });
   registry.rules = repositories.rules;

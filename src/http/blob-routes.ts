@@ -10,7 +10,7 @@ type BlobParams = { name: string; digest: string };
 /** GET and HEAD /v2/<name>/blobs/<digest>, with Range. */
 export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, request, reply) => {
   const digest = Digest.parse(raw);
-  const { size } = ctx.registry.blobs.stat(name, digest);
+  const { size } = await ctx.registry.blobs.stat(name, digest);
   const etag = `"${digest}"`;
   const fresh = request.headers['if-none-match'] === etag;
   const range = fresh ? undefined : parseRange(request.headers.range, size);

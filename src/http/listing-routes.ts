@@ -3,7 +3,7 @@ import { Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Referrer } from '../registry/manifests.js';
 import type { Handler, RouteContext } from './context.js';
-import { pagination, queryParam } from './request.js';
+import { afterKey, pagination, queryParam } from './request.js';
 
 /** With no `n`, a listing returns everything. */
 const UNLIMITED = Number.MAX_SAFE_INTEGER;
@@ -12,16 +12,16 @@ const UNLIMITED = Number.MAX_SAFE_INTEGER;
  * Sends one page of a sorted listing. One more entry than asked for is read, to
  * know whether a `Link` to the next page is due.
  */
-function sendPage(
+async function sendPage(
   ctx: RouteContext,
   reply: FastifyReply,
   path: string,
   n: number | undefined,
-  fetch: (limit: number) => string[],
+  fetch: (limit: number) => string[] | Promise<string[]>,
   body: (items: string[]) => unknown,
-): FastifyReply {
+): Promise<FastifyReply> {
   if (n === 0) return reply.send(body([]));
-  const items = fetch(n === undefined ? UNLIMITED : n + 1);
+  const items = await fetch(n === undefined ? UNLIMITED : n + 1);
   if (n !== undefined && items.length > n) {
     items.length = n;
     const next = `${path}?n=${n}&last=${encodeURIComponent(items[n - 1]!)}`;
@@ -33,7 +33,7 @@ function sendPage(
 /** GET /v2/<name>/tags/list */
 export const listTags: Handler<{ name: string }> = async (ctx, { name }, request, reply) => {
   const { n, last } = pagination(request);
-  const list = ctx.registry.manifests.tags(name); // NAME_UNKNOWN for an unknown repository, whatever n is
+  const list = await ctx.registry.manifests.tags(name); // NAME_UNKNOWN for an unknown repository, whatever n is
   if (n === undefined && last === '') return reply.type('application/json; charset=utf-8').send(list.json());
   return sendPage(ctx, reply, `/v2/${name}/tags/list`, n, (limit) => list.after(last, limit), (tags) => ({ name, tags }));
 };
@@ -47,7 +47,7 @@ export const catalog: Handler<Record<string, never>> = async (ctx, _params, requ
   if (n === 0) return reply.send(body([]));
   // Filtered: a page reads a bounded part of the index; when that runs out before n names were
   // found, the page is shorter and its Link continues after the last name read.
-  const page = ctx.registry.manifests.visibleCatalog(last, n === undefined ? UNLIMITED : n + 1, visible, n === undefined ? Infinity : undefined);
+  const page = await ctx.registry.manifests.visibleCatalog(last, n === undefined ? UNLIMITED : n + 1, visible, n === undefined ? Infinity : undefined);
   let next: string | undefined;
   if (n !== undefined && page.names.length > n) {
     page.names.length = n;
@@ -66,7 +66,7 @@ const REFERRERS_PAGE_BYTES = 4 * 1024 * 1024 - 4096;
 export const listReferrers: Handler<{ name: string; digest: string }> = async (ctx, { name, digest }, request, reply) => {
   const subject = Digest.parse(digest);
   const artifactType = queryParam(request, 'artifactType');
-  const all = ctx.registry.manifests.referrers(name, subject, artifactType || undefined, queryParam(request, 'last'));
+  const all = await ctx.registry.manifests.referrers(name, subject, artifactType || undefined, afterKey(queryParam(request, 'last') ?? ''));
 
   const page: Referrer[] = [];
   let bytes = 100;

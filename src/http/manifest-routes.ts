@@ -8,7 +8,7 @@ type ManifestParams = { name: string; reference: string };
 
 /** GET and HEAD /v2/<name>/manifests/<reference>: the stored bytes, as pushed. */
 export const getManifest: Handler<ManifestParams> = async (ctx, { name, reference }, request, reply) => {
-  const manifest = ctx.registry.manifests.get(name, parseReference(reference), request.headers.accept);
+  const manifest = await ctx.registry.manifests.get(name, parseReference(reference), request.headers.accept);
   // A GET is a pull (ECR's lastRecordedPullTime; batched, no write here); a HEAD only looks.
   if (request.method === 'GET') ctx.registry.pulls.record(name, manifest.digest);
   const etag = `"${manifest.digest}"`;

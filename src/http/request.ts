@@ -84,5 +84,15 @@ export function pagination(request: FastifyRequest): { n: number | undefined; la
       throw new RegistryError('UNSUPPORTED', 'n must be a non-negative integer', { status: 400, detail: { n: raw } });
     }
   }
-  return { n, last: queryParam(request, 'last') ?? '' };
+  return { n, last: afterKey(queryParam(request, 'last') ?? '') };
+}
+
+/**
+ * A `last` value as the index compares it (byte order): cut at its first NUL. No stored name,
+ * tag or digest holds a NUL, so the names after `a<NUL>b` are exactly those after `a`; and
+ * PostgreSQL refuses a NUL in text.
+ */
+export function afterKey(value: string): string {
+  const nul = value.indexOf('\u0000');
+  return nul < 0 ? value : value.slice(0, nul);
 }

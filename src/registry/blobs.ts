@@ -3,7 +3,7 @@ import { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { NotFoundError, type BlobStore, type ByteRange, type ObjectHandle } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
-import type { RegistryIndex } from '../index/registry-index.js';
+import type { RegistryIndex } from '../index/contract.js';
 import { OPEN_RULES, type RepositoryRules } from './repository-rules.js';
 
 export interface BlobInfo {
@@ -24,8 +24,8 @@ export class BlobService {
   ) {}
 
   /** The blob as the repository sees it; BLOB_UNKNOWN unless it was pushed or mounted there. */
-  stat(repo: string, digest: Digest): BlobInfo {
-    const size = this.index.linkedBlobSize(repo, digest.toString());
+  async stat(repo: string, digest: Digest): Promise<BlobInfo> {
+    const size = await this.index.linkedBlobSize(repo, digest.toString());
     if (size === undefined) throw blobUnknown(digest);
     return { digest, size };
   }
@@ -58,20 +58,20 @@ export class BlobService {
    * A mount is a push: the repository's rules admit it first (or refuse it), found or not.
    */
   async mount(repo: string, digest: Digest, from: string | undefined, mayRead?: (repo: string) => boolean): Promise<BlobInfo | null> {
-    this.rules().admitPush(repo);
+    await this.rules().admitPush(repo);
     const d = digest.toString();
-    let size = from !== undefined && (!mayRead || mayRead(from)) ? this.index.linkedBlobSize(from, d) : undefined;
-    size ??= mayRead ? this.readableLinkedSize(d, mayRead) : this.index.anyLinkedBlobSize(d);
+    let size = from !== undefined && (!mayRead || mayRead(from)) ? await this.index.linkedBlobSize(from, d) : undefined;
+    size ??= mayRead ? await this.readableLinkedSize(d, mayRead) : await this.index.anyLinkedBlobSize(d);
     if (size === undefined) return null;
     await this.link(repo, digest, size);
     return { digest, size };
   }
 
   /** The blob's size if a repository the caller may read holds it (looking at a bounded number of them). */
-  private readableLinkedSize(digest: string, mayRead: (repo: string) => boolean): number | undefined {
+  private async readableLinkedSize(digest: string, mayRead: (repo: string) => boolean): Promise<number | undefined> {
     let after = '';
     for (let page = 0; page < MOUNT_SOURCE_PAGES; page++) {
-      const rows = this.index.blobRepositories(digest, after, MOUNT_SOURCE_PAGE);
+      const rows = await this.index.blobRepositories(digest, after, MOUNT_SOURCE_PAGE);
       const found = rows.find((r) => mayRead(r.name));
       if (found) return found.size;
       if (rows.length < MOUNT_SOURCE_PAGE) return undefined;
@@ -84,22 +84,22 @@ export class BlobService {
   async link(repo: string, digest: Digest, size: number): Promise<void> {
     const link = keys.layerLink(repo, digest);
     await this.store.put(link, new Uint8Array(0));
-    // Admitted again as the index records it (in the same tick): an upload that began before its
+    // Admitted again just before the index records it: an upload that began before its
     // repository was deleted must not bring the repository back.
     try {
-      this.rules().admitPush(repo);
+      await this.rules().admitPush(repo);
     } catch (err) {
       await this.store.delete(link);
       throw err;
     }
-    this.index.addBlob(repo, digest.toString(), size);
+    await this.index.addBlob(repo, digest.toString(), size);
   }
 
   /** Removes the blob from the repository (the content stays for other repositories). */
   async unlink(repo: string, digest: Digest): Promise<void> {
-    if (this.index.linkedBlobSize(repo, digest.toString()) === undefined) throw blobUnknown(digest);
+    if ((await this.index.linkedBlobSize(repo, digest.toString())) === undefined) throw blobUnknown(digest);
     await this.store.delete(keys.layerLink(repo, digest));
-    this.index.unlinkBlob(repo, digest.toString());
+    await this.index.unlinkBlob(repo, digest.toString());
   }
 }
 

@@ -5,8 +5,8 @@ import { INDEX_MEDIA_TYPES, NON_DISTRIBUTABLE_LAYER_TYPES, accepts } from '../oc
 import { isValidTag } from '../oci/names.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { keys, parseRepositoryKey } from '../storage/keys.js';
-import type { ManifestRow, RegistryIndex } from '../index/registry-index.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import type { IndexLocks, ManifestRow, RegistryIndex } from '../index/contract.js';
+import { LocalLocks } from '../index/local-locks.js';
 import { OPEN_RULES, type RepositoryRules, type TagMove } from './repository-rules.js';
 import { TagCache, type TagList } from './tag-cache.js';
 
@@ -40,30 +40,36 @@ export function parseReference(value: string): Reference {
 
 /** Manifests, tags and referrers of repositories. */
 export class ManifestService {
-  /** Serialises manifest and tag writes per repository. */
-  private readonly writes = new KeyedMutex();
   /** Tag lists of the repositories listed lately (a quarter of a million tags at most). */
   private readonly tagLists = new TagCache(250_000);
-  /** The index's data version when the tag lists were last known current. */
-  private tagListsVersion = -1;
 
   constructor(
     private readonly store: BlobStore,
     private readonly index: RegistryIndex,
     private readonly rules: () => RepositoryRules = () => OPEN_RULES,
+    /**
+     * Serialise a repository's manifest and tag writes, over every node sharing the index: the
+     * store's tag links and the index then see the writes in the same order.
+     */
+    private readonly locks: IndexLocks = new LocalLocks(),
   ) {}
+
+  /** Runs `fn` holding the repository's write lock. */
+  private writes<T>(repo: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(`repository:${repo}`, fn);
+  }
 
   /**
    * The manifest a reference names, in a media type the client accepts. An
    * index that the client cannot take is answered, as distribution does, with
    * its linux/amd64 image when there is one.
    */
-  get(repo: string, ref: Reference, accept?: string | string[]): StoredManifest {
-    const row = this.find(repo, ref);
+  async get(repo: string, ref: Reference, accept?: string | string[]): Promise<StoredManifest> {
+    const row = await this.find(repo, ref);
     if (!row) throw manifestUnknown(repo, ref);
     if (accepts(accept, row.mediaType)) return row;
     if (INDEX_MEDIA_TYPES.has(row.mediaType)) {
-      const fallback = this.platformFallback(repo, row, accept);
+      const fallback = await this.platformFallback(repo, row, accept);
       if (fallback) return fallback;
     }
     throw new RegistryError('MANIFEST_UNKNOWN', `the manifest is a ${row.mediaType}, which the Accept header does not allow`, {
@@ -71,12 +77,12 @@ export class ManifestService {
     });
   }
 
-  private find(repo: string, ref: Reference): ManifestRow | undefined {
-    if ('tag' in ref) return isValidTag(ref.tag) ? this.index.manifestByTag(repo, ref.tag) : undefined;
+  private find(repo: string, ref: Reference): Promise<ManifestRow | undefined> {
+    if ('tag' in ref) return isValidTag(ref.tag) ? this.index.manifestByTag(repo, ref.tag) : Promise.resolve(undefined);
     return this.index.manifest(repo, ref.digest.toString());
   }
 
-  private platformFallback(repo: string, row: ManifestRow, accept?: string | string[]): StoredManifest | undefined {
+  private async platformFallback(repo: string, row: ManifestRow, accept?: string | string[]): Promise<StoredManifest | undefined> {
     let doc: { manifests?: Array<{ digest?: string; platform?: { os?: string; architecture?: string } }> };
     try {
       doc = JSON.parse(row.content.toString('utf8'));
@@ -85,7 +91,7 @@ export class ManifestService {
     }
     const child = doc.manifests?.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64');
     if (!child?.digest) return undefined;
-    const found = this.index.manifest(repo, child.digest);
+    const found = await this.index.manifest(repo, child.digest);
     return found && accepts(accept, found.mediaType) ? found : undefined;
   }
 
@@ -104,22 +110,22 @@ export class ManifestService {
       });
     }
     const tags = [...new Set('tag' in ref ? [ref.tag, ...extraTags] : extraTags)];
-    this.rules().admitPush(repo);
-    return this.writes.run(repo, async () => {
-      this.rules().admitPush(repo); // again: the repository may have been deleted while this waited
-      this.verifyReferences(repo, manifest);
-      const moves = this.tagMoves(repo, digest.toString(), tags);
-      if (moves.length > 0) this.rules().checkTagMoves(repo, moves);
+    await this.rules().admitPush(repo);
+    return this.writes(repo, async () => {
+      await this.rules().admitPush(repo); // again: the repository may have been deleted while this waited
+      await this.verifyReferences(repo, manifest);
+      const moves = await this.tagMoves(repo, digest.toString(), tags);
+      if (moves.length > 0) await this.rules().checkTagMoves(repo, moves);
       await this.write(repo, digest, manifest, body, tags);
       return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
     });
   }
 
   /** The tags a push of `digest` would write, with where each points now; those already on it are left out. */
-  private tagMoves(repo: string, digest: string, tags: readonly string[]): TagMove[] {
+  private async tagMoves(repo: string, digest: string, tags: readonly string[]): Promise<TagMove[]> {
     const moves: TagMove[] = [];
     for (const tag of tags) {
-      const from = this.index.tagDigest(repo, tag);
+      const from = await this.index.tagDigest(repo, tag);
       if (from !== digest) moves.push({ tag, from, to: digest });
     }
     return moves;
@@ -133,21 +139,21 @@ export class ManifestService {
   private async write(repo: string, digest: Digest, manifest: ParsedManifest, body: Buffer, tags: string[]): Promise<void> {
     const blobKey = keys.blob(digest);
     if (!(await this.store.stat(blobKey))) await this.store.put(blobKey, body);
-    if (!this.index.manifest(repo, digest.toString())) {
+    if (!(await this.index.manifest(repo, digest.toString()))) {
       await this.store.put(keys.manifestLink(repo, digest), Buffer.from(JSON.stringify({ mediaType: manifest.mediaType })));
     }
     for (const tag of tags) await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
-    this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags);
+    await this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags);
     if (tags.length > 0) this.tagLists.delete(repo);
   }
 
   /** Every blob and child manifest must already be in the repository. */
-  private verifyReferences(repo: string, m: ParsedManifest): void {
-    const repoId = this.index.repositoryId(repo);
+  private async verifyReferences(repo: string, m: ParsedManifest): Promise<void> {
+    const repoId = await this.index.repositoryId(repo);
     const blobs = [...(m.config ? [m.config] : []), ...m.layers].filter(
       (d) => !(NON_DISTRIBUTABLE_LAYER_TYPES.has(d.mediaType) && d.urls?.length),
     );
-    const sizes = this.index.linkedBlobSizes(repoId, blobs.map((d) => d.digest.toString()));
+    const sizes = await this.index.linkedBlobSizes(repoId, blobs.map((d) => d.digest.toString()));
     const problems: Array<{ digest: string; reason: string }> = [];
     for (const d of blobs) {
       const size = sizes.get(d.digest.toString());
@@ -155,7 +161,7 @@ export class ManifestService {
       else if (size !== d.size) problems.push({ digest: d.digest.toString(), reason: `size is ${size}, not ${d.size}` });
     }
     for (const d of m.manifests) {
-      if (!this.index.hasManifest(repoId, d.digest.toString())) {
+      if (!(await this.index.hasManifest(repoId, d.digest.toString()))) {
         problems.push({ digest: d.digest.toString(), reason: 'manifest unknown to repository' });
       }
     }
@@ -168,20 +174,21 @@ export class ManifestService {
 
   /** By digest: the manifest and its tags. By tag: the tag only. */
   async delete(repo: string, ref: Reference): Promise<void> {
-    return this.writes.run(repo, () => this.deleteNow(repo, ref));
+    return this.writes(repo, () => this.deleteNow(repo, ref));
   }
 
   /**
    * Deletes a manifest (and its tags) only if, under the repository's write lock, the
-   * repository still holds it and `accept` takes its tags as they are now (a lifecycle run
-   * checks they are those its plan saw). Returns whether it was deleted.
+   * repository still holds it and `accept` takes its tags and the indexes that list it, as they
+   * are now (a lifecycle run checks the tags are those its plan saw, and that no index lists it).
+   * Returns whether it was deleted.
    */
-  async deleteIf(repo: string, digest: Digest, accept: (tags: readonly string[]) => boolean): Promise<boolean> {
-    return this.writes.run(repo, async () => {
+  async deleteIf(repo: string, digest: Digest, accept: (tags: readonly string[], parents: readonly string[]) => boolean): Promise<boolean> {
+    return this.writes(repo, async () => {
       // The index first, in one transaction that checks the tags again: another process (a CLI
       // run beside the registry) holds no lock of ours. The links in the store follow; if that is
       // cut short, reindex would bring the image back, never lose one.
-      const removed = this.index.deleteManifestIf(repo, digest.toString(), accept);
+      const removed = await this.index.deleteManifestIf(repo, digest.toString(), accept);
       if (!removed) return false;
       this.tagLists.delete(repo);
       for (const tag of removed) await this.store.delete(keys.tagLink(repo, tag));
@@ -199,8 +206,8 @@ export class ManifestService {
    * that no push of a manifest interleaves.
    */
   async deleteRepository(repo: string, options: { onlyIfEmpty?: boolean; signal?: AbortSignal } = {}): Promise<boolean> {
-    return this.writes.run(repo, async () => {
-      if (options.onlyIfEmpty && this.index.repositoryHasManifests(repo)) return false;
+    return this.writes(repo, async () => {
+      if (options.onlyIfEmpty && (await this.index.repositoryHasManifests(repo))) return false;
       const own: string[] = [];
       for await (const obj of this.store.list(`${keys.repositoriesPrefix}${repo}/`, options.signal)) {
         if (parseRepositoryKey(obj.key)?.repo === repo) own.push(obj.key);
@@ -210,7 +217,7 @@ export class ManifestService {
       const order = (key: string) => (key.includes('/_tags/') ? 0 : key.includes('/_manifests/') ? 1 : 2);
       own.sort((a, b) => order(a) - order(b));
       for (const key of own) await this.store.delete(key);
-      this.index.deleteRepository(repo);
+      await this.index.deleteRepository(repo);
       this.tagLists.delete(repo);
       return true;
     });
@@ -218,40 +225,36 @@ export class ManifestService {
 
   private async deleteNow(repo: string, ref: Reference): Promise<void> {
     if ('tag' in ref) {
-      const digest = isValidTag(ref.tag) ? this.index.tagDigest(repo, ref.tag) : undefined;
+      const digest = isValidTag(ref.tag) ? await this.index.tagDigest(repo, ref.tag) : undefined;
       if (!digest) throw manifestUnknown(repo, ref);
       await this.store.delete(keys.tagLink(repo, ref.tag));
-      this.index.deleteTag(repo, ref.tag);
+      await this.index.deleteTag(repo, ref.tag);
       this.tagLists.delete(repo);
       return;
     }
     const d = ref.digest.toString();
-    if (!this.index.manifest(repo, d)) throw manifestUnknown(repo, ref);
-    for (const tag of this.index.tagsOf(repo, d)) await this.store.delete(keys.tagLink(repo, tag));
+    if (!(await this.index.manifest(repo, d))) throw manifestUnknown(repo, ref);
+    for (const tag of await this.index.tagsOf(repo, d)) await this.store.delete(keys.tagLink(repo, tag));
     await this.store.delete(keys.manifestLink(repo, ref.digest));
-    this.index.deleteManifest(repo, d);
+    await this.index.deleteManifest(repo, d);
     this.tagLists.delete(repo);
   }
 
   /** A repository's tags in lexical order; NAME_UNKNOWN for an unknown repository. */
-  tags(repo: string): TagList {
-    // Another process (a CLI command) may have written to the index since the lists were read.
-    const version = this.index.dataVersion();
-    if (version !== this.tagListsVersion) {
-      this.tagLists.clear();
-      this.tagListsVersion = version;
-    }
-    return this.tagLists.get(repo, () => {
-      const repoId = this.index.repositoryId(repo);
+  async tags(repo: string): Promise<TagList> {
+    // Another process or node may have changed the tags since the list was read: the index's
+    // version of the repository's tags says so.
+    const version = await this.index.tagsVersion(repo);
+    return this.tagLists.get(repo, version, async () => {
+      const repoId = await this.index.repositoryId(repo);
       if (repoId === undefined) throw new RegistryError('NAME_UNKNOWN', undefined, { detail: { name: repo } });
       return this.index.allTags(repoId);
     });
   }
 
   /** Referrers in digest order, after `last` when given. */
-  referrers(repo: string, subject: Digest, artifactType?: string, last = ''): Referrer[] {
-    return this.index
-      .referrers(repo, subject.toString(), last)
+  async referrers(repo: string, subject: Digest, artifactType?: string, last = ''): Promise<Referrer[]> {
+    return (await this.index.referrers(repo, subject.toString(), last))
       .filter((r) => artifactType === undefined || r.artifactType === artifactType)
       .map((r) => ({
         mediaType: r.mediaType,
@@ -263,7 +266,7 @@ export class ManifestService {
   }
 
   /** Repository names after `last`, sorted, at most `limit`. */
-  catalog(last: string, limit: number): string[] {
+  catalog(last: string, limit: number): Promise<string[]> {
     return this.index.catalog(last, limit);
   }
 
@@ -273,14 +276,19 @@ export class ManifestService {
    * holding the event loop over a huge registry). `scannedTo` is the last name read when the
    * budget ran out before the end: a next page starts after it.
    */
-  visibleCatalog(last: string, limit: number, visible: (repo: string) => boolean, budget = CATALOG_SCAN_BUDGET): { names: string[]; scannedTo?: string } {
+  async visibleCatalog(
+    last: string,
+    limit: number,
+    visible: (repo: string) => boolean,
+    budget = CATALOG_SCAN_BUDGET,
+  ): Promise<{ names: string[]; scannedTo?: string }> {
     const names: string[] = [];
     let after = last;
     let scanned = 0;
     while (names.length < limit) {
       if (scanned >= budget) return { names, scannedTo: after };
       const want = Math.min(CATALOG_BATCH, budget - scanned);
-      const batch = this.index.catalog(after, want);
+      const batch = await this.index.catalog(after, want);
       scanned += batch.length;
       for (const name of batch) {
         after = name;

@@ -1,5 +1,4 @@
-import type { Db } from '../index/database.js';
-import { RegistryIndex } from '../index/registry-index.js';
+import type { Index, RegistryIndex } from '../index/contract.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { BlobService } from './blobs.js';
 import { ManifestService } from './manifests.js';
@@ -24,22 +23,23 @@ export class Registry {
 
   constructor(
     readonly store: BlobStore,
-    readonly db: Db,
+    /** The whole index: the registry's part (`index`), and ECR's, access keys, locks... */
+    readonly database: Index,
     options: RegistryOptions = {},
   ) {
     this.rules = options.rules ?? OPEN_RULES;
-    this.index = new RegistryIndex(db);
-    this.pulls = new PullTimes(db);
+    this.index = database.registry;
+    this.pulls = new PullTimes(database.pullTimes);
     // The services read the rules through a getter: they are installed after construction.
     const rules = () => this.rules;
     this.blobs = new BlobService(store, this.index, rules);
-    this.uploads = new UploadService(store, this.index, this.blobs, rules);
-    this.manifests = new ManifestService(store, this.index, rules);
+    this.uploads = new UploadService(store, this.index, this.blobs, rules, database.locks);
+    this.manifests = new ManifestService(store, this.index, rules, database.locks);
   }
 
   /** Checks that the index and the store answer. */
   async healthy(): Promise<boolean> {
-    this.index.ping();
+    await this.index.ping();
     await this.store.stat('health-check');
     return true;
   }

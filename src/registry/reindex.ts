@@ -2,8 +2,7 @@ import { Digest } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { keys, parseRepositoryKey } from '../storage/keys.js';
-import type { Db } from '../index/database.js';
-import { RegistryIndex } from '../index/registry-index.js';
+import type { RegistryIndex } from '../index/contract.js';
 import { toIndexRow } from './manifests.js';
 
 export interface ReindexReport {
@@ -23,12 +22,12 @@ interface RepoLinks {
 }
 
 /**
- * Rebuilds the whole SQLite index from the blob store, which is the source of
- * truth: blobs, repository links, manifests (re-parsed from their stored bytes),
- * tags and upload sessions. Run it while the registry is stopped; if it is
- * interrupted, run it again.
+ * Rebuilds the registry's part of the index (SQLite or PostgreSQL) from the blob store, which
+ * is the source of truth: blobs, repository links, manifests (re-parsed from their stored
+ * bytes), tags and upload sessions. What the store does not hold (access keys, ECR settings,
+ * pull times) stays. Run it while the registry is stopped; if it is interrupted, run it again.
  */
-export async function reindex(store: BlobStore, db: Db, signal?: AbortSignal): Promise<ReindexReport> {
+export async function reindex(store: BlobStore, index: RegistryIndex, signal?: AbortSignal): Promise<ReindexReport> {
   const report: ReindexReport = { blobs: 0, repositories: 0, manifests: 0, tags: 0, uploads: 0, skipped: [] };
 
   const blobSizes = new Map<string, { size: number; time: number }>();
@@ -66,11 +65,8 @@ export async function reindex(store: BlobStore, db: Db, signal?: AbortSignal): P
     }
   }
 
-  const index = new RegistryIndex(db);
-  index.clear();
-  db.transaction(() => {
-    for (const [digest, { size, time }] of blobSizes) index.insertBlob(digest, size, time);
-  })();
+  await index.clear();
+  for (const [digest, { size, time }] of blobSizes) await index.insertBlob(digest, size, time);
   report.blobs = blobSizes.size;
 
   // One repository at a time: its manifests are read and parsed (I/O first),
@@ -100,15 +96,13 @@ export async function reindex(store: BlobStore, db: Db, signal?: AbortSignal): P
       tagged.set(digest, [...(tagged.get(digest) ?? []), tag]);
       report.tags++;
     }
-    db.transaction(() => {
-      index.ensureRepository(repo);
-      for (const d of links.layers) {
-        const blob = blobSizes.get(d.toString());
-        if (blob) index.addBlob(repo, d.toString(), blob.size);
-        else report.skipped.push({ key: keys.layerLink(repo, d), reason: 'blob content is missing' });
-      }
-      for (const m of manifests) index.putManifest(repo, m, tagged.get(m.digest) ?? [], m.created);
-    })();
+    await index.ensureRepository(repo);
+    for (const d of links.layers) {
+      const blob = blobSizes.get(d.toString());
+      if (blob) await index.addBlob(repo, d.toString(), blob.size);
+      else report.skipped.push({ key: keys.layerLink(repo, d), reason: 'blob content is missing' });
+    }
+    for (const m of manifests) await index.putManifest(repo, m, tagged.get(m.digest) ?? [], m.created);
     report.repositories++;
     report.manifests += manifests.length;
   }
@@ -118,7 +112,7 @@ export async function reindex(store: BlobStore, db: Db, signal?: AbortSignal): P
     try {
       const parsed = info ? (JSON.parse(info.toString('utf8')) as { repository?: string; createdAt?: number }) : {};
       if (parsed.repository) {
-        index.insertUpload(u.id, parsed.repository, parsed.createdAt ?? u.modified.getTime(), u.modified.getTime());
+        await index.insertUpload(u.id, parsed.repository, parsed.createdAt ?? u.modified.getTime(), u.modified.getTime());
         report.uploads++;
       }
     } catch {

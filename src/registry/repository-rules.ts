@@ -18,18 +18,18 @@ export interface RepositoryRules {
    * a manifest PUT (from /v2/ or from ECR's PutImage and layer API). Creates the repository when the
    * rules say a push creates it; throws RepositoryNotFoundError when it may not.
    */
-  admitPush(repo: string): void;
+  admitPush(repo: string): Promise<void>;
   /**
    * Called by a manifest push under the repository's write lock, before any tag moves; throws
    * ImmutableTagError for the first tag that may not move. A tag that already points at the
    * pushed digest is not a move and is never refused.
    */
-  checkTagMoves(repo: string, moves: readonly TagMove[]): void;
+  checkTagMoves(repo: string, moves: readonly TagMove[]): Promise<void>;
 }
 
 export const OPEN_RULES: RepositoryRules = Object.freeze({
-  admitPush: () => undefined,
-  checkTagMoves: () => undefined,
+  admitPush: async () => undefined,
+  checkTagMoves: async () => undefined,
 });
 
 /** A push to a repository that does not exist, where pushes do not create repositories (404 NAME_UNKNOWN). */

@@ -3,9 +3,9 @@
  * listing does not read every tag from the index again. Bounded by the number
  * of tags held in all; the repository listed least recently goes first.
  *
- * Every tag change of this process goes through ManifestService, which drops the repository's
- * entry after the change; a change by another process (`ocireg lifecycle run` beside a running
- * registry) clears it all (ManifestService watches the index's data version).
+ * Each list is kept with the index's version of the repository's tags when it was read, and is
+ * read again when the index has another version: a change through this process, another process
+ * (`ocireg lifecycle run` beside a running registry) or another node is seen at once.
  */
 export class TagCache {
   private readonly entries = new Map<string, TagList>();
@@ -16,16 +16,21 @@ export class TagCache {
     readonly capacity: number,
   ) {}
 
-  /** The repository's tags, sorted; `load` reads them from the index when they are not held. */
-  get(repo: string, load: () => string[]): TagList {
+  /**
+   * The repository's tags, sorted; `load` reads them from the index when they are not held, or
+   * were held at another `version` of the repository's tags.
+   */
+  async get(repo: string, version: string, load: () => Promise<string[]>): Promise<TagList> {
     const hit = this.entries.get(repo);
-    if (hit) {
+    if (hit && hit.version !== version) this.delete(repo);
+    else if (hit) {
       // Map order is insertion order: moving the entry to the end marks it as the most recent.
       this.entries.delete(repo);
       this.entries.set(repo, hit);
       return hit;
     }
-    const list = new TagList(repo, load());
+    const list = new TagList(repo, version, await load());
+    if (this.entries.has(repo)) this.delete(repo); // another request loaded it meanwhile
     if (list.tags.length <= this.capacity) {
       this.entries.set(repo, list);
       this.held += list.tags.length;
@@ -64,6 +69,8 @@ export class TagList {
 
   constructor(
     readonly repo: string,
+    /** The index's version of the repository's tags that this list was read at. */
+    readonly version: string,
     readonly tags: readonly string[],
   ) {}
 

@@ -3,10 +3,10 @@ import { Digest } from '../oci/digest.js';
 import { RegistryError, UploadRangeError } from '../oci/errors.js';
 import { NotFoundError, UploadOffsetError, UploadTooLargeError, type BlobStore } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
-import type { RegistryIndex } from '../index/registry-index.js';
+import { LockTimeoutError, type IndexLocks, type RegistryIndex } from '../index/contract.js';
+import { LocalLocks } from '../index/local-locks.js';
 import type { BlobService } from './blobs.js';
 import { hashing } from './hashing.js';
-import { KeyedMutex } from './keyed-mutex.js';
 import { OPEN_RULES, type RepositoryRules } from './repository-rules.js';
 
 export interface UploadState {
@@ -39,28 +39,32 @@ export class UploadService {
    * computed by reading the upload back when it completes.
    */
   private readonly hashes = new Map<string, HashState>();
-  /**
-   * One request at a time per upload: a chunk that arrives while another is
-   * still being written (say, a retry after the client cut the first) waits
-   * for it, then is checked against the upload's size.
-   */
-  private readonly locks = new KeyedMutex();
+  /** Monolithic uploads' temporary sessions, which no other request or node knows of. */
+  private readonly local = new LocalLocks();
 
   constructor(
     private readonly store: BlobStore,
     private readonly index: RegistryIndex,
     private readonly blobs: BlobService,
     private readonly rules: () => RepositoryRules = () => OPEN_RULES,
+    /**
+     * One request at a time per upload, over every node sharing the index: a chunk that arrives
+     * while another is still being written (a retry after the client cut the first, or a second
+     * PATCH through another node) waits for it, then is checked against the upload's size.
+     */
+    private readonly locks: IndexLocks = new LocalLocks(),
+    /** How long a request waits for another on the same upload before it gets a 416. */
+    private readonly lockWaitMs = UPLOAD_LOCK_WAIT_MS,
   ) {}
 
   /** Opens an upload session; the repository's rules admit the push first (or refuse it). */
   async start(repo: string, signal?: AbortSignal): Promise<UploadState> {
-    this.rules().admitPush(repo);
+    await this.rules().admitPush(repo);
     const id = randomUUID();
     const now = Date.now();
     await this.store.createUpload(id, Buffer.from(JSON.stringify({ repository: repo, createdAt: now })), signal);
     try {
-      this.index.insertUpload(id, repo, now);
+      await this.index.insertUpload(id, repo, now);
     } catch (err) {
       await this.store.cancelUpload(id); // no session without its row (the index may be full)
       throw err;
@@ -84,7 +88,7 @@ export class UploadService {
   ): Promise<UploadState> {
     return this.exclusive(repo, id, async () => {
       const size = await this.appendChunk(repo, id, body, chunk, signal);
-      this.index.touchUpload(id);
+      await this.index.touchUpload(id);
       return { id, repo, size };
     });
   }
@@ -118,10 +122,10 @@ export class UploadService {
     length: number | undefined,
     signal?: AbortSignal,
   ): Promise<{ digest: Digest; size: number }> {
-    this.rules().admitPush(repo);
+    await this.rules().admitPush(repo);
     // A temporary upload without a session row: if the process dies, purging removes it by age.
     const id = randomUUID();
-    return this.locks.run(id, async () => {
+    return this.local.run(id, async () => {
       try {
         await this.store.createUpload(id, undefined, signal);
         const hash = createHash(digest.algorithm);
@@ -150,9 +154,9 @@ export class UploadService {
    */
   async cancelRepository(repo: string): Promise<number> {
     let ended = 0;
-    for (const id of this.index.uploadsOf(repo)) {
-      await this.locks.run(id, async () => {
-        if (this.index.upload(id)?.repository !== repo) return; // it ended while this waited
+    for (const id of await this.index.uploadsOf(repo)) {
+      await this.locks.run(lockName(id), async () => {
+        if ((await this.index.upload(id))?.repository !== repo) return; // it ended while this waited
         await this.discard(id);
         ended++;
       });
@@ -162,10 +166,10 @@ export class UploadService {
 
   /** Removes uploads idle since before `cutoff`; returns their ids. */
   async purge(cutoff: Date, dryRun = false): Promise<string[]> {
-    const stale = new Set(this.index.staleUploads(cutoff.getTime()));
+    const stale = new Set(await this.index.staleUploads(cutoff.getTime()));
     for await (const u of this.store.listUploads()) {
       // Uploads without a session row (monolithic pushes cut short) go by their age in the store.
-      if (u.modified < cutoff && !this.index.upload(u.id)) stale.add(u.id);
+      if (u.modified < cutoff && !(await this.index.upload(u.id))) stale.add(u.id);
     }
     const purged: string[] = [];
     for (const id of stale) {
@@ -174,8 +178,8 @@ export class UploadService {
         continue;
       }
       // Under the upload's lock, and only if it is still idle: a request may have touched it since.
-      await this.locks.run(id, async () => {
-        const row = this.index.upload(id);
+      await this.locks.run(lockName(id), async () => {
+        const row = await this.index.upload(id);
         if (row && row.updatedAt >= cutoff.getTime()) return;
         await this.discard(id);
         purged.push(id);
@@ -186,13 +190,15 @@ export class UploadService {
 
   // ---- internals ----
 
-  private session(repo: string, id: string): void {
-    const row = this.index.upload(id);
+  private async session(repo: string, id: string): Promise<void> {
+    // No session id holds a NUL (PostgreSQL could not even be asked for one).
+    if (id.includes('\u0000')) throw uploadUnknown(id);
+    const row = await this.index.upload(id);
     if (!row || row.repository !== repo) throw uploadUnknown(id);
   }
 
   private async currentSize(repo: string, id: string, signal?: AbortSignal): Promise<number> {
-    this.session(repo, id);
+    await this.session(repo, id);
     const size = await this.store.uploadSize(id, signal);
     if (size === null) throw uploadUnknown(id);
     return size;
@@ -288,29 +294,46 @@ export class UploadService {
     }
     // The upload is gone from the store: its session ends here, even if the link fails
     // (the blob is then content no repository holds, until a push links it or it is collected).
-    this.forget(id);
+    await this.forget(id);
     await this.blobs.link(repo, digest, size);
   }
 
   /** Ends an upload: its bytes and record in the store, then its session. */
   private async discard(id: string): Promise<void> {
     await this.store.cancelUpload(id);
-    this.forget(id);
+    await this.forget(id);
   }
 
   /** Drops what is kept about an upload that the store no longer has. */
-  private forget(id: string): void {
+  private async forget(id: string): Promise<void> {
     this.hashes.delete(id);
-    this.index.deleteUpload(id);
+    await this.index.deleteUpload(id);
   }
 
   private async exclusive<T>(repo: string, id: string, fn: () => Promise<T>): Promise<T> {
-    this.session(repo, id);
-    return this.locks.run(id, async () => {
-      this.session(repo, id); // it may have ended while this request waited
-      return fn();
-    });
+    await this.session(repo, id);
+    try {
+      return await this.locks.run(
+        lockName(id),
+        async () => {
+          await this.session(repo, id); // it may have ended while this request waited
+          return fn();
+        },
+        this.lockWaitMs,
+      );
+    } catch (err) {
+      if (!(err instanceof LockTimeoutError)) throw err;
+      // Another request has held the upload all this while: where it stands now is all this one can be told.
+      throw rangeMismatch(repo, id, (await this.store.uploadSize(id)) ?? 0);
+    }
   }
+}
+
+/** How long a request waits for another one on the same upload (a chunk in flight) before a 416. */
+export const UPLOAD_LOCK_WAIT_MS = 30_000;
+
+function lockName(id: string): string {
+  return `upload:${id}`;
 }
 
 function chunkLengthError(declared: number, how: 'longer' | 'shorter'): RegistryError {

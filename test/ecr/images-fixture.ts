@@ -10,8 +10,8 @@ import { EcrError, ecrErrors } from '../../src/ecr/errors.js';
 import { EcrImages } from '../../src/ecr/images.js';
 import type { Operation, OperationContext, OperationTable } from '../../src/ecr/operation.js';
 import type { EcrServices } from '../../src/ecr/services.js';
-import { openDatabase, type Db } from '../../src/index/database.js';
-import { ImageIndex } from '../../src/index/image-index.js';
+import type { Db } from '../../src/index/sqlite/database.js';
+import { openSqliteIndex, type SqliteIndex } from '../../src/index/sqlite/index.js';
 import { Digest } from '../../src/oci/digest.js';
 import { Registry } from '../../src/registry/registry.js';
 import { ImmutableTagError, RepositoryNotFoundError, type RepositoryRules } from '../../src/registry/repository-rules.js';
@@ -42,6 +42,8 @@ export interface PushedImage {
 
 export interface Fixture {
   readonly root: string;
+  readonly index: SqliteIndex;
+  /** The index's raw SQLite handle, for tests that look at rows. */
   readonly db: Db;
   readonly registry: Registry;
   readonly images: EcrImages;
@@ -65,27 +67,27 @@ export async function openFixture(): Promise<Fixture> {
   const root = await tempDir('ocireg-ecr-images-');
   const store = new FsBlobStore(join(root, 'store'));
   await store.init();
-  const db = openDatabase(join(root, 'index.db'));
+  const index = openSqliteIndex(join(root, 'index.db'));
   const repositories = new Set<string>();
   const immutable = new Set<string>();
   const rules: RepositoryRules = {
-    admitPush(repo) {
+    async admitPush(repo) {
       if (!repositories.has(repo)) throw new RepositoryNotFoundError(repo, ACCOUNT);
     },
-    checkTagMoves(repo, moves) {
+    async checkTagMoves(repo, moves) {
       const moved = moves.find((m) => m.from !== undefined);
       if (immutable.has(repo) && moved) throw new ImmutableTagError(repo, moved.tag);
     },
   };
-  const registry = new Registry(store, db, { rules });
-  const images = new EcrImages(registry, new ImageIndex(db));
+  const registry = new Registry(store, index, { rules });
+  const images = new EcrImages(registry, index.images);
   const credentials = new EcrCredentials([KEY]);
   const ecr: EcrConfig = { accountId: ACCOUNT, region: 'us-east-1', createOnPush: false, credentials: [KEY], lifecycleIntervalMs: 86_400_000 };
   const services = {
     credentials,
     images,
     repositories: {
-      require(name: string) {
+      async require(name: string) {
         if (!repositories.has(name)) throw ecrErrors.repositoryNotFound(name, ACCOUNT);
         return { name };
       },
@@ -125,7 +127,8 @@ export async function openFixture(): Promise<Fixture> {
 
   return {
     root,
-    db,
+    index,
+    db: index.db,
     registry,
     images,
     credentials,
@@ -179,8 +182,8 @@ export async function openFixture(): Promise<Fixture> {
       return { digest: digest.toString(), body, mediaType, layerSizes: [], configDigest: '', layerDigests: [] };
     },
     async close() {
-      registry.pulls.close();
-      db.close();
+      await registry.pulls.close();
+      await index.close();
       await rm(root, { recursive: true, force: true });
     },
   };

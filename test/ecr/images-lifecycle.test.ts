@@ -22,7 +22,7 @@ describe('lifecycleImages', () => {
     await f.registry.manifests.put(REPO, { tag: 'prod' }, a.body, a.mediaType);
     const b = await f.pushImage(REPO, { layers: ['b'] });
     f.registry.pulls.record(REPO, b.digest, 1_700_000_000_000);
-    const images = f.images.lifecycleImages(REPO);
+    const images = await f.images.lifecycleImages(REPO);
     expect(images.map((i) => i.digest).sort()).toEqual([a.digest, b.digest].sort());
     const ia = images.find((i) => i.digest === a.digest)!;
     expect(ia.tags).toEqual(['prod', 'v1']);
@@ -41,21 +41,21 @@ describe('lifecycleImages', () => {
       layers: ['sig'],
       extra: { artifactType: 'application/vnd.example.sig', subject: { mediaType: OCI_MANIFEST, digest: plain.digest, size: plain.body.length } },
     });
-    expect(f.images.lifecycleImages(REPO).map((i) => i.digest).sort()).toEqual([index.digest, plain.digest].sort());
-    expect(f.images.orphanedArtifacts(REPO)).toEqual([]);
+    expect((await f.images.lifecycleImages(REPO)).map((i) => i.digest).sort()).toEqual([index.digest, plain.digest].sort());
+    expect(await f.images.orphanedArtifacts(REPO)).toEqual([]);
 
     // The index gone, its children are ordinary untagged images; the subject gone, its artifact is an orphan.
     await f.registry.manifests.delete(REPO, { digest: Digest.parse(index.digest) });
     await f.registry.manifests.delete(REPO, { digest: Digest.parse(plain.digest) });
-    const left = f.images.lifecycleImages(REPO);
+    const left = await f.images.lifecycleImages(REPO);
     expect(left.map((i) => i.digest).sort()).toEqual([amd.digest, arm.digest].sort());
     expect(left.every((i) => i.tags.length === 0)).toBe(true);
-    expect(f.images.orphanedArtifacts(REPO)).toEqual([sig.digest]);
+    expect(await f.images.orphanedArtifacts(REPO)).toEqual([sig.digest]);
   });
 
-  it('is empty for a repository the index does not have', () => {
-    expect(f.images.lifecycleImages('team/none')).toEqual([]);
-    expect(f.images.orphanedArtifacts('team/none')).toEqual([]);
+  it('is empty for a repository the index does not have', async () => {
+    expect(await f.images.lifecycleImages('team/none')).toEqual([]);
+    expect(await f.images.orphanedArtifacts('team/none')).toEqual([]);
   });
 });
 

@@ -17,18 +17,18 @@ it('records a pull on GET of a manifest, by tag or digest, and none on HEAD', as
   expect((await putManifest(reg.app, REPO, 'pulled', pulled)).statusCode).toBe(201);
   expect((await putManifest(reg.app, REPO, 'looked', looked)).statusCode).toBe(201);
   const pulls = reg.app.registry.pulls;
-  expect(pulls.lastPulled(REPO, pulled.digest)).toBeUndefined();
+  expect(await pulls.lastPulled(REPO, pulled.digest)).toBeUndefined();
 
   const before = Date.now();
   const get = await reg.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/pulled` });
   expect(get.statusCode).toBe(200);
   const head = await reg.app.inject({ method: 'HEAD', url: `/v2/${REPO}/manifests/looked` });
   expect(head.statusCode).toBe(200);
-  expect(pulls.lastPulled(REPO, pulled.digest)).toBeGreaterThanOrEqual(before);
-  expect(pulls.lastPulled(REPO, looked.digest)).toBeUndefined();
+  expect(await pulls.lastPulled(REPO, pulled.digest)).toBeGreaterThanOrEqual(before);
+  expect(await pulls.lastPulled(REPO, looked.digest)).toBeUndefined();
 
   expect((await reg.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/${looked.digest}` })).statusCode).toBe(200);
-  expect(pulls.lastPulled(REPO, looked.digest)).toBeGreaterThanOrEqual(before);
+  expect(await pulls.lastPulled(REPO, looked.digest)).toBeGreaterThanOrEqual(before);
   // A manifest that is not there is no pull.
   expect((await reg.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/nope` })).statusCode).toBe(404);
 });

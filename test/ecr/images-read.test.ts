@@ -188,7 +188,7 @@ describe('DescribeImages', () => {
     expect(d.imageDigest).toBe(img.digest);
     expect(d.lastRecordedPullTime).toBeGreaterThanOrEqual(before / 1000);
     // Still there once the pulls are written to the index.
-    f.registry.pulls.flush();
+    await f.registry.pulls.flush();
     const [again] = (await f.call(ops, 'DescribeImages', { repositoryName: REPO })).imageDetails;
     expect(again.lastRecordedPullTime).toBe(d.lastRecordedPullTime);
   });
@@ -249,8 +249,8 @@ describe('BatchGetImage', () => {
     const a = await f.pushImage(REPO, { tag: 'v1', layers: ['a'] });
     const b = await f.pushImage(REPO, { tag: 'v2', layers: ['b'] });
     await f.call(ops, 'BatchGetImage', { repositoryName: REPO, imageIds: [{ imageTag: 'v1' }, { imageTag: 'nope' }] });
-    expect(f.registry.pulls.lastPulled(REPO, a.digest)).toBeTypeOf('number');
-    expect(f.registry.pulls.lastPulled(REPO, b.digest)).toBeUndefined();
+    expect(await f.registry.pulls.lastPulled(REPO, a.digest)).toBeTypeOf('number');
+    expect(await f.registry.pulls.lastPulled(REPO, b.digest)).toBeUndefined();
   });
 
   it('needs imageIds and the pull right', async () => {

@@ -44,7 +44,7 @@ describe('PutImage', () => {
         imageManifestMediaType: OCI_MANIFEST,
       },
     });
-    const stored = f.registry.manifests.get(REPO, { tag: 'v1' });
+    const stored = await f.registry.manifests.get(REPO, { tag: 'v1' });
     expect(stored.digest).toBe(m.digest);
     expect(stored.content.toString()).toBe(m.text);
   });
@@ -54,8 +54,8 @@ describe('PutImage', () => {
     const out = await f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: m.text, imageManifestMediaType: DOCKER_MANIFEST, imageDigest: m.digest });
     expect(out.image.imageId).toEqual({ imageDigest: m.digest });
     expect(out.image.imageManifestMediaType).toBe(DOCKER_MANIFEST);
-    expect(f.images.manifest(REPO, m.digest)?.mediaType).toBe(DOCKER_MANIFEST);
-    expect(f.images.tagsOf(REPO, m.digest)).toEqual([]);
+    expect((await f.images.manifest(REPO, m.digest))?.mediaType).toBe(DOCKER_MANIFEST);
+    expect(await f.images.tagsOf(REPO, m.digest)).toEqual([]);
   });
 
   it('stores the manifest under a sha512 digest when imageDigest is one, with the tag', async () => {
@@ -63,8 +63,8 @@ describe('PutImage', () => {
     const sha512 = Digest.of(m.text, 'sha512').toString();
     const out = await f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: m.text, imageDigest: sha512, imageTag: 'v512' });
     expect(out.image.imageId).toEqual({ imageDigest: sha512, imageTag: 'v512' });
-    expect(f.images.tagDigest(REPO, 'v512')).toBe(sha512);
-    expect(f.images.manifest(REPO, m.digest)).toBeUndefined();
+    expect(await f.images.tagDigest(REPO, 'v512')).toBe(sha512);
+    expect(await f.images.manifest(REPO, m.digest)).toBeUndefined();
   });
 
   it('answers ImageAlreadyExistsException for the same manifest and tag, and adds a new tag to an existing manifest', async () => {
@@ -77,7 +77,7 @@ describe('PutImage', () => {
     );
     await expectEcrError(f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: m.text }), 'ImageAlreadyExistsException', /tag 'null'/);
     await f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: m.text, imageTag: 'latest' });
-    expect(f.images.tagsOf(REPO, m.digest)).toEqual(['latest', 'v1']);
+    expect(await f.images.tagsOf(REPO, m.digest)).toEqual(['latest', 'v1']);
   });
 
   it('refuses to move an immutable tag with ECR message, and allows a new one', async () => {
@@ -90,9 +90,9 @@ describe('PutImage', () => {
       'ImageTagAlreadyExistsException',
       `The image tag 'v1' already exists in the '${REPO}' repository and cannot be overwritten because the tag is immutable.`,
     );
-    expect(f.images.tagDigest(REPO, 'v1')).toBe(first.digest);
+    expect(await f.images.tagDigest(REPO, 'v1')).toBe(first.digest);
     await f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: second.text, imageTag: 'v2' });
-    expect(f.images.tagDigest(REPO, 'v2')).toBe(second.digest);
+    expect(await f.images.tagDigest(REPO, 'v2')).toBe(second.digest);
   });
 
   it('answers LayersNotFoundException for a layer the repository lacks, ReferencedImagesNotFoundException for a missing child', async () => {
@@ -110,7 +110,7 @@ describe('PutImage', () => {
     );
     const list = JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_LIST, manifests: [{ mediaType: DOCKER_MANIFEST, digest: missing, size: 10 }] });
     await expectEcrError(f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: list, imageTag: 'multi' }), 'ReferencedImagesNotFoundException', missing);
-    expect(f.images.tagDigest(REPO, 'v1')).toBeUndefined();
+    expect(await f.images.tagDigest(REPO, 'v1')).toBeUndefined();
   });
 
   it('answers InvalidParameterException for what is not a manifest, ImageDigestDoesNotMatchException for a wrong digest', async () => {
@@ -130,7 +130,7 @@ describe('PutImage', () => {
     await expectEcrError(f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: m.text, imageTag: '-bad' }), 'InvalidParameterException', /imageTag/);
     await expectEcrError(f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: '' }), 'ValidationException', /imageManifest/);
     await expectEcrError(f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: m.text, imageTag: 'a'.repeat(301) }), 'ValidationException', /imageTag/);
-    expect(f.images.manifest(REPO, m.digest)).toBeUndefined();
+    expect(await f.images.manifest(REPO, m.digest)).toBeUndefined();
   });
 
   it('needs the repository and the push right', async () => {
@@ -140,7 +140,7 @@ describe('PutImage', () => {
       f.call(ops, 'PutImage', { repositoryName: REPO, imageManifest: m.text, imageTag: 'v1' }, { may: (_r, a) => a !== 'push' }),
       'AccessDeniedException',
     );
-    expect(f.images.manifest(REPO, m.digest)).toBeUndefined();
+    expect(await f.images.manifest(REPO, m.digest)).toBeUndefined();
   });
 });
 
@@ -150,12 +150,12 @@ describe('BatchDeleteImage', () => {
     await f.registry.manifests.put(REPO, { tag: 'latest' }, img.body, img.mediaType);
     const first = await f.call(ops, 'BatchDeleteImage', { repositoryName: REPO, imageIds: [{ imageTag: 'latest' }] });
     expect(first).toEqual({ imageIds: [{ imageDigest: img.digest, imageTag: 'latest' }], failures: [] });
-    expect(f.images.manifest(REPO, img.digest)).toBeDefined();
-    expect(f.images.tagsOf(REPO, img.digest)).toEqual(['v1']);
+    expect(await f.images.manifest(REPO, img.digest)).toBeDefined();
+    expect(await f.images.tagsOf(REPO, img.digest)).toEqual(['v1']);
 
     const last = await f.call(ops, 'BatchDeleteImage', { repositoryName: REPO, imageIds: [{ imageTag: 'v1' }] });
     expect(last.imageIds).toEqual([{ imageDigest: img.digest, imageTag: 'v1' }]);
-    expect(f.images.manifest(REPO, img.digest)).toBeUndefined();
+    expect(await f.images.manifest(REPO, img.digest)).toBeUndefined();
   });
 
   it('by digest removes the image and every tag, answering one id per tag', async () => {
@@ -169,9 +169,9 @@ describe('BatchDeleteImage', () => {
       { imageDigest: img.digest, imageTag: 'b' },
       { imageDigest: untagged.digest },
     ]);
-    expect(f.images.manifest(REPO, img.digest)).toBeUndefined();
-    expect(f.images.tagDigest(REPO, 'a')).toBeUndefined();
-    expect(f.images.manifest(REPO, untagged.digest)).toBeUndefined();
+    expect(await f.images.manifest(REPO, img.digest)).toBeUndefined();
+    expect(await f.images.tagDigest(REPO, 'a')).toBeUndefined();
+    expect(await f.images.manifest(REPO, untagged.digest)).toBeUndefined();
   });
 
   it('keeps a child of a manifest list: by digest it fails, by its last tag the tag alone goes', async () => {
@@ -186,10 +186,10 @@ describe('BatchDeleteImage', () => {
       },
     ]);
     expect(out.imageIds).toEqual([{ imageDigest: child.digest, imageTag: 'child' }]);
-    expect(f.images.manifest(REPO, child.digest)).toBeDefined();
+    expect(await f.images.manifest(REPO, child.digest)).toBeDefined();
     // Once the list is gone, the child may go.
     await f.call(ops, 'BatchDeleteImage', { repositoryName: REPO, imageIds: [{ imageTag: 'multi' }] });
-    expect(f.images.manifest(REPO, index.digest)).toBeUndefined();
+    expect(await f.images.manifest(REPO, index.digest)).toBeUndefined();
     const again = await f.call(ops, 'BatchDeleteImage', { repositoryName: REPO, imageIds: [{ imageDigest: child.digest }] });
     expect(again).toEqual({ imageIds: [{ imageDigest: child.digest }], failures: [] });
   });
@@ -209,15 +209,15 @@ describe('BatchDeleteImage', () => {
       { imageId: { imageDigest: img.digest, imageTag: 'v2' }, failureCode: 'ImageTagDoesNotMatchDigest', failureReason: expect.any(String) },
       { imageId: { imageDigest: `sha256:${'3'.repeat(64)}` }, failureCode: 'ImageNotFound', failureReason: 'Requested image not found' },
     ]);
-    expect(f.images.manifest(REPO, img.digest)).toBeDefined();
-    expect(f.images.manifest(REPO, other.digest)).toBeDefined();
+    expect(await f.images.manifest(REPO, img.digest)).toBeDefined();
+    expect(await f.images.manifest(REPO, other.digest)).toBeDefined();
   });
 
   it('with digest and tag together removes the image when they agree', async () => {
     const img = await f.pushImage(REPO, { tag: 'v1' });
     const out = await f.call(ops, 'BatchDeleteImage', { repositoryName: REPO, imageIds: [{ imageDigest: img.digest, imageTag: 'v1' }] });
     expect(out.imageIds).toEqual([{ imageDigest: img.digest, imageTag: 'v1' }]);
-    expect(f.images.manifest(REPO, img.digest)).toBeUndefined();
+    expect(await f.images.manifest(REPO, img.digest)).toBeUndefined();
   });
 
   it('needs the delete right, imageIds, and a known repository', async () => {
@@ -226,7 +226,7 @@ describe('BatchDeleteImage', () => {
       f.call(ops, 'BatchDeleteImage', { repositoryName: REPO, imageIds: [{ imageTag: 'v1' }] }, { may: (_r, a) => a !== 'delete' }),
       'AccessDeniedException',
     );
-    expect(f.images.manifest(REPO, img.digest)).toBeDefined();
+    expect(await f.images.manifest(REPO, img.digest)).toBeDefined();
     await expectEcrError(f.call(ops, 'BatchDeleteImage', { repositoryName: REPO }), 'ValidationException', /imageIds/);
     await expectEcrError(f.call(ops, 'BatchDeleteImage', { repositoryName: 'team/none', imageIds: [{ imageTag: 'v1' }] }), 'RepositoryNotFoundException');
   });

@@ -67,7 +67,7 @@ describe('a layer upload', () => {
     const layerDigest = digestOf(content);
     const done = await f.call(ops, 'CompleteLayerUpload', { repositoryName: REPO, uploadId, layerDigests: [layerDigest] });
     expect(done).toEqual({ registryId: ACCOUNT, repositoryName: REPO, uploadId, layerDigest });
-    expect(f.registry.blobs.stat(REPO, Digest.parse(layerDigest)).size).toBe(content.length);
+    expect((await f.registry.blobs.stat(REPO, Digest.parse(layerDigest))).size).toBe(content.length);
     // The session is over.
     await expectEcrError(part(uploadId, content.length, 'more'), 'UploadNotFoundException');
 
@@ -172,8 +172,8 @@ describe('a layer upload', () => {
       f.call(ops, 'CompleteLayerUpload', { repositoryName: REPO, uploadId, layerDigests: [digestOf('other content')] }),
       'InvalidLayerException',
     );
-    expect(f.registry.index.linkedBlobSize(REPO, digestOf('other content'))).toBeUndefined();
-    expect(f.registry.index.linkedBlobSize(REPO, digestOf('content'))).toBeUndefined();
+    expect(await f.registry.index.linkedBlobSize(REPO, digestOf('other content'))).toBeUndefined();
+    expect(await f.registry.index.linkedBlobSize(REPO, digestOf('content'))).toBeUndefined();
     await expectEcrError(f.call(ops, 'CompleteLayerUpload', { repositoryName: REPO, uploadId, layerDigests: [digestOf('content')] }), 'UploadNotFoundException');
   });
 

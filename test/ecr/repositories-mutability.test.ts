@@ -72,7 +72,7 @@ describe('tag mutability on pushes', () => {
     expect((err as Error).message).toBe(
       "The image tag 'v1' already exists in the 'app/web' repository and cannot be overwritten because the tag is immutable.",
     );
-    expect(f.registry.index.tagDigest('app/web', 'v1')).toBe(a);
+    expect(await f.registry.index.tagDigest('app/web', 'v1')).toBe(a);
     // Untagged pushes and new tags are not moves.
     await f.pushImage('app/web', undefined, 'c');
     await f.pushImage('app/web', 'v2', 'b');
@@ -86,7 +86,7 @@ describe('tag mutability on pushes', () => {
     const children: Array<{ digest: string; size: number }> = [];
     for (const layer of ['amd64', 'arm64']) {
       const digest = await f.pushImage('app/multi', undefined, layer);
-      children.push({ digest, size: f.registry.index.manifest('app/multi', digest)!.size });
+      children.push({ digest, size: (await f.registry.index.manifest('app/multi', digest))!.size });
     }
     const index = Buffer.from(
       JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: children.map((c) => ({ mediaType: OCI_MANIFEST, ...c })) }),
@@ -94,8 +94,8 @@ describe('tag mutability on pushes', () => {
     await f.registry.manifests.put('app/multi', { tag: 'v1' }, index, OCI_INDEX);
     // Pushing the same list again (docker does) is not a move either.
     await f.registry.manifests.put('app/multi', { tag: 'v1' }, index, OCI_INDEX);
-    for (const c of children) await f.registry.manifests.put('app/multi', { digest: Digest.parse(c.digest) }, f.registry.index.manifest('app/multi', c.digest)!.content, OCI_MANIFEST);
-    expect(f.registry.index.tagDigest('app/multi', 'v1')).toBe(Digest.of(index).toString());
+    for (const c of children) await f.registry.manifests.put('app/multi', { digest: Digest.parse(c.digest) }, (await f.registry.index.manifest('app/multi', c.digest))!.content, OCI_MANIFEST);
+    expect(await f.registry.index.tagDigest('app/multi', 'v1')).toBe(Digest.of(index).toString());
   });
 
   it('IMMUTABLE_WITH_EXCLUSION: tags a filter matches move, the others do not', async () => {

@@ -113,19 +113,19 @@ describe('ECR repository policies, resource tags, lifecycle policies and the reg
       const put = await f.call('PutLifecyclePolicy', { repositoryName: REPO, lifecyclePolicyText: LIFECYCLE_POLICY });
       expect(put).toEqual({ registryId: ACCOUNT, repositoryName: REPO, lifecyclePolicyText: LIFECYCLE_POLICY });
       const putAt = f.clock.now;
-      expect(f.repositories.withLifecyclePolicies()).toEqual([REPO]);
+      expect(await f.repositories.withLifecyclePolicies()).toEqual([REPO]);
       f.clock.now += 5_000;
       const expected = { ...put, lastEvaluatedAt: putAt / 1000 };
       expect(await f.call('GetLifecyclePolicy', { repositoryName: REPO })).toEqual(expected);
       // A run that evaluated it moves lastEvaluatedAt.
-      f.repositories.noteLifecycleEvaluated(REPO, f.clock.now);
+      await f.repositories.noteLifecycleEvaluated(REPO, f.clock.now);
       expect((await f.call('GetLifecyclePolicy', { repositoryName: REPO })).lastEvaluatedAt).toBe(f.clock.now / 1000);
       expect(await f.call('DeleteLifecyclePolicy', { repositoryName: REPO })).toEqual({ ...put, lastEvaluatedAt: f.clock.now / 1000 });
       const gone = await f.fails('GetLifecyclePolicy', { repositoryName: REPO });
       expect(gone.type).toBe('LifecyclePolicyNotFoundException');
       expect(gone.message).toBe(`Lifecycle policy does not exist for the repository with name '${REPO}' in the registry with id '${ACCOUNT}'`);
       expect((await f.fails('DeleteLifecyclePolicy', { repositoryName: REPO })).type).toBe('LifecyclePolicyNotFoundException');
-      expect(f.repositories.withLifecyclePolicies()).toEqual([]);
+      expect(await f.repositories.withLifecyclePolicies()).toEqual([]);
     });
 
     it("refuses a policy ECR would, with the lifecycle checker's message, and keeps the one it had", async () => {
@@ -174,7 +174,7 @@ describe('ECR repository policies, resource tags, lifecycle policies and the reg
       for (const op of ['PutRegistryPolicy', 'GetRegistryPolicy', 'DeleteRegistryPolicy']) {
         expect((await f.fails(op, { policyText: policy }, { registry: false })).type, op).toBe('AccessDeniedException');
       }
-      expect(f.repositories.registryPolicy()).toBeUndefined();
+      expect(await f.repositories.registryPolicy()).toBeUndefined();
       const bad = await f.fails('PutRegistryPolicy', { policyText: '{"Statement":[]}' });
       expect(bad.message).toBe("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy provided'");
       expect((await f.fails('PutRegistryPolicy', {})).type).toBe('ValidationException');

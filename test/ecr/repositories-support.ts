@@ -11,8 +11,8 @@ import type { OperationContext } from '../../src/ecr/operation.js';
 import { repositoryOperations } from '../../src/ecr/operations/repositories.js';
 import { EcrRepositories } from '../../src/ecr/repositories.js';
 import type { EcrServices } from '../../src/ecr/services.js';
-import { openDatabase, type Db } from '../../src/index/database.js';
-import { EcrIndex } from '../../src/index/ecr-index.js';
+import type { Db } from '../../src/index/sqlite/database.js';
+import { openSqliteIndex, type SqliteIndex } from '../../src/index/sqlite/index.js';
 import { LifecycleService } from '../../src/maintenance/lifecycle/service.js';
 import { Digest } from '../../src/oci/digest.js';
 import { Registry } from '../../src/registry/registry.js';
@@ -37,6 +37,8 @@ export interface TestContext extends OperationContext {
 
 export interface EcrFixture {
   root: string;
+  index: SqliteIndex;
+  /** The index's raw SQLite handle, for tests that look at rows. */
   db: Db;
   store: FsBlobStore;
   registry: Registry;
@@ -58,8 +60,8 @@ export async function openFixture(options: { createOnPush?: boolean } = {}): Pro
   const root = await tempDir('ocireg-ecr-');
   const store = new FsBlobStore(root);
   await store.init();
-  const db = openDatabase(join(root, 'index.db'));
-  const registry = new Registry(store, db);
+  const index = openSqliteIndex(join(root, 'index.db'));
+  const registry = new Registry(store, index);
   const ecr: EcrConfig = {
     accountId: ACCOUNT,
     region: REGION,
@@ -68,13 +70,13 @@ export async function openFixture(options: { createOnPush?: boolean } = {}): Pro
     lifecycleIntervalMs: 86_400_000,
   };
   const clock = { now: Date.UTC(2025, 0, 2, 3, 4, 5, 678) };
-  const repositories = new EcrRepositories(registry, new EcrIndex(db), ecr, () => clock.now);
+  const repositories = new EcrRepositories(registry, index.ecr, ecr, () => clock.now);
   registry.rules = repositories.rules;
-  const lifecycle = new LifecycleService(registry, db, {
-    policyOf: (repo) => repositories.lifecyclePolicy(repo)?.text,
+  const lifecycle = new LifecycleService(registry, {
+    policyOf: async (repo) => (await repositories.lifecyclePolicy(repo))?.text,
     repositoriesWithPolicies: () => repositories.withLifecyclePolicies(),
-    images: () => [],
-    referenced: () => false,
+    images: async () => [],
+    referenced: async () => false,
     evaluated: (repo, at) => repositories.noteLifecycleEvaluated(repo, at),
   });
   const services = { repositories, lifecycle } as unknown as EcrServices;
@@ -147,7 +149,8 @@ export async function openFixture(options: { createOnPush?: boolean } = {}): Pro
 
   return {
     root,
-    db,
+    index,
+    db: index.db,
     store,
     registry,
     repositories,
@@ -158,8 +161,8 @@ export async function openFixture(options: { createOnPush?: boolean } = {}): Pro
     fails,
     pushImage,
     close: async () => {
-      registry.pulls.close();
-      db.close();
+      await registry.pulls.close();
+      await index.close();
       await rm(root, { recursive: true, force: true });
     },
   };

@@ -143,8 +143,8 @@ describe('ECR repository creation templates', () => {
       ] as const) {
         expect((await f.fails(op, input, { registry: false })).type, op).toBe('AccessDeniedException');
       }
-      expect(f.repositories.templates.get('prod')?.description).toBeUndefined();
-      expect(f.repositories.templates.get('dev')).toBeUndefined();
+      expect((await f.repositories.templates.get('prod'))?.description).toBeUndefined();
+      expect(await f.repositories.templates.get('dev')).toBeUndefined();
     });
   });
 
@@ -154,16 +154,16 @@ describe('ECR repository creation templates', () => {
       await template('prod');
       await template('prod/team');
       await f.call('CreateRepositoryCreationTemplate', { prefix: 'prod/team/web', appliedFor: ['PULL_THROUGH_CACHE'] });
-      const applies = (name: string) => f.repositories.templates.applicableTo(name, 'CREATE_ON_PUSH')?.prefix;
-      expect(applies('prod/team/api')).toBe('prod/team');
-      expect(applies('prod/team/web/x')).toBe('prod/team'); // prod/team/web is not for pushes
-      expect(applies('prod/other')).toBe('prod');
-      expect(applies('prod/team')).toBe('prod'); // a prefix covers what is under it, not itself
-      expect(applies('prod')).toBe('ROOT');
-      expect(applies('production/app')).toBe('ROOT'); // `prod` reads as `prod/`
-      expect(f.repositories.templates.applicableTo('prod/team/web/x', 'PULL_THROUGH_CACHE')?.prefix).toBe('prod/team/web');
+      const applies = async (name: string) => (await f.repositories.templates.applicableTo(name, 'CREATE_ON_PUSH'))?.prefix;
+      expect(await applies('prod/team/api')).toBe('prod/team');
+      expect(await applies('prod/team/web/x')).toBe('prod/team'); // prod/team/web is not for pushes
+      expect(await applies('prod/other')).toBe('prod');
+      expect(await applies('prod/team')).toBe('prod'); // a prefix covers what is under it, not itself
+      expect(await applies('prod')).toBe('ROOT');
+      expect(await applies('production/app')).toBe('ROOT'); // `prod` reads as `prod/`
+      expect((await f.repositories.templates.applicableTo('prod/team/web/x', 'PULL_THROUGH_CACHE'))?.prefix).toBe('prod/team/web');
       await f.call('DeleteRepositoryCreationTemplate', { prefix: 'ROOT' });
-      expect(applies('dev/app')).toBeUndefined();
+      expect(await applies('dev/app')).toBeUndefined();
     });
   });
 
@@ -180,7 +180,7 @@ describe('ECR repository creation templates', () => {
       f.clock.now += 10_000;
       const up = await f.registry.uploads.start('prod/web');
       await f.registry.uploads.cancel('prod/web', up.id);
-      expect(f.repositories.require('prod/web')).toEqual({
+      expect(await f.repositories.require('prod/web')).toEqual({
         name: 'prod/web',
         createdAt: f.clock.now,
         imageTagMutability: 'IMMUTABLE_WITH_EXCLUSION',
@@ -206,15 +206,15 @@ describe('ECR repository creation templates', () => {
       expect(err).toBeInstanceOf(RepositoryNotFoundError);
       expect((err as RegistryError).code).toBe('NAME_UNKNOWN');
       expect((err as RegistryError).message).toBe(`The repository with name 'dev/web' does not exist in the registry with id '${ACCOUNT}'`);
-      expect(f.repositories.get('dev/web')).toBeUndefined();
+      expect(await f.repositories.get('dev/web')).toBeUndefined();
 
       const open = await openFixture({ createOnPush: true });
       try {
         await open.pushImage('dev/web', 'v1', 'a');
-        expect(open.repositories.require('dev/web')).toMatchObject({ imageTagMutability: 'MUTABLE', encryption: { encryptionType: 'AES256' } });
+        expect(await open.repositories.require('dev/web')).toMatchObject({ imageTagMutability: 'MUTABLE', encryption: { encryptionType: 'AES256' } });
         // A name /v2/ takes but ECR does not is not created.
         await expect(open.registry.uploads.start('x')).rejects.toMatchObject({ code: 'NAME_INVALID' });
-        expect(open.repositories.get('x')).toBeUndefined();
+        expect(await open.repositories.get('x')).toBeUndefined();
       } finally {
         await open.close();
       }
@@ -225,7 +225,7 @@ describe('ECR repository creation templates', () => {
       await template('prod', { imageTagMutability: 'IMMUTABLE' });
       await f.pushImage('prod/web', 'v1', 'a');
       await f.pushImage('prod/web', 'v1', 'b');
-      expect(f.repositories.require('prod/web').imageTagMutability).toBe('MUTABLE');
+      expect((await f.repositories.require('prod/web')).imageTagMutability).toBe('MUTABLE');
     });
   });
 });

@@ -116,7 +116,7 @@ describe('ECR repositories', () => {
       expect(six.message).toContain("at 'imageTagMutabilityExclusionFilters' failed to satisfy constraint: Member must have length less than or equal to 5");
       const enumBad = await f.fails('CreateRepository', { repositoryName: 'app/web', imageTagMutability: 'SOMETIMES' });
       expect(enumBad.message).toContain('Member must satisfy enum value set: [MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]');
-      expect(f.repositories.get('app/web')).toBeUndefined();
+      expect(await f.repositories.get('app/web')).toBeUndefined();
     });
 
     it('checks encryption and resource tags as ECR does', async () => {
@@ -144,7 +144,7 @@ describe('ECR repositories', () => {
       }
       const noValue = await f.fails('CreateRepository', { repositoryName: 'app/web', tags: [{ Key: 'k' }] });
       expect(noValue.message).toContain("Value null at 'tags.1.member.Value' failed to satisfy constraint: Member must not be null");
-      expect(f.repositories.get('app/web')).toBeUndefined();
+      expect(await f.repositories.get('app/web')).toBeUndefined();
     });
 
     it("needs the manage right on the name, and this registry's id", async () => {
@@ -154,7 +154,7 @@ describe('ECR repositories', () => {
       const other = await f.fails('CreateRepository', { repositoryName: 'app/web', registryId: '999999999999' });
       expect(other.type).toBe('InvalidParameterException');
       expect((await f.fails('CreateRepository', { repositoryName: 'app/web', registryId: '12345' })).type).toBe('ValidationException');
-      expect(f.repositories.get('app/web')).toBeUndefined();
+      expect(await f.repositories.get('app/web')).toBeUndefined();
     });
   });
 
@@ -211,7 +211,7 @@ describe('ECR repositories', () => {
     });
 
     it('answers at most 100 without maxResults', async () => {
-      for (let i = 0; i < 101; i++) f.repositories.create(`many/r${String(i).padStart(3, '0')}`);
+      for (let i = 0; i < 101; i++) await f.repositories.create(`many/r${String(i).padStart(3, '0')}`);
       const out = await f.call('DescribeRepositories', {});
       expect((out.repositories as unknown[]).length).toBe(100);
       const next = await f.call('DescribeRepositories', { nextToken: out.nextToken });
@@ -269,7 +269,7 @@ describe('ECR repositories', () => {
       await f.call('CreateRepository', { repositoryName: 'app/web' });
       const digest = await f.pushImage('app/web', 'v1', 'a');
       f.registry.pulls.record('app/web', digest);
-      f.repositories.setLifecyclePolicy('app/web', 'x'.repeat(100));
+      await f.repositories.setLifecyclePolicy('app/web', 'x'.repeat(100));
       f.db.prepare("INSERT INTO ecr_lifecycle_previews (repository, policy, status, result, started_at) VALUES ('app/web', 'p', 'COMPLETE', '[]', 1)").run();
 
       const refused = await f.fails('DeleteRepository', { repositoryName: 'app/web' });
@@ -277,19 +277,19 @@ describe('ECR repositories', () => {
       expect(refused.message).toBe(
         `The repository with name 'app/web' in registry with id '${ACCOUNT}' cannot be deleted because it still contains images`,
       );
-      expect(f.registry.index.tagDigest('app/web', 'v1')).toBe(digest);
+      expect(await f.registry.index.tagDigest('app/web', 'v1')).toBe(digest);
 
       const deniedDelete = await f.fails('DeleteRepository', { repositoryName: 'app/web', force: true }, { deny: ['app/web:delete'] });
       expect(deniedDelete.type).toBe('AccessDeniedException');
-      expect(f.registry.index.tagDigest('app/web', 'v1')).toBe(digest);
+      expect(await f.registry.index.tagDigest('app/web', 'v1')).toBe(digest);
 
       await f.call('DeleteRepository', { repositoryName: 'app/web', force: true });
       const keys: string[] = [];
       for await (const o of f.store.list('repositories/')) keys.push(o.key);
       expect(keys).toEqual([]);
-      expect(f.registry.index.repositoryId('app/web')).toBeUndefined();
-      expect(f.registry.pulls.lastPulled('app/web', digest)).toBeUndefined();
-      expect(f.repositories.get('app/web')).toBeUndefined();
+      expect(await f.registry.index.repositoryId('app/web')).toBeUndefined();
+      expect(await f.registry.pulls.lastPulled('app/web', digest)).toBeUndefined();
+      expect(await f.repositories.get('app/web')).toBeUndefined();
       expect(f.db.prepare("SELECT 1 FROM ecr_lifecycle_previews WHERE repository = 'app/web'").get()).toBeUndefined();
       // Pushes do not create repositories here: the deleted one stays deleted.
       await expect(f.registry.uploads.start('app/web')).rejects.toBeInstanceOf(RepositoryNotFoundError);
@@ -302,7 +302,7 @@ describe('ECR repositories', () => {
       const other = await f.fails('DeleteRepository', { repositoryName: 'app/web', registryId: '999999999999' });
       expect(other.message).toBe("The repository with name 'app/web' does not exist in the registry with id '999999999999'");
       expect((await f.fails('DeleteRepository', { repositoryName: 'app/web', force: 'yes' })).type).toBe('SerializationException');
-      expect(f.repositories.get('app/web')).toBeDefined();
+      expect(await f.repositories.get('app/web')).toBeDefined();
     });
   });
 
@@ -321,17 +321,17 @@ describe('ECR repositories', () => {
       expect(
         await f.call('PutImageTagMutability', { repositoryName: 'app/web', imageTagMutability: 'IMMUTABLE_WITH_EXCLUSION', imageTagMutabilityExclusionFilters: filters }),
       ).toEqual({ registryId: ACCOUNT, repositoryName: 'app/web', imageTagMutability: 'IMMUTABLE_WITH_EXCLUSION', imageTagMutabilityExclusionFilters: filters });
-      expect(f.repositories.get('app/web')?.imageTagMutabilityExclusionFilters).toEqual(filters);
+      expect((await f.repositories.get('app/web'))?.imageTagMutabilityExclusionFilters).toEqual(filters);
       // Back to MUTABLE: the filters go.
       await f.call('PutImageTagMutability', { repositoryName: 'app/web', imageTagMutability: 'MUTABLE' });
-      expect(f.repositories.get('app/web')?.imageTagMutabilityExclusionFilters).toEqual([]);
+      expect((await f.repositories.get('app/web'))?.imageTagMutabilityExclusionFilters).toEqual([]);
 
       expect(await f.call('PutImageScanningConfiguration', { repositoryName: 'app/web', imageScanningConfiguration: { scanOnPush: true } })).toEqual({
         registryId: ACCOUNT,
         repositoryName: 'app/web',
         imageScanningConfiguration: { scanOnPush: true },
       });
-      expect(f.repositories.get('app/web')?.scanOnPush).toBe(true);
+      expect((await f.repositories.get('app/web'))?.scanOnPush).toBe(true);
     });
 
     it('give a repository only pushed to settings of its own, keeping the time of its first push', async () => {
@@ -339,10 +339,10 @@ describe('ECR repositories', () => {
       try {
         await open.pushImage('old/repo', 'v1', 'a');
         open.db.prepare('DELETE FROM ecr_repositories').run();
-        const before = open.repositories.require('old/repo').createdAt;
+        const before = (await open.repositories.require('old/repo')).createdAt;
         open.clock.now += 60_000;
         await open.call('PutImageTagMutability', { repositoryName: 'old/repo', imageTagMutability: 'IMMUTABLE' });
-        expect(open.repositories.require('old/repo')).toMatchObject({ createdAt: before, imageTagMutability: 'IMMUTABLE' });
+        expect(await open.repositories.require('old/repo')).toMatchObject({ createdAt: before, imageTagMutability: 'IMMUTABLE' });
       } finally {
         await open.close();
       }
@@ -366,7 +366,7 @@ describe('ECR repositories', () => {
       expect((await f.fails('PutImageScanningConfiguration', { repositoryName: 'app/none', imageScanningConfiguration: {} })).type).toBe(
         'RepositoryNotFoundException',
       );
-      expect(f.repositories.get('app/web')).toMatchObject({ imageTagMutability: 'MUTABLE', scanOnPush: false });
+      expect(await f.repositories.get('app/web')).toMatchObject({ imageTagMutability: 'MUTABLE', scanOnPush: false });
     });
   });
 });

@@ -303,7 +303,7 @@ describe('with ecr enabled and no creation on push', () => {
       expect(pending!.getTime()).toBeGreaterThanOrEqual(before - 1000);
       expect(pending!.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
 
-      registry.app.registry.pulls.flush();
+      await registry.app.registry.pulls.flush();
       const flushed = (await describe()).lastRecordedPullTime;
       expect(flushed).toEqual(pending);
       // The other images of the repository were not pulled.

@@ -192,7 +192,7 @@ export async function runLifecycle(registry: EcrTestRegistry, options: { reposit
   const reg = registry.app.registry;
   const ecr = registry.config.ecr!;
   const rules = reg.rules;
-  const opened = openEcr(reg, reg.db, ecr, new EcrCredentials(ecr.credentials));
+  const opened = openEcr(reg, ecr, new EcrCredentials(ecr.credentials));
   reg.rules = rules;
   const { reports, failed } = await opened.services.lifecycle.run(options);
   expect(failed).toEqual([]);

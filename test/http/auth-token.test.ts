@@ -4,7 +4,6 @@ import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccessKeys } from '../../src/auth/access-keys.js';
 import { parseGrant } from '../../src/auth/scope.js';
-import { AccessKeyIndex } from '../../src/index/access-key-index.js';
 import type { ConfigFile } from '../../src/config/schema.js';
 import { startRegistry, tempDir, type TestRegistry } from '../helpers.js';
 import { PASSWORDS, basic, bearer, call, errorOf, parseChallenge, pushBlobAs, pushImageAs, writeHtpasswd } from './auth-support.js';
@@ -252,8 +251,8 @@ describe('the built-in token server', () => {
   });
 
   it('limits tokens got with an access key to its scopes, and stops them once the key is revoked', async () => {
-    const keys = new AccessKeys(new AccessKeyIndex(reg.app.registry.db));
-    const { id, secret } = keys.create({ user: 'ci', scopes: [parseGrant('repository:app/*:pull,push')] });
+    const keys = new AccessKeys(reg.app.registry.database.accessKeys);
+    const { id, secret } = await keys.create({ user: 'ci', scopes: [parseGrant('repository:app/*:pull,push')] });
     const res = await getToken(basic('ci', secret), ['repository:app/web:pull,push', 'repository:other/web:pull,push'], '&offline_token=true');
     expect(res.statusCode).toBe(200);
     const answer = res.json() as TokenAnswer;
@@ -263,7 +262,7 @@ describe('the built-in token server', () => {
     expect((await pushBlobAs(reg.app, basic('ci', secret), 'other/web', 'x')).res.statusCode).toBe(403);
     expect((await pushBlobAs(reg.app, basic('ci', secret), 'app/web', 'x')).res.statusCode).toBe(201);
 
-    expect(keys.revoke(id)).toBe(true);
+    expect(await keys.revoke(id)).toBe(true);
     expect((await call(reg.app, bearer(answer.access_token), { method: 'GET', url: '/v2/app/web/manifests/v1' })).statusCode).toBe(401);
     expect((await postForm({ grant_type: 'refresh_token', refresh_token: answer.refresh_token! })).statusCode).toBe(401);
     expect((await call(reg.app, basic('ci', secret), { method: 'GET', url: '/v2/app/web/manifests/v1' })).statusCode).toBe(401);

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { ConfigFile } from '../../src/config/schema.js';
-import { openDatabase } from '../../src/index/database.js';
+import { openSqliteIndex } from '../../src/index/sqlite/index.js';
 import { reindex } from '../../src/registry/reindex.js';
 import { openStore } from '../../src/storage/open-store.js';
 import { S3BlobStore } from '../../src/storage/s3-blob-store.js';
@@ -250,12 +250,12 @@ describe('the registry on the S3 backend', () => {
     for (const suffix of ['', '-wal', '-shm']) await rm(join(dir, `index.db${suffix}`), { force: true });
 
     const store = await openStore(config);
-    const db = openDatabase(config.index.path);
+    const index = openSqliteIndex(config.index.path);
     try {
-      const report = await reindex(store, db);
+      const report = await reindex(store, index.registry);
       expect(report).toMatchObject({ repositories: 1, manifests: 1, tags: 1, blobs: 3, uploads: 1, skipped: [] });
     } finally {
-      db.close();
+      await index.close();
       await store.close?.();
     }
 

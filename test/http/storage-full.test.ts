@@ -6,6 +6,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
+import type { SqliteIndex } from '../../src/index/sqlite/index.js';
 import type { BlobStore, ByteRange, ObjectHandle, ObjectInfo } from '../../src/storage/blob-store.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import { OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, digestOf, errorCode, manifestOf, pushBlob, putManifest, tempDir } from '../helpers.js';
@@ -268,7 +269,7 @@ describe('a full disk answers 507 INSUFFICIENT_STORAGE', () => {
     expect((await putManifest(app, 'lib/app', 'v1', before.manifest)).statusCode).toBe(201);
 
     // The index may not grow by a page: a manifest (its bytes live in the index) finds it full.
-    const db = app.registry.db;
+    const db = (app.registry.database as SqliteIndex).db;
     const pages = db.pragma('page_count', { simple: true }) as number;
     db.pragma(`max_page_count = ${pages}`);
     const big = manifestOf(

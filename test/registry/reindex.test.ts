@@ -2,7 +2,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/index/database.js';
+import { openSqliteIndex } from '../../src/index/sqlite/index.js';
 import { reindex, type ReindexReport } from '../../src/registry/reindex.js';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.js';
 import {
@@ -35,11 +35,11 @@ async function deleteIndex(root: string): Promise<void> {
 async function reindexRoot(root: string): Promise<ReindexReport> {
   const store = new FsBlobStore(root);
   await store.init();
-  const db = openDatabase(join(root, 'index.db'));
+  const index = openSqliteIndex(join(root, 'index.db'));
   try {
-    return await reindex(store, db);
+    return await reindex(store, index.registry);
   } finally {
-    db.close();
+    await index.close();
   }
 }
 

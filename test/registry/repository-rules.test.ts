@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Db } from '../../src/index/database.js';
+import { openSqliteIndex, type SqliteIndex } from '../../src/index/sqlite/index.js';
 import { Digest } from '../../src/oci/digest.js';
 import { RegistryError } from '../../src/oci/errors.js';
 import { Registry } from '../../src/registry/registry.js';
@@ -18,12 +18,12 @@ class FakeRules implements RepositoryRules {
   refusePush = new Set<string>();
   immutable = new Set<string>();
 
-  admitPush(repo: string): void {
+  async admitPush(repo: string): Promise<void> {
     this.admitted.push(repo);
     if (this.refusePush.has(repo)) throw new RepositoryNotFoundError(repo, '123456789012');
   }
 
-  checkTagMoves(repo: string, moves: readonly TagMove[]): void {
+  async checkTagMoves(repo: string, moves: readonly TagMove[]): Promise<void> {
     this.moves.push({ repo, moves: [...moves] });
     const refused = moves.find((m) => m.from !== undefined && this.immutable.has(m.tag));
     if (refused) throw new ImmutableTagError(repo, refused.tag);
@@ -36,7 +36,7 @@ async function* bytes(data: Buffer): AsyncIterable<Uint8Array> {
 
 describe('repository rules in the registry', () => {
   let root: string;
-  let db: Db;
+  let index: SqliteIndex;
   let store: FsBlobStore;
   let registry: Registry;
   let rules: FakeRules;
@@ -45,13 +45,13 @@ describe('repository rules in the registry', () => {
     root = await tempDir();
     store = new FsBlobStore(root);
     await store.init();
-    db = openDatabase(join(root, 'index.db'));
-    registry = new Registry(store, db);
+    index = openSqliteIndex(join(root, 'index.db'));
+    registry = new Registry(store, index);
     rules = new FakeRules();
     registry.rules = rules; // installed after construction, as the app does
   });
   afterEach(async () => {
-    db.close();
+    await index.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -65,7 +65,7 @@ describe('repository rules in the registry', () => {
   }
 
   function count(table: string): number {
-    return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    return (index.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
   }
 
   async function pushBlob(repo: string, data: string): Promise<{ digest: string; size: number }> {
@@ -145,7 +145,7 @@ describe('repository rules in the registry', () => {
       await expect(registry.blobs.mount(REPO, Digest.parse(blob.digest), 'source/repo')).rejects.toBeInstanceOf(RepositoryNotFoundError);
       await expect(registry.blobs.mount(REPO, Digest.of('absent'), undefined)).rejects.toBeInstanceOf(RepositoryNotFoundError);
       expect(await storeKeys()).toEqual(before);
-      expect(registry.index.repositoryId(REPO)).toBeUndefined();
+      expect(await registry.index.repositoryId(REPO)).toBeUndefined();
     });
 
     it('a refused manifest push stores no byte, link or row', async () => {
@@ -204,8 +204,8 @@ describe('repository rules in the registry', () => {
       expect((err as RegistryError).message).toBe(
         `The image tag 'v1' already exists in the '${REPO}' repository and cannot be overwritten because the tag is immutable.`,
       );
-      expect(registry.index.tagDigest(REPO, 'v1')).toBe(Digest.of(a).toString());
-      expect(registry.index.manifest(REPO, Digest.of(b).toString())).toBeUndefined();
+      expect(await registry.index.tagDigest(REPO, 'v1')).toBe(Digest.of(a).toString());
+      expect(await registry.index.manifest(REPO, Digest.of(b).toString())).toBeUndefined();
       expect(await storeKeys()).toEqual(before);
     });
 
@@ -223,7 +223,7 @@ describe('repository rules in the registry', () => {
         }),
       );
       await registry.manifests.put(REPO, { tag: 'v1' }, index, OCI_INDEX);
-      expect(registry.index.tagDigest(REPO, 'v1')).toBe(Digest.of(index).toString());
+      expect(await registry.index.tagDigest(REPO, 'v1')).toBe(Digest.of(index).toString());
       expect(rules.moves).toEqual([{ repo: REPO, moves: [{ tag: 'v1', from: undefined, to: Digest.of(index).toString() }] }]);
     });
   });
@@ -238,17 +238,17 @@ describe('repository rules in the registry', () => {
       expect(nestedKeys.length).toBeGreaterThan(0);
 
       expect(await registry.manifests.deleteRepository(REPO, { onlyIfEmpty: true })).toBe(false);
-      expect(registry.index.repositoryId(REPO)).toBeDefined();
+      expect(await registry.index.repositoryId(REPO)).toBeDefined();
 
       expect(await registry.manifests.deleteRepository(REPO)).toBe(true);
       expect((await storeKeys('repositories/')).filter((k) => !k.startsWith(`repositories/${REPO}/nested/`))).toEqual([]);
       expect(await storeKeys(`repositories/${REPO}/nested/`)).toEqual(nestedKeys);
-      expect(registry.index.repositoryId(REPO)).toBeUndefined();
-      expect(registry.index.manifest(REPO, Digest.of(a).toString())).toBeUndefined();
-      expect(registry.index.tagDigest(`${REPO}/nested`, 'v1')).toBe(Digest.of(nested).toString());
+      expect(await registry.index.repositoryId(REPO)).toBeUndefined();
+      expect(await registry.index.manifest(REPO, Digest.of(a).toString())).toBeUndefined();
+      expect(await registry.index.tagDigest(`${REPO}/nested`, 'v1')).toBe(Digest.of(nested).toString());
       // The content stays (garbage collection's to take), and the tag list is not served stale.
       expect((await storeKeys('blobs/')).length).toBeGreaterThan(0);
-      expect(() => registry.manifests.tags(REPO)).toThrow(RegistryError);
+      await expect(registry.manifests.tags(REPO)).rejects.toThrow(RegistryError);
     });
 
     it('ends the open uploads of the repository only', async () => {
@@ -265,10 +265,10 @@ describe('repository rules in the registry', () => {
       const seen: string[][] = [];
       expect(await registry.manifests.deleteIf(REPO, Digest.of(a), (tags) => (seen.push([...tags].sort()), false))).toBe(false);
       expect(seen).toEqual([['v1', 'v2']]);
-      expect(registry.index.tagDigest(REPO, 'v1')).toBe(Digest.of(a).toString());
+      expect(await registry.index.tagDigest(REPO, 'v1')).toBe(Digest.of(a).toString());
       expect(await registry.manifests.deleteIf(REPO, Digest.of(a), () => true)).toBe(true);
-      expect(registry.index.manifest(REPO, Digest.of(a).toString())).toBeUndefined();
-      expect(registry.index.tagDigest(REPO, 'v2')).toBeUndefined();
+      expect(await registry.index.manifest(REPO, Digest.of(a).toString())).toBeUndefined();
+      expect(await registry.index.tagDigest(REPO, 'v2')).toBeUndefined();
       expect(await registry.manifests.deleteIf(REPO, Digest.of(a), () => true)).toBe(false);
     });
   });

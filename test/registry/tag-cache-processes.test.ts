@@ -1,7 +1,7 @@
 // The tag lists a running registry keeps in memory follow changes another process makes to
-// the index (`ocireg lifecycle run` beside `serve`): SQLite's data version tells it.
+// the index (`ocireg lifecycle run` beside `serve`): the index's version of a repository's tags tells it.
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Db } from '../../src/index/database.js';
+import { openSqliteIndex, type SqliteIndex } from '../../src/index/sqlite/index.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { FastifyInstance } from 'fastify';
 import { makeImage, putManifest, startRegistry, type TestRegistry } from '../helpers.js';
@@ -12,10 +12,10 @@ async function pushImage(app: FastifyInstance, repo: string, tag: string): Promi
 }
 
 let registry: TestRegistry | undefined;
-let other: Db | undefined;
+let other: SqliteIndex | undefined;
 
 afterEach(async () => {
-  other?.close();
+  await other?.close();
   other = undefined;
   await registry?.destroy();
   registry = undefined;
@@ -31,7 +31,7 @@ describe('tag lists across processes', () => {
     expect(await list()).toEqual(['v1', 'v2']);
 
     // A second connection, as a CLI command in another process has.
-    other = openDatabase(registry.config.index.path);
+    other = openSqliteIndex(registry.config.index.path);
     const cli = new Registry(app.registry.store, other);
     await cli.manifests.delete('lib/app', { tag: 'v1' });
 
@@ -45,6 +45,6 @@ describe('tag lists across processes', () => {
     const first = await app.inject({ method: 'GET', url: '/v2/lib/app/tags/list' });
     const again = await app.inject({ method: 'GET', url: '/v2/lib/app/tags/list' });
     expect(again.body).toBe(first.body);
-    expect(app.registry.manifests.tags('lib/app')).toBe(app.registry.manifests.tags('lib/app'));
+    expect(await app.registry.manifests.tags('lib/app')).toBe(await app.registry.manifests.tags('lib/app'));
   });
 });

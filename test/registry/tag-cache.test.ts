@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TagCache, TagList } from '../../src/registry/tag-cache.js';
 
 describe('TagList', () => {
-  const list = new TagList('lib/app', ['a', 'b.1', 'b_2', 'v1', 'v10', 'v2']);
+  const list = new TagList('lib/app', '1', ['a', 'b.1', 'b_2', 'v1', 'v10', 'v2']);
 
   it('pages after a tag, whether or not that tag exists', () => {
     expect(list.after('', 2)).toEqual(['a', 'b.1']);
@@ -23,51 +23,69 @@ describe('TagList', () => {
 describe('TagCache', () => {
   const tags = (n: number, prefix = 't') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
-  it('loads a repository once, until it is deleted', () => {
+  it('loads a repository once, until it is deleted', async () => {
     const cache = new TagCache(100);
     let loads = 0;
-    const load = () => {
+    const load = async () => {
       loads++;
       return tags(3);
     };
-    expect(cache.get('a', load).tags).toEqual(['t0', 't1', 't2']);
-    cache.get('a', load);
+    expect((await cache.get('a', '1', load)).tags).toEqual(['t0', 't1', 't2']);
+    await cache.get('a', '1', load);
     expect(loads).toBe(1);
     cache.delete('a');
-    cache.get('a', load);
+    await cache.get('a', '1', load);
     expect(loads).toBe(2);
     expect(cache.size).toBe(3);
   });
 
-  it('evicts the repositories listed least recently past its capacity', () => {
+  it('loads a repository again when the index has another version of its tags', async () => {
+    const cache = new TagCache(100);
+    let loads = 0;
+    const load = async () => {
+      loads++;
+      return tags(loads);
+    };
+    const first = await cache.get('a', '1', load);
+    expect(await cache.get('a', '1', load)).toBe(first);
+    const second = await cache.get('a', '2', load);
+    expect(loads).toBe(2);
+    expect(second.tags).toEqual(['t0', 't1']);
+    expect(second.version).toBe('2');
+    // The new list replaced the old one: what is held counts it once.
+    expect(cache.size).toBe(2);
+    expect(await cache.get('a', '2', load)).toBe(second);
+  });
+
+  it('evicts the repositories listed least recently past its capacity', async () => {
     const cache = new TagCache(10);
     const loaded: string[] = [];
     const get = (repo: string, n: number) =>
-      cache.get(repo, () => {
+      cache.get(repo, '1', async () => {
         loaded.push(repo);
         return tags(n);
       });
-    get('a', 4);
-    get('b', 4);
-    get('a', 4); // a is now the most recent
-    get('c', 4); // 12 > 10: b goes
+    await get('a', 4);
+    await get('b', 4);
+    await get('a', 4); // a is now the most recent
+    await get('c', 4); // 12 > 10: b goes
     expect(cache.size).toBe(8);
-    get('a', 4);
-    get('c', 4);
-    get('b', 4); // loaded again
+    await get('a', 4);
+    await get('c', 4);
+    await get('b', 4); // loaded again
     expect(loaded).toEqual(['a', 'b', 'c', 'b']);
     expect(cache.size).toBeLessThanOrEqual(10);
   });
 
-  it('does not keep a list larger than its capacity, and does not keep a failed load', () => {
+  it('does not keep a list larger than its capacity, and does not keep a failed load', async () => {
     const cache = new TagCache(5);
-    expect(cache.get('big', () => tags(6)).tags).toHaveLength(6);
+    expect((await cache.get('big', '1', async () => tags(6))).tags).toHaveLength(6);
     expect(cache.size).toBe(0);
-    expect(() =>
-      cache.get('unknown', () => {
+    await expect(
+      cache.get('unknown', '1', async () => {
         throw new Error('NAME_UNKNOWN');
       }),
-    ).toThrow('NAME_UNKNOWN');
+    ).rejects.toThrow('NAME_UNKNOWN');
     expect(cache.size).toBe(0);
   });
 });

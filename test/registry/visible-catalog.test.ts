@@ -17,18 +17,18 @@ describe('the filtered catalog', () => {
     await reg.destroy();
   });
 
-  it('counts only the visible names toward the limit', () => {
-    expect(reg.app.registry.manifests.visibleCatalog('', 3, visible)).toEqual({ names: ['repo-00', 'repo-03', 'repo-06'] });
-    expect(reg.app.registry.manifests.visibleCatalog('repo-06', 3, visible)).toEqual({ names: ['repo-09'] });
+  it('counts only the visible names toward the limit', async () => {
+    expect(await reg.app.registry.manifests.visibleCatalog('', 3, visible)).toEqual({ names: ['repo-00', 'repo-03', 'repo-06'] });
+    expect(await reg.app.registry.manifests.visibleCatalog('repo-06', 3, visible)).toEqual({ names: ['repo-09'] });
   });
 
-  it('stops after its scan budget and says where to go on, and the pages together are the whole list', () => {
-    const first = reg.app.registry.manifests.visibleCatalog('', 3, visible, 5);
+  it('stops after its scan budget and says where to go on, and the pages together are the whole list', async () => {
+    const first = await reg.app.registry.manifests.visibleCatalog('', 3, visible, 5);
     expect(first).toEqual({ names: ['repo-00', 'repo-03'], scannedTo: 'repo-04' });
     const seen = [...first.names];
     let after = first.scannedTo;
     for (let i = 0; i < 10 && after !== undefined; i++) {
-      const page = reg.app.registry.manifests.visibleCatalog(after, 3, visible, 5);
+      const page = await reg.app.registry.manifests.visibleCatalog(after, 3, visible, 5);
       seen.push(...page.names);
       after = page.scannedTo;
     }

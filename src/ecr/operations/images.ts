@@ -54,10 +54,10 @@ export const imageOperations: OperationTable = {
     const maxResults = v.integer('maxResults', MAX_RESULTS);
     const nextToken = v.string('nextToken');
     v.done();
-    openRepository(ctx, repo, registryId, 'pull');
+    await openRepository(ctx, repo, registryId, 'pull');
     const after = nextToken === undefined ? undefined : readToken(nextToken);
     if (none) return { imageIds: [] };
-    const page = ctx.services.images.listIds(repo, status, after && { digest: after.d, tag: after.t ?? '' }, maxResults ?? DEFAULT_PAGE);
+    const page = await ctx.services.images.listIds(repo, status, after && { digest: after.d, tag: after.t ?? '' }, maxResults ?? DEFAULT_PAGE);
     return { imageIds: page.items, ...(page.next ? { nextToken: writeToken({ d: page.next.digest, t: page.next.tag }) } : {}) };
   },
 
@@ -73,20 +73,20 @@ export const imageOperations: OperationTable = {
     if (ids && (maxResults !== undefined || nextToken !== undefined)) {
       throw ecrErrors.invalidParameter('Invalid parameter: maxResults and nextToken cannot be used when images are specified with imageIds');
     }
-    openRepository(ctx, repo, registryId, 'pull');
+    await openRepository(ctx, repo, registryId, 'pull');
     if (ids) {
       const digests: string[] = [];
       for (const id of ids) {
-        const found = resolve(ctx, repo, id);
+        const found = await resolve(ctx, repo, id);
         if ('failureCode' in found) throw describeFailure(ctx, repo, id, found);
         if (!digests.includes(found.digest)) digests.push(found.digest);
       }
-      const details = ctx.services.images.describe(repo, digests);
+      const details = await ctx.services.images.describe(repo, digests);
       return { imageDetails: digests.flatMap((d) => (details.has(d) ? [detailOut(ctx, repo, details.get(d)!)] : [])) };
     }
     const after = nextToken === undefined ? undefined : readToken(nextToken);
     if (none) return { imageDetails: [] };
-    const page = ctx.services.images.describePage(repo, status, after?.d ?? '', maxResults ?? DEFAULT_PAGE);
+    const page = await ctx.services.images.describePage(repo, status, after?.d ?? '', maxResults ?? DEFAULT_PAGE);
     return { imageDetails: page.items.map((d) => detailOut(ctx, repo, d)), ...(page.next ? { nextToken: writeToken({ d: page.next }) } : {}) };
   },
 
@@ -96,11 +96,11 @@ export const imageOperations: OperationTable = {
     const ids = imageIds(v, true);
     const accepted = v.strings('acceptedMediaTypes', { min: 1, max: 100 });
     v.done();
-    openRepository(ctx, repo, registryId, 'pull');
+    await openRepository(ctx, repo, registryId, 'pull');
     const images: object[] = [];
     const failures: object[] = [];
     for (const id of ids ?? []) {
-      const found = resolve(ctx, repo, id);
+      const found = await resolve(ctx, repo, id);
       if ('failureCode' in found) {
         failures.push({ imageId: id, ...found });
         continue;
@@ -109,10 +109,10 @@ export const imageOperations: OperationTable = {
       try {
         // The registry's own choice, as for a /v2/ pull: the manifest itself when its type is
         // accepted, else the linux/amd64 image of an index when that one is.
-        manifest = ctx.registry.manifests.get(repo, { digest: Digest.parse(found.digest) }, accepted);
+        manifest = await ctx.registry.manifests.get(repo, { digest: Digest.parse(found.digest) }, accepted);
       } catch (err) {
         if (!(err instanceof RegistryError) || err.code !== 'MANIFEST_UNKNOWN') throw err;
-        const row = ctx.services.images.manifest(repo, found.digest);
+        const row = await ctx.services.images.manifest(repo, found.digest);
         failures.push({
           imageId: id,
           ...(row
@@ -142,7 +142,7 @@ export const imageOperations: OperationTable = {
     const tag = v.string('imageTag', IMAGE_TAG);
     const givenDigest = v.string('imageDigest');
     v.done();
-    openRepository(ctx, repo, registryId, 'push');
+    await openRepository(ctx, repo, registryId, 'push');
     if (tag !== undefined && !isValidTag(tag)) {
       throw ecrErrors.invalidParameter(`Invalid parameter at 'imageTag' failed to satisfy constraint: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'`);
     }
@@ -165,7 +165,7 @@ export const imageOperations: OperationTable = {
     }
     const d = digest.toString();
     const images = ctx.services.images;
-    if (images.manifest(repo, d) && (tag === undefined || images.tagDigest(repo, tag) === d)) {
+    if ((await images.manifest(repo, d)) && (tag === undefined || (await images.tagDigest(repo, tag)) === d)) {
       throw new EcrError(
         'ImageAlreadyExistsException',
         `Image with digest '${d}' and tag '${tag ?? 'null'}' already exists in the repository with name '${repo}' in registry with id '${ctx.ecr.accountId}'`,
@@ -177,7 +177,7 @@ export const imageOperations: OperationTable = {
     } catch (err) {
       throw pushFailure(ctx, repo, err);
     }
-    const stored = images.manifest(repo, d);
+    const stored = await images.manifest(repo, d);
     return {
       image: {
         registryId: ctx.ecr.accountId,
@@ -194,7 +194,7 @@ export const imageOperations: OperationTable = {
     const { repo, registryId } = target(v);
     const ids = imageIds(v, true);
     v.done();
-    openRepository(ctx, repo, registryId, 'delete');
+    await openRepository(ctx, repo, registryId, 'delete');
     const deleted: ImageId[] = [];
     const failures: object[] = [];
     for (const id of ids ?? []) {
@@ -216,13 +216,13 @@ export const imageOperations: OperationTable = {
     const maxResults = v.integer('maxResults', { min: 1, max: MAX_REFERRERS });
     const nextToken = v.string('nextToken');
     v.done();
-    openRepository(ctx, repo, registryId, 'pull');
+    await openRepository(ctx, repo, registryId, 'pull');
     if (!Digest.tryParse(subject!)) {
       throw ecrErrors.invalidParameter(`Invalid parameter at 'subjectId.imageDigest' failed to satisfy constraint: 'must be a sha256 or sha512 digest'`);
     }
     const after = nextToken === undefined ? undefined : readToken(nextToken);
     if (artifactStatus === 'ARCHIVED' || artifactStatus === 'ACTIVATING') return { referrers: [] };
-    const page = ctx.services.images.referrers(repo, subject!, after?.d ?? '', maxResults ?? DEFAULT_REFERRERS, artifactTypes);
+    const page = await ctx.services.images.referrers(repo, subject!, after?.d ?? '', maxResults ?? DEFAULT_REFERRERS, artifactTypes);
     return {
       referrers: page.items.map((r) => ({ ...r, artifactStatus: 'ACTIVE' })),
       ...(page.next ? { nextToken: writeToken({ d: page.next }) } : {}),
@@ -234,10 +234,10 @@ export const imageOperations: OperationTable = {
  * The repository an operation acts on, once the caller may take `action` on it (checked first,
  * so that a caller without the right learns nothing of what exists) and ECR knows it.
  */
-export function openRepository(ctx: OperationContext, repo: string, registryId: string | undefined, action: Action): void {
+export async function openRepository(ctx: OperationContext, repo: string, registryId: string | undefined, action: Action): Promise<void> {
   ctx.require(repo, action);
   if (registryId !== undefined && registryId !== ctx.ecr.accountId) throw ecrErrors.repositoryNotFound(repo, registryId);
-  ctx.services.repositories.require(repo);
+  await ctx.services.repositories.require(repo);
 }
 
 /** repositoryName and registryId, the members every image and layer operation has. */
@@ -270,7 +270,7 @@ function failure(failureCode: ImageFailureCode, failureReason: string): Failure 
 }
 
 /** The manifest an image id names: by digest (and then the tag, if given, must point at it), or by tag. */
-function resolve(ctx: OperationContext, repo: string, id: RequestedId): { digest: string } | Failure {
+async function resolve(ctx: OperationContext, repo: string, id: RequestedId): Promise<{ digest: string } | Failure> {
   if (id.imageDigest === undefined && id.imageTag === undefined) {
     return failure('MissingDigestAndTag', 'Invalid request parameters: both tag and digest cannot be null');
   }
@@ -281,9 +281,9 @@ function resolve(ctx: OperationContext, repo: string, id: RequestedId): { digest
     return failure('InvalidImageTag', "Invalid request parameters: image tag should satisfy the regex '[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'");
   }
   const images = ctx.services.images;
-  const tagged = id.imageTag !== undefined ? images.tagDigest(repo, id.imageTag) : undefined;
+  const tagged = id.imageTag !== undefined ? await images.tagDigest(repo, id.imageTag) : undefined;
   if (id.imageDigest === undefined) return tagged === undefined ? NOT_FOUND : { digest: tagged };
-  if (!images.manifest(repo, id.imageDigest)) return NOT_FOUND;
+  if (!(await images.manifest(repo, id.imageDigest))) return NOT_FOUND;
   if (id.imageTag !== undefined && tagged !== id.imageDigest) {
     return tagged === undefined ? NOT_FOUND : failure('ImageTagDoesNotMatchDigest', 'Invalid request parameters: the image tag does not point at the image digest');
   }
@@ -302,22 +302,23 @@ function describeFailure(ctx: OperationContext, repo: string, id: RequestedId, f
 /**
  * By digest: the image and all its tags (refused while an index of the repository lists it).
  * By tag: the tag; and the image too when that was its last tag and no index lists it, as ECR
- * does. Both decide under the repository's write lock (deleteIf), so no push interleaves.
+ * does. The tags and the indexes listing the image are checked under the repository's write
+ * lock, in the index's transaction (deleteIf), so no tag or manifest write interleaves.
  */
 async function deleteImage(ctx: OperationContext, repo: string, id: RequestedId): Promise<ImageId[] | Failure> {
-  const found = resolve(ctx, repo, id);
+  const found = await resolve(ctx, repo, id);
   if ('failureCode' in found) return found;
   const images = ctx.services.images;
   const digest = Digest.parse(found.digest);
   if (id.imageDigest !== undefined) {
     let tags: readonly string[] = [];
-    let parents: string[] = [];
-    const done = await ctx.registry.manifests.deleteIf(repo, digest, (now) => {
-      parents = images.parentsOf(repo, found.digest);
+    let listedBy: readonly string[] = [];
+    const done = await ctx.registry.manifests.deleteIf(repo, digest, (now, parents) => {
       tags = now;
+      listedBy = parents;
       return parents.length === 0;
     });
-    if (parents.length > 0) return failure('ImageReferencedByManifestList', `Requested image referenced by manifest list: [${parents.join(', ')}]`);
+    if (listedBy.length > 0) return failure('ImageReferencedByManifestList', `Requested image referenced by manifest list: [${listedBy.join(', ')}]`);
     if (!done) return NOT_FOUND;
     return tags.length === 0 ? [{ imageDigest: found.digest }] : tags.map((imageTag) => ({ imageDigest: found.digest, imageTag }));
   }
@@ -327,7 +328,8 @@ async function deleteImage(ctx: OperationContext, repo: string, id: RequestedId)
     if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') return NOT_FOUND;
     throw err;
   }
-  await ctx.registry.manifests.deleteIf(repo, digest, (now) => now.length === 0 && images.parentsOf(repo, found.digest).length === 0);
+  // Its last tag gone and no index listing it: the image goes too.
+  await ctx.registry.manifests.deleteIf(repo, digest, (now, parents) => now.length === 0 && parents.length === 0);
   return [{ imageDigest: found.digest, imageTag: id.imageTag! }];
 }
 

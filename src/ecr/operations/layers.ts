@@ -33,7 +33,7 @@ export const layerOperations: OperationTable = {
     const { repo, registryId } = target(v);
     const digests = v.strings('layerDigests', { required: true, min: 1, max: 100 }, { max: 1000 });
     v.done();
-    openRepository(ctx, repo, registryId, 'pull');
+    await openRepository(ctx, repo, registryId, 'pull');
     const layers: object[] = [];
     const failures: object[] = [];
     for (const layerDigest of digests ?? []) {
@@ -45,7 +45,7 @@ export const layerOperations: OperationTable = {
         failures.push({ layerDigest, failureCode: 'InvalidLayerDigest', failureReason: `Invalid layer digest: '${layerDigest}'` });
         continue;
       }
-      const layerSize = ctx.registry.index.linkedBlobSize(repo, layerDigest);
+      const layerSize = await ctx.registry.index.linkedBlobSize(repo, layerDigest);
       layers.push(
         layerSize === undefined
           ? { layerDigest, layerAvailability: 'UNAVAILABLE' }
@@ -59,7 +59,7 @@ export const layerOperations: OperationTable = {
     const v = new InputReader(input);
     const { repo, registryId } = target(v);
     v.done();
-    openRepository(ctx, repo, registryId, 'push');
+    await openRepository(ctx, repo, registryId, 'push');
     try {
       const upload = await ctx.registry.uploads.start(repo, ctx.signal);
       return { uploadId: upload.id, partSize: PART_SIZE };
@@ -79,7 +79,7 @@ export const layerOperations: OperationTable = {
       v.fail('layerPartBlob', undefined, `Member must have length less than or equal to ${MAX_PART}`);
     }
     v.done();
-    openRepository(ctx, repo, registryId, 'push');
+    await openRepository(ctx, repo, registryId, 'push');
     const part = decodePart(blob!);
     if (part.length > MAX_PART) {
       throw ecrErrors.invalidParameter(`Invalid parameter at 'layerPartBlob' failed to satisfy constraint: 'Member must have length less than or equal to ${MAX_PART}'`);
@@ -106,7 +106,7 @@ export const layerOperations: OperationTable = {
     const uploadId = v.string('uploadId', { required: true, ...UPLOAD_ID })!;
     const digests = v.strings('layerDigests', { required: true, min: 1, max: 100 }, LAYER_DIGEST);
     v.done();
-    openRepository(ctx, repo, registryId, 'push');
+    await openRepository(ctx, repo, registryId, 'push');
     if (digests!.length !== 1) throw ecrErrors.invalidParameter('Invalid parameter: an upload is one layer, so layerDigests must hold exactly one digest');
     const layerDigest = digests![0]!;
     const digest = Digest.tryParse(layerDigest);
@@ -115,7 +115,7 @@ export const layerOperations: OperationTable = {
     if (size === 0) {
       throw new EcrError('EmptyUploadException', `The upload with id '${uploadId}' in the repository with name '${repo}' in the registry with id '${ctx.ecr.accountId}' has no layer parts`);
     }
-    if (ctx.registry.index.linkedBlobSize(repo, layerDigest) !== undefined) {
+    if ((await ctx.registry.index.linkedBlobSize(repo, layerDigest)) !== undefined) {
       await ctx.registry.uploads.cancel(repo, uploadId).catch(() => undefined); // its bytes are not needed
       throw new EcrError(
         'LayerAlreadyExistsException',
@@ -138,16 +138,16 @@ export const layerOperations: OperationTable = {
     const { repo, registryId } = target(v);
     const layerDigest = v.string('layerDigest', { required: true, ...LAYER_DIGEST })!;
     v.done();
-    openRepository(ctx, repo, registryId, 'pull');
+    await openRepository(ctx, repo, registryId, 'pull');
     const digest = Digest.tryParse(layerDigest);
-    if (!digest || ctx.registry.index.linkedBlobSize(repo, layerDigest) === undefined) {
+    if (!digest || (await ctx.registry.index.linkedBlobSize(repo, layerDigest)) === undefined) {
       throw new EcrError(
         'LayersNotFoundException',
         `The layer with digest '${layerDigest}' does not exist in the repository with name '${repo}' in the registry with id '${ctx.ecr.accountId}'`,
       );
     }
     // ECR gives URLs only for layers of an image: a layer uploaded but in no manifest is not served.
-    if (!ctx.services.images.layerInImage(repo, layerDigest)) {
+    if (!(await ctx.services.images.layerInImage(repo, layerDigest))) {
       throw new EcrError(
         'LayerInaccessibleException',
         `The layer with digest '${layerDigest}' is not associated with an image in the repository with name '${repo}'`,

@@ -21,11 +21,11 @@ export const lifecyclePreviewOperations: OperationTable = {
     const repositoryName = v.string('repositoryName', { ...REPOSITORY_NAME, required: true })!;
     const given = v.string('lifecyclePolicyText', { min: 100, max: 30720 });
     v.done();
-    openRepository(ctx, repositoryName, registryId, 'manage');
-    const text = given ?? ctx.services.repositories.lifecyclePolicy(repositoryName)?.text;
+    await openRepository(ctx, repositoryName, registryId, 'manage');
+    const text = given ?? (await ctx.services.repositories.lifecyclePolicy(repositoryName))?.text;
     if (text === undefined) throw repositoryErrors.lifecyclePolicyNotFound(repositoryName, ctx.ecr.accountId);
     try {
-      ctx.services.lifecycle.startPreview(repositoryName, text);
+      await ctx.services.lifecycle.startPreview(repositoryName, text);
     } catch (err) {
       if (err instanceof LifecyclePolicyError) throw ecrErrors.invalidParameter(err.message);
       throw err;
@@ -50,8 +50,8 @@ export const lifecyclePreviewOperations: OperationTable = {
     if (ids && (nextToken !== undefined || maxResults !== undefined)) {
       throw ecrErrors.invalidParameter('nextToken and maxResults cannot be used together with imageIds');
     }
-    openRepository(ctx, repositoryName, registryId, 'pull');
-    const preview = ctx.services.lifecycle.preview(repositoryName);
+    await openRepository(ctx, repositoryName, registryId, 'pull');
+    const preview = await ctx.services.lifecycle.preview(repositoryName);
     if (!preview) {
       throw new EcrError(
         'LifecyclePolicyPreviewNotFoundException',

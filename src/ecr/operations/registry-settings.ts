@@ -52,7 +52,7 @@ export const registrySettingsOperations: OperationTable = {
     const mutability = settings.imageTagMutability ?? 'MUTABLE';
     checkTemplate(settings, mutability, settings.imageTagMutabilityExclusionFilters);
     ctx.requireRegistry();
-    const created = ctx.services.repositories.templates.create(prefix, settings as TemplateSettings);
+    const created = await ctx.services.repositories.templates.create(prefix, settings as TemplateSettings);
     return { registryId: ctx.ecr.accountId, repositoryCreationTemplate: templateShape(created) };
   },
 
@@ -69,11 +69,15 @@ export const registrySettingsOperations: OperationTable = {
     const templates = ctx.services.repositories.templates;
     if (prefixes) {
       const keys = [...new Set(prefixes.map(templateKey))];
-      const found = keys.map((k) => templates.get(k)).filter((t): t is CreationTemplate => t !== undefined);
+      const found: CreationTemplate[] = [];
+      for (const k of keys) {
+        const t = await templates.get(k);
+        if (t !== undefined) found.push(t);
+      }
       return { registryId: ctx.ecr.accountId, repositoryCreationTemplates: found.map(templateShape) };
     }
     const limit = maxResults ?? DEFAULT_PAGE;
-    const page = templates.list(nextToken === undefined ? '' : decodeToken(nextToken), limit + 1);
+    const page = await templates.list(nextToken === undefined ? '' : decodeToken(nextToken), limit + 1);
     const more = page.length > limit;
     const shown = page.slice(0, limit);
     return {
@@ -90,12 +94,12 @@ export const registrySettingsOperations: OperationTable = {
     v.done();
     ctx.requireRegistry();
     const templates = ctx.services.repositories.templates;
-    const current = templates.require(prefix);
+    const current = await templates.require(prefix);
     // A mutability without exclusions drops the filters it no longer takes.
     const mutability = changes.imageTagMutability ?? current.imageTagMutability ?? 'MUTABLE';
     const filters = changes.imageTagMutabilityExclusionFilters ?? (takesExclusions(mutability) ? current.imageTagMutabilityExclusionFilters : undefined);
     checkTemplate(changes, mutability, filters);
-    const updated = templates.update(prefix, { ...changes, imageTagMutabilityExclusionFilters: filters ?? [] });
+    const updated = await templates.update(prefix, { ...changes, imageTagMutabilityExclusionFilters: filters ?? [] });
     return { registryId: ctx.ecr.accountId, repositoryCreationTemplate: templateShape(updated) };
   },
 
@@ -104,7 +108,7 @@ export const registrySettingsOperations: OperationTable = {
     const prefix = v.string('prefix', { ...TEMPLATE_PREFIX, required: true })!;
     v.done();
     ctx.requireRegistry();
-    const deleted = ctx.services.repositories.templates.delete(prefix);
+    const deleted = await ctx.services.repositories.templates.delete(prefix);
     return { registryId: ctx.ecr.accountId, repositoryCreationTemplate: templateShape(deleted) };
   },
 
@@ -114,20 +118,20 @@ export const registrySettingsOperations: OperationTable = {
     v.done();
     checkPolicyText(policyText, 'registry');
     ctx.requireRegistry();
-    ctx.services.repositories.setRegistryPolicy(policyText);
+    await ctx.services.repositories.setRegistryPolicy(policyText);
     return { registryId: ctx.ecr.accountId, policyText };
   },
 
   async GetRegistryPolicy(_input, ctx) {
     ctx.requireRegistry();
-    const policyText = ctx.services.repositories.registryPolicy();
+    const policyText = await ctx.services.repositories.registryPolicy();
     if (policyText === undefined) throw repositoryErrors.registryPolicyNotFound(ctx.ecr.accountId);
     return { registryId: ctx.ecr.accountId, policyText };
   },
 
   async DeleteRegistryPolicy(_input, ctx) {
     ctx.requireRegistry();
-    return { registryId: ctx.ecr.accountId, policyText: ctx.services.repositories.deleteRegistryPolicy() };
+    return { registryId: ctx.ecr.accountId, policyText: await ctx.services.repositories.deleteRegistryPolicy() };
   },
 
   /** Any signed-in caller: the registry's id, and no replication (this registry has none). */

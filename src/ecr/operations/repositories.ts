@@ -33,7 +33,7 @@ import {
 const DEFAULT_PAGE = 100;
 /** Repositories read per index query while a page of those the caller may pull is assembled. */
 const SCAN_BATCH = 1000;
-/** Repositories one page reads at most (the index is synchronous: a bound keeps a request short). */
+/** Repositories one page reads at most (a bound keeps a request short). */
 const SCAN_BUDGET = 20_000;
 
 const NAME = { ...REPOSITORY_NAME, required: true };
@@ -59,7 +59,7 @@ const repositoryOps: OperationTable = {
       );
     }
     ctx.require(name, 'manage');
-    const repo = ctx.services.repositories.create(name, {
+    const repo = await ctx.services.repositories.create(name, {
       ...(mutability ? { imageTagMutability: mutability } : {}),
       imageTagMutabilityExclusionFilters: exclusions,
       scanOnPush: scanOnPush ?? false,
@@ -86,10 +86,12 @@ const repositoryOps: OperationTable = {
     if (names) {
       const unique = [...new Set(names)];
       for (const name of unique) ctx.require(name, 'pull');
-      return { repositories: unique.map((name) => repositoryShape(ctx.services.repositories.require(name), ctx)) };
+      const repositories: object[] = [];
+      for (const name of unique) repositories.push(repositoryShape(await ctx.services.repositories.require(name), ctx));
+      return { repositories };
     }
     const after = nextToken === undefined ? '' : decodeToken(nextToken);
-    const page = visibleRepositories(ctx, after, maxResults ?? DEFAULT_PAGE);
+    const page = await visibleRepositories(ctx, after, maxResults ?? DEFAULT_PAGE);
     return {
       repositories: page.repositories.map((r) => repositoryShape(r, ctx)),
       ...(page.next !== undefined ? { nextToken: encodeToken(page.next) } : {}),
@@ -105,11 +107,11 @@ const repositoryOps: OperationTable = {
     checkRegistry(ctx, registryId, name);
     ctx.require(name, 'manage');
     const repositories = ctx.services.repositories;
-    repositories.require(name);
+    await repositories.require(name);
     // Deleting its images with it is a delete of images: that right too.
-    if (force && repositories.hasImages(name)) ctx.require(name, 'delete');
+    if (force && (await repositories.hasImages(name))) ctx.require(name, 'delete');
     const repo = await repositories.delete(name, force, ctx.signal);
-    ctx.services.lifecycle.forget(name);
+    await ctx.services.lifecycle.forget(name);
     return { repository: repositoryShape(repo, ctx) };
   },
 
@@ -123,7 +125,7 @@ const repositoryOps: OperationTable = {
     const exclusions = checkMutability(mutability, filters);
     checkRegistry(ctx, registryId, name);
     ctx.require(name, 'manage');
-    const repo = ctx.services.repositories.setTagMutability(name, mutability, exclusions);
+    const repo = await ctx.services.repositories.setTagMutability(name, mutability, exclusions);
     return {
       registryId: ctx.ecr.accountId,
       repositoryName: name,
@@ -141,7 +143,7 @@ const repositoryOps: OperationTable = {
     v.done();
     checkRegistry(ctx, registryId, name);
     ctx.require(name, 'manage');
-    const repo = ctx.services.repositories.setScanOnPush(name, scanOnPush);
+    const repo = await ctx.services.repositories.setScanOnPush(name, scanOnPush);
     return { registryId: ctx.ecr.accountId, repositoryName: name, imageScanningConfiguration: { scanOnPush: repo.scanOnPush } };
   },
 
@@ -157,20 +159,20 @@ const repositoryOps: OperationTable = {
     checkPolicyText(policyText, 'repository');
     checkRegistry(ctx, registryId, name);
     ctx.require(name, 'manage');
-    ctx.services.repositories.setPolicy(name, policyText);
+    await ctx.services.repositories.setPolicy(name, policyText);
     return { registryId: ctx.ecr.accountId, repositoryName: name, policyText };
   },
 
   async GetRepositoryPolicy(input, ctx) {
-    const { name } = readRepository(input, ctx, 'pull');
-    const policyText = ctx.services.repositories.policy(name);
+    const { name } = await readRepository(input, ctx, 'pull');
+    const policyText = await ctx.services.repositories.policy(name);
     if (policyText === undefined) throw repositoryErrors.policyNotFound(name, ctx.ecr.accountId);
     return { registryId: ctx.ecr.accountId, repositoryName: name, policyText };
   },
 
   async DeleteRepositoryPolicy(input, ctx) {
-    const { name } = readRepository(input, ctx, 'manage');
-    const policyText = ctx.services.repositories.deletePolicy(name);
+    const { name } = await readRepository(input, ctx, 'manage');
+    const policyText = await ctx.services.repositories.deletePolicy(name);
     return { registryId: ctx.ecr.accountId, repositoryName: name, policyText };
   },
 
@@ -182,7 +184,7 @@ const repositoryOps: OperationTable = {
     checkTags(tags);
     const name = repositoryOfArn(ctx, arn);
     ctx.require(name, 'manage');
-    ctx.services.repositories.tag(name, tags);
+    await ctx.services.repositories.tag(name, tags);
     return {};
   },
 
@@ -194,7 +196,7 @@ const repositoryOps: OperationTable = {
     checkTagKeys(keys);
     const name = repositoryOfArn(ctx, arn);
     ctx.require(name, 'manage');
-    ctx.services.repositories.untag(name, keys);
+    await ctx.services.repositories.untag(name, keys);
     return {};
   },
 
@@ -204,7 +206,7 @@ const repositoryOps: OperationTable = {
     v.done();
     const name = repositoryOfArn(ctx, arn);
     ctx.require(name, 'pull');
-    return { tags: ctx.services.repositories.tags(name) };
+    return { tags: await ctx.services.repositories.tags(name) };
   },
 
   async PutLifecyclePolicy(input, ctx) {
@@ -215,22 +217,22 @@ const repositoryOps: OperationTable = {
     v.done();
     checkRegistry(ctx, registryId, name);
     ctx.require(name, 'manage');
-    ctx.services.repositories.require(name);
+    await ctx.services.repositories.require(name);
     checkLifecyclePolicy(text);
-    ctx.services.repositories.setLifecyclePolicy(name, text);
+    await ctx.services.repositories.setLifecyclePolicy(name, text);
     return { registryId: ctx.ecr.accountId, repositoryName: name, lifecyclePolicyText: text };
   },
 
   async GetLifecyclePolicy(input, ctx) {
-    const { name } = readRepository(input, ctx, 'pull');
-    const policy = ctx.services.repositories.lifecyclePolicy(name);
+    const { name } = await readRepository(input, ctx, 'pull');
+    const policy = await ctx.services.repositories.lifecyclePolicy(name);
     if (!policy) throw repositoryErrors.lifecyclePolicyNotFound(name, ctx.ecr.accountId);
     return { registryId: ctx.ecr.accountId, repositoryName: name, lifecyclePolicyText: policy.text, lastEvaluatedAt: policy.updatedAt / 1000 };
   },
 
   async DeleteLifecyclePolicy(input, ctx) {
-    const { name } = readRepository(input, ctx, 'manage');
-    const policy = ctx.services.repositories.deleteLifecyclePolicy(name);
+    const { name } = await readRepository(input, ctx, 'manage');
+    const policy = await ctx.services.repositories.deleteLifecyclePolicy(name);
     return { registryId: ctx.ecr.accountId, repositoryName: name, lifecyclePolicyText: policy.text, lastEvaluatedAt: policy.updatedAt / 1000 };
   },
 };
@@ -241,14 +243,14 @@ export const repositoryOperations: OperationTable = Object.freeze({ ...repositor
  * The input of an operation on one repository that takes nothing else (registryId and
  * repositoryName): read, the registry checked, the right required, the repository found.
  */
-function readRepository(input: Readonly<Record<string, unknown>>, ctx: OperationContext, right: 'pull' | 'manage'): { name: string } {
+async function readRepository(input: Readonly<Record<string, unknown>>, ctx: OperationContext, right: 'pull' | 'manage'): Promise<{ name: string }> {
   const v = new InputReader(input);
   const registryId = v.string('registryId', REGISTRY_ID);
   const name = v.string('repositoryName', NAME)!;
   v.done();
   checkRegistry(ctx, registryId, name);
   ctx.require(name, right);
-  ctx.services.repositories.require(name);
+  await ctx.services.repositories.require(name);
   return { name };
 }
 
@@ -268,13 +270,13 @@ function repositoryOfArn(ctx: OperationContext, arn: string): string {
  * At most `limit` repositories after `after` that the caller may pull, reading at most
  * SCAN_BUDGET of them; `next` is where the following page starts, when there may be one.
  */
-function visibleRepositories(ctx: OperationContext, after: string, limit: number): { repositories: EcrRepository[]; next?: string } {
+async function visibleRepositories(ctx: OperationContext, after: string, limit: number): Promise<{ repositories: EcrRepository[]; next?: string }> {
   const found: EcrRepository[] = [];
   let cursor = after;
   let scanned = 0;
   while (scanned < SCAN_BUDGET) {
     const want = Math.min(SCAN_BATCH, SCAN_BUDGET - scanned);
-    const batch = ctx.services.repositories.list(cursor, want);
+    const batch = await ctx.services.repositories.list(cursor, want);
     for (const repo of batch) {
       scanned++;
       if (ctx.may(repo.name, 'pull')) {

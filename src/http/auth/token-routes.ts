@@ -133,7 +133,7 @@ async function refreshIdentity(auth: Auth, issuer: TokenIssuer, token: string): 
     if (claims.stamp !== auth.users.credentialStamp(claims.subject)) return undefined; // the password changed since
     return { kind: 'user', name: claims.subject, via: 'token' };
   }
-  const key = auth.keys.active(claims.keyId);
+  const key = await auth.keys.active(claims.keyId);
   if (!key || key.user !== claims.subject) return undefined;
   return { kind: 'user', name: claims.subject, via: 'key', keyId: claims.keyId, keyScopes: key.scopes };
 }

@@ -45,7 +45,7 @@ async function download(deps: DownloadDeps, request: FastifyRequest, reply: Fast
 
   let size: number;
   try {
-    size = deps.registry.blobs.stat(repo, digest).size;
+    size = (await deps.registry.blobs.stat(repo, digest)).size;
   } catch (err) {
     if (err instanceof RegistryError && err.code === 'BLOB_UNKNOWN') return refuse(reply, 404, 'LayersNotFound', 'The layer is no longer in the repository');
     throw err;

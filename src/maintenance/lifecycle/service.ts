@@ -4,7 +4,7 @@
  * Runs happen on a schedule (ecr.lifecycle.interval) and on demand (`ocireg lifecycle run`).
  * Expiring an image removes its manifest and tags; its content goes when garbage is collected.
  */
-import type { Db } from '../../index/database.js';
+import type { LifecyclePreviewIndex, PreviewStatus } from '../../index/contract.js';
 import type { Registry } from '../../registry/registry.js';
 import { Digest } from '../../oci/digest.js';
 import { evaluateLifecycle, type Expiration, type ImageFacts } from './evaluate.js';
@@ -12,18 +12,18 @@ import { parseLifecyclePolicy } from './policy.js';
 
 export interface LifecycleSources {
   /** The repository's lifecycle policy text, if it has one. */
-  policyOf(repo: string): string | undefined;
+  policyOf(repo: string): Promise<string | undefined>;
   /** Every repository that has a lifecycle policy, sorted. */
-  repositoriesWithPolicies(): string[];
+  repositoriesWithPolicies(): Promise<string[]>;
   /** The images the lifecycle considers in a repository. */
-  images(repo: string): ImageFacts[];
+  images(repo: string): Promise<ImageFacts[]>;
   /** Whether a manifest of the repository lists the image (it then goes only with that manifest). */
-  referenced(repo: string, digest: string): boolean;
+  referenced(repo: string, digest: string): Promise<boolean>;
   /** Notes that the repository's policy was applied (its lastEvaluatedAt). */
-  evaluated(repo: string, at: number): void;
+  evaluated(repo: string, at: number): Promise<void>;
 }
 
-export type PreviewStatus = 'IN_PROGRESS' | 'COMPLETE' | 'EXPIRED' | 'FAILED';
+export type { PreviewStatus };
 
 export interface Preview {
   readonly repository: string;
@@ -46,44 +46,34 @@ export interface RunReport {
 const PREVIEW_LIFETIME_MS = 24 * 60 * 60 * 1000;
 
 export class LifecycleService {
-  private readonly s;
+  private readonly previews: LifecyclePreviewIndex;
 
   constructor(
     private readonly registry: Registry,
-    db: Db,
     private readonly sources: LifecycleSources,
     private readonly now: () => number = Date.now,
   ) {
-    this.s = {
-      savePreview: db.prepare(
-        `INSERT INTO ecr_lifecycle_previews (repository, policy, status, result, started_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (repository) DO UPDATE SET policy = excluded.policy, status = excluded.status,
-           result = excluded.result, started_at = excluded.started_at`,
-      ),
-      preview: db.prepare<[string], { policy: string; status: PreviewStatus; result: string | null; startedAt: number }>(
-        'SELECT policy, status, result, started_at AS startedAt FROM ecr_lifecycle_previews WHERE repository = ?',
-      ),
-      forgetPreview: db.prepare('DELETE FROM ecr_lifecycle_previews WHERE repository = ?'),
-    };
+    this.previews = registry.database.previews;
   }
 
   /** What the policy would expire in the repository now. Throws LifecyclePolicyError for a bad policy. */
-  plan(repo: string, policyText: string): Expiration[] {
+  async plan(repo: string, policyText: string): Promise<Expiration[]> {
+    // Parsed before the images are read: a bad policy fails without a query.
     const policy = parseLifecyclePolicy(policyText);
-    return evaluateLifecycle(policy, this.sources.images(repo), this.now());
+    return evaluateLifecycle(policy, await this.sources.images(repo), this.now());
   }
 
   /** Computes and keeps a preview of the policy (the repository's own when none is given). */
-  startPreview(repo: string, policyText: string): Preview {
-    const expirations = this.plan(repo, policyText);
+  async startPreview(repo: string, policyText: string): Promise<Preview> {
+    const expirations = await this.plan(repo, policyText);
     const startedAt = this.now();
-    this.s.savePreview.run(repo, policyText, 'COMPLETE', JSON.stringify(expirations), startedAt);
+    await this.previews.save({ repository: repo, policy: policyText, status: 'COMPLETE', result: JSON.stringify(expirations), startedAt });
     return { repository: repo, policyText, status: 'COMPLETE', expirations, startedAt };
   }
 
   /** The repository's last preview, EXPIRED once it is older than a day. */
-  preview(repo: string): Preview | undefined {
-    const row = this.s.preview.get(repo);
+  async preview(repo: string): Promise<Preview | undefined> {
+    const row = await this.previews.get(repo);
     if (!row) return undefined;
     const expired = this.now() - row.startedAt > PREVIEW_LIFETIME_MS;
     return {
@@ -96,8 +86,8 @@ export class LifecycleService {
   }
 
   /** Forgets a repository's preview (the repository was deleted). */
-  forget(repo: string): void {
-    this.s.forgetPreview.run(repo);
+  forget(repo: string): Promise<void> {
+    return this.previews.forget(repo);
   }
 
   /**
@@ -106,15 +96,15 @@ export class LifecycleService {
    */
   async run(options: { repository?: string; dryRun?: boolean } = {}): Promise<{ reports: RunReport[]; failed: Array<{ repository: string; reason: string }> }> {
     const dryRun = options.dryRun ?? false;
-    const repos = options.repository !== undefined ? [options.repository] : this.sources.repositoriesWithPolicies();
+    const repos = options.repository !== undefined ? [options.repository] : await this.sources.repositoriesWithPolicies();
     const reports: RunReport[] = [];
     const failed: Array<{ repository: string; reason: string }> = [];
     for (const repo of repos) {
-      const text = this.sources.policyOf(repo);
+      const text = await this.sources.policyOf(repo);
       if (text === undefined) continue;
       let plan: Expiration[];
       try {
-        plan = this.plan(repo, text);
+        plan = await this.plan(repo, text);
       } catch (err) {
         failed.push({ repository: repo, reason: (err as Error).message });
         continue;
@@ -127,16 +117,17 @@ export class LifecycleService {
       const skipped: Expiration[] = [];
       for (const image of plan) {
         // Under the repository's write lock, and only if its tags are still those the plan saw and
-        // no index has listed it since: a push that changed either keeps it.
+        // no index lists it (checked in the index's transaction): a push that moved a tag onto it,
+        // or an index pushed since the plan was made, keeps it.
         const done = await this.registry.manifests.deleteIf(
           repo,
           Digest.parse(image.digest),
-          (tags) => sameTags(tags, image.tags) && !this.sources.referenced(repo, image.digest),
+          (tags, parents) => parents.length === 0 && sameTags(tags, image.tags),
         );
         (done ? expired : skipped).push(image);
       }
       reports.push({ repository: repo, expired, skipped, dryRun });
-      this.sources.evaluated(repo, this.now());
+      await this.sources.evaluated(repo, this.now());
     }
     return { reports, failed };
   }

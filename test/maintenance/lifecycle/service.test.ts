@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EcrImages } from '../../../src/ecr/images.js';
-import { ImageIndex } from '../../../src/index/image-index.js';
 import type { ImageFacts } from '../../../src/maintenance/lifecycle/evaluate.js';
 import { LifecycleService, type LifecycleSources } from '../../../src/maintenance/lifecycle/service.js';
 import { makeImage, putManifest, startRegistry, type TestRegistry } from '../../helpers.js';
@@ -37,17 +36,19 @@ afterEach(async () => {
   await registry.destroy();
 });
 
-function service(images?: (repo: string) => ImageFacts[]): LifecycleService {
+function service(images?: (repo: string) => Promise<ImageFacts[]>): LifecycleService {
   const reg = registry.app.registry;
-  const real = new EcrImages(reg, new ImageIndex(reg.db));
+  const real = new EcrImages(reg, reg.database.images);
   const sources: LifecycleSources = {
-    policyOf: (repo) => policies.get(repo),
-    repositoriesWithPolicies: () => [...policies.keys()].sort(),
+    policyOf: async (repo) => policies.get(repo),
+    repositoriesWithPolicies: async () => [...policies.keys()].sort(),
     images: images ?? ((repo) => real.lifecycleImages(repo)),
-    referenced: (repo, digest) => real.parentsOf(repo, digest).length > 0,
-    evaluated: (repo) => evaluated.push(repo),
+    referenced: async (repo, digest) => (await real.parentsOf(repo, digest)).length > 0,
+    evaluated: async (repo) => {
+      evaluated.push(repo);
+    },
   };
-  return new LifecycleService(reg, reg.db, sources, () => clock);
+  return new LifecycleService(reg, sources, () => clock);
 }
 
 async function push(app: FastifyInstance, repo: string, tag: string): Promise<string> {
@@ -68,10 +69,10 @@ describe('LifecycleService', () => {
     const v2 = await push(registry.app, REPO, 'v2');
     await push(registry.app, REPO, 'v3');
     const lifecycle = service();
-    const preview = lifecycle.startPreview(REPO, KEEP_NEWEST_V);
+    const preview = await lifecycle.startPreview(REPO, KEEP_NEWEST_V);
     expect(preview.status).toBe('COMPLETE');
     expect(preview.expirations.map((e) => e.digest)).toEqual([v1, v2]);
-    expect(lifecycle.preview(REPO)?.expirations).toEqual(preview.expirations);
+    expect((await lifecycle.preview(REPO))?.expirations).toEqual(preview.expirations);
 
     const { reports, failed } = await lifecycle.run();
     expect(failed).toEqual([]);
@@ -88,25 +89,25 @@ describe('LifecycleService', () => {
     await push(registry.app, REPO, 'v2');
     // The plan sees v1 with its tag only; by the time it is applied, v1 also carries "release".
     const manifest = await registry.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/${v1}`, headers: { accept: '*/*' } });
-    const stale = new EcrImages(registry.app.registry, new ImageIndex(registry.app.registry.db)).lifecycleImages(REPO);
+    const stale = await new EcrImages(registry.app.registry, registry.app.registry.database.images).lifecycleImages(REPO);
     await registry.app.inject({
       method: 'PUT',
       url: `/v2/${REPO}/manifests/release`,
       headers: { 'content-type': manifest.headers['content-type'] as string },
       payload: manifest.rawPayload,
     });
-    const run = await service(() => stale).run();
+    const run = await service(async () => stale).run();
     expect(run.reports[0]!.expired).toEqual([]);
     expect(run.reports[0]!.skipped.map((e) => e.digest)).toEqual([v1]);
     expect(await tags()).toEqual(['release', 'v1', 'v2']);
     // A new plan, made now, sees both tags (and still expires v1: one of its tags starts with v).
-    expect(service().plan(REPO, KEEP_NEWEST_V)).toEqual([expect.objectContaining({ digest: v1, tags: ['release', 'v1'] })]);
+    expect(await service().plan(REPO, KEEP_NEWEST_V)).toEqual([expect.objectContaining({ digest: v1, tags: ['release', 'v1'] })]);
   });
 
   it('keeps an image that an index has listed since the plan was made', async () => {
     const v1 = await push(registry.app, REPO, 'v1');
     await push(registry.app, REPO, 'v2');
-    const stale = new EcrImages(registry.app.registry, new ImageIndex(registry.app.registry.db)).lifecycleImages(REPO);
+    const stale = await new EcrImages(registry.app.registry, registry.app.registry.database.images).lifecycleImages(REPO);
     const child = await registry.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/${v1}`, headers: { accept: '*/*' } });
     const index = Buffer.from(
       JSON.stringify({
@@ -122,7 +123,7 @@ describe('LifecycleService', () => {
       payload: index,
     });
     expect(put.statusCode).toBe(201);
-    const run = await service(() => stale).run();
+    const run = await service(async () => stale).run();
     expect(run.reports[0]!.skipped.map((e) => e.digest)).toEqual([v1]);
     expect((await registry.app.inject({ method: 'HEAD', url: `/v2/${REPO}/manifests/${v1}` })).statusCode).toBe(200);
   });
@@ -156,9 +157,9 @@ describe('LifecycleService', () => {
     await push(registry.app, REPO, 'v1');
     await push(registry.app, REPO, 'v2');
     const lifecycle = service();
-    lifecycle.startPreview(REPO, KEEP_NEWEST_V);
+    await lifecycle.startPreview(REPO, KEEP_NEWEST_V);
     clock += 25 * 3600_000;
-    expect(lifecycle.preview(REPO)).toMatchObject({ status: 'EXPIRED', expirations: [] });
-    expect(lifecycle.preview('team/none')).toBeUndefined();
+    expect(await lifecycle.preview(REPO)).toMatchObject({ status: 'EXPIRED', expirations: [] });
+    expect(await lifecycle.preview('team/none')).toBeUndefined();
   });
 });
