@@ -5,6 +5,7 @@
  * lifecycle previews. Stop the registry first. Exit codes: 0 done, 1 the configuration or an index
  * failed (or the target is not empty), 2 bad arguments.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/config.js';
 import type { Index, NewManifest, PreviewStatus } from './index/contract.js';
@@ -60,6 +61,8 @@ export async function runIndexCommand(argv: readonly string[], out: Output = pro
     const to = loadConfig({ path: parsed.values.to });
     if (from.index.driver !== 'sqlite') throw new ConfigError(`index copy: the source index must be SQLite, not ${from.index.driver}`);
     if (to.index.driver === 'sqlite' && to.index.path === from.index.path) throw new ConfigError('index copy: the target is the source');
+    // Opening a SQLite path that holds nothing would make an empty index there and copy nothing.
+    if (!existsSync(from.index.path)) throw new ConfigError(`index copy: there is no SQLite index at ${from.index.path}`);
     source = await openIndex(from.index);
     target = await openIndex(to.index);
     const report = await copyIndex(source as SqliteIndex, target);
@@ -91,15 +94,22 @@ export class TargetNotEmptyError extends Error {
  * key, no ECR setting): a copy over a registry in use would mix two registries. Reads in batches.
  */
 export async function copyIndex(source: SqliteIndex, target: Index): Promise<CopyReport> {
+  const db = source.db;
+  const settings = db.prepare<[], { name: string; value: string }>('SELECT name, value FROM ecr_registry_settings ORDER BY name').all();
+  let settingTaken = false;
+  for (const { name } of settings) settingTaken ||= (await target.ecr.setting(name)) !== undefined;
   if (
+    settingTaken ||
     (await target.registry.catalog('', 1)).length > 0 ||
+    (await target.registry.staleUploads(Number.MAX_SAFE_INTEGER)).length > 0 ||
     (await target.accessKeys.list()).length > 0 ||
+    (await target.ecr.repositories('', 1)).length > 0 ||
     (await target.ecr.templates('', 1)).length > 0 ||
-    (await target.pullTimes.page({ repository: '', digest: '' }, 1)).length > 0
+    (await target.pullTimes.page({ repository: '', digest: '' }, 1)).length > 0 ||
+    (await target.previews.all()).length > 0
   ) {
     throw new TargetNotEmptyError(`index copy: the target index ${target.where} is not empty; copy only into a new database`);
   }
-  const db = source.db;
   const report: CopyReport = {
     repositories: 0, blobs: 0, manifests: 0, tags: 0, uploads: 0, accessKeys: 0,
     ecrRepositories: 0, templates: 0, settings: 0, pullTimes: 0, previews: 0,
@@ -127,7 +137,7 @@ export async function copyIndex(source: SqliteIndex, target: Index): Promise<Cop
     if (rows.length < BATCH) break;
     after = rows[rows.length - 1]!.prefix;
   }
-  for (const { name, value } of db.prepare<[], { name: string; value: string }>('SELECT name, value FROM ecr_registry_settings ORDER BY name').all()) {
+  for (const { name, value } of settings) {
     await target.ecr.putSetting(name, value);
     report.settings++;
   }

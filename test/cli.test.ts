@@ -568,3 +568,147 @@ describe('ocireg keys', () => {
     expect(r.stderr).toContain(missing);
   });
 });
+
+// ---- the index: PostgreSQL at start-up, and `ocireg index copy` through the built CLI ----
+// (Imports are hoisted: these are here to keep the additions to this file in one place.)
+import { createTestDatabase, describeWithPostgres, type TestDatabase } from './support/postgres.js';
+
+describe('ocireg with the postgres index: start-up failures', () => {
+  const PASSWORD = 'Cl1-secret_pw';
+
+  /** A storage root that is "shared", with the postgres index at a closed port of 127.0.0.1. */
+  async function unreachable(): Promise<{ dir: string; env: Record<string, string>; port: number }> {
+    const dir = await tmp();
+    const port = await freePort();
+    return {
+      dir,
+      port,
+      env: {
+        REGISTRY_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(dir, 'data'),
+        REGISTRY_STORAGE_FILESYSTEM_SHARED: 'true',
+        REGISTRY_INDEX_DRIVER: 'postgres',
+        REGISTRY_INDEX_POSTGRES_URL: `postgres://ocireg:${PASSWORD}@127.0.0.1:${port}/cli_index`,
+      },
+    };
+  }
+
+  function expectOneCleanLine(stderr: string): void {
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines, stderr).toHaveLength(1);
+    expect(stderr).not.toContain(PASSWORD);
+    expect(stderr).not.toMatch(/^\s+at /m);
+    expect(stderr).not.toMatch(/Error:/);
+  }
+
+  it('serve exits 1 with one line naming the database, without the password or a stack', async () => {
+    const { env, port } = await unreachable();
+    const started = Date.now();
+    const r = await runCli(cli(), ['serve'], env, 30_000);
+    expect(Date.now() - started).toBeLessThan(25_000);
+    expect(r.code, r.stderr).toBe(1);
+    expectOneCleanLine(r.stderr);
+    expect(r.stderr).toContain(`127.0.0.1:${port}`);
+    expect(r.stderr).toContain('cli_index');
+    expect(r.stdout).not.toContain(PASSWORD);
+  });
+
+  it('reindex exits 1 the same way', async () => {
+    const { env } = await unreachable();
+    const r = await runCli(cli(), ['reindex'], env, 30_000);
+    expect(r.code, r.stderr).toBe(1);
+    expectOneCleanLine(r.stderr);
+    expect(r.stderr).toContain('cli_index');
+  });
+
+  it('serve refuses the postgres index over an unshared filesystem, naming storage.filesystem.shared', async () => {
+    const { env } = await unreachable();
+    const r = await runCli(cli(), ['serve'], { ...env, REGISTRY_STORAGE_FILESYSTEM_SHARED: 'false' }, 30_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('storage.filesystem.shared');
+    expect(r.stderr).not.toContain(PASSWORD);
+  });
+
+  it('index copy exits 2 on bad arguments and 1, with one line, when the target cannot be reached', async () => {
+    const noTo = await runCli(cli(), ['index', 'copy'], {}, 15_000);
+    expect(noTo.code).toBe(2);
+    expect(noTo.stderr).toContain('--to');
+    const unknown = await runCli(cli(), ['index', 'merge'], {}, 15_000);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('merge');
+
+    const { dir, port } = await unreachable();
+    const source = join(dir, 'source.yml');
+    await writeFile(source, `storage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n`);
+    const target = join(dir, 'target.yml');
+    await writeFile(
+      target,
+      `storage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n    shared: true\nindex:\n  driver: postgres\n  postgres:\n    url: postgres://ocireg:${PASSWORD}@127.0.0.1:${port}/cli_index\n`,
+    );
+    const r = await runCli(cli(), ['index', 'copy', '--to', target, source], {}, 30_000);
+    expect(r.code, r.stderr).toBe(1);
+    expectOneCleanLine(r.stderr);
+    expect(r.stderr).toContain('cli_index');
+  });
+});
+
+describeWithPostgres('ocireg with the postgres index', () => {
+  const databases: TestDatabase[] = [];
+  afterEach(async () => {
+    for (const db of databases.splice(0)) await db.drop();
+  });
+
+  async function database(): Promise<TestDatabase> {
+    const db = await createTestDatabase();
+    databases.push(db);
+    return db;
+  }
+
+  it('serve with the token server stops when its key file is missing, and does not create it', async () => {
+    const db = await database();
+    const dir = await tmp();
+    const keyPath = join(dir, 'token.pem');
+    const r = await runCli(
+      cli(),
+      ['serve'],
+      {
+        REGISTRY_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(dir, 'data'),
+        REGISTRY_STORAGE_FILESYSTEM_SHARED: 'true',
+        REGISTRY_INDEX_DRIVER: 'postgres',
+        REGISTRY_INDEX_POSTGRES_URL: db.url,
+        REGISTRY_AUTH_TOKENSERVER_ENABLED: 'true',
+        REGISTRY_AUTH_TOKENSERVER_KEY: keyPath,
+      },
+      30_000,
+    );
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('auth.tokenserver.key');
+    expect(r.stderr).toContain(keyPath);
+    expect(r.stderr).toMatch(/does not exist/);
+    expect(await fileSize(keyPath)).toBeNull();
+  });
+
+  it('index copy copies an SQLite index into the database and reports what it copied', async () => {
+    const db = await database();
+    const dir = await tmp();
+    const source = join(dir, 'source.yml');
+    await writeFile(source, `storage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n`);
+    const index = openSqliteIndex(join(dir, 'data', 'index.db'));
+    try {
+      await index.registry.addBlob('team/app', `sha256:${'a'.repeat(64)}`, 3, 1_700_000_000_000);
+      await index.ecr.putSetting('registryPolicy', '{}');
+    } finally {
+      await index.close();
+    }
+    const target = join(dir, 'target.yml');
+    await writeFile(target, `storage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n    shared: true\nindex:\n  driver: postgres\n  postgres:\n    url: ${db.url}\n`);
+    const r = await runCli(cli(), ['index', 'copy', '--to', target, source], {}, 60_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^copied .*index\.db to postgres:\/\/.*: 1 repositories, 0 manifests, 0 tags, 1 blobs, .*1 registry settings/);
+    const again = await runCli(cli(), ['index', 'copy', '--to', target, source], {}, 60_000);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/not empty/);
+  });
+});

@@ -607,6 +607,7 @@ export function redactUrl(text: string): string {
   try {
     const url = new URL(text);
     if (url.password !== '') url.password = 'redacted';
+    for (const key of [...url.searchParams.keys()]) if (/pass/i.test(key)) url.searchParams.set(key, 'redacted');
     return url.toString();
   } catch {
     return '[redacted]';
