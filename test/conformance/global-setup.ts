@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { freePort, PROJECT_ROOT, spawnServer, startCli, type ServerProcess } from '../support/built-server.js';
+import { startCluster, type Cluster } from '../support/cluster.js';
+import startPostgres from '../support/postgres-global.js';
 import { sleep } from '../support/socket.js';
 import { registryS3Env, startS3Server, type S3Server } from '../support/s3.js';
 import type { AuthMode } from './client-auth.js';
@@ -35,7 +37,8 @@ const OWN_USER = 'conformance';
  * With OCI_CONFORMANCE_URL set, tests that registry. Otherwise starts our built registry
  * (dist/cli.js, built by `npm run conformance`) on a free 127.0.0.1 port with a fresh data
  * folder (and, with OCI_CONFORMANCE_STORAGE=s3, its blobs in an s3rver started here), and
- * stops it (by its pid) and removes the folder afterwards.
+ * stops it (by its pid) and removes the folder afterwards. With OCI_CONFORMANCE_CLUSTER=1, ours is three
+ * nodes on s3rver and PostgreSQL behind haproxy (test/support/cluster.ts), tested through haproxy.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const namespace = (process.env.OCI_CONFORMANCE_NAMESPACE ?? `conformance/${randomBytes(6).toString('hex')}`).replace(/\/+$/, '');
@@ -69,6 +72,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await access(cli);
   } catch {
     throw new Error(`${cli} is missing: run \`npm run conformance\` (it builds first) or \`npm run build\``);
+  }
+  if (/^(1|true|yes)$/i.test(process.env.OCI_CONFORMANCE_CLUSTER ?? '')) {
+    return startOwnCluster(project, cli, mode, password, deletes);
   }
   const storage = process.env.OCI_CONFORMANCE_STORAGE || 'filesystem';
   if (storage !== 'filesystem' && storage !== 's3') throw new Error(`OCI_CONFORMANCE_STORAGE must be filesystem or s3, not ${storage}`);
@@ -128,20 +134,68 @@ function parseAuthMode(value: string | undefined): AuthMode | undefined {
  * suite's user every right on every repository; returns the configuration file's path.
  */
 async function writeAuthConfig(data: string, mode: 'basic' | 'token', password: string): Promise<string> {
+  const config = await authConfig(data, mode, password);
+  // JSON is YAML too.
+  const path = join(data, 'config.yml');
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`);
+  return path;
+}
+
+/** Writes the htpasswd file into `data` and returns the configuration's auth and access sections. */
+async function authConfig(data: string, mode: 'basic' | 'token', password: string): Promise<Record<string, unknown>> {
   const htpasswd = join(data, 'htpasswd');
   await writeFile(htpasswd, `${OWN_USER}:${await bcrypt.hash(password, 5)}\n`);
   const tokenServer =
     mode === 'token'
       ? { tokenserver: { enabled: true, issuer: 'ocireg-conformance', service: 'ocireg-conformance', key: join(data, 'token-key.pem'), expiration: '5m' } }
       : {};
-  const config = {
+  return {
     auth: { htpasswd: { realm: 'ocireg-conformance', path: htpasswd }, ...tokenServer },
     access: { repositories: { '**': { users: { [OWN_USER]: ['pull', 'push', 'delete'] } } } },
   };
-  // JSON is YAML too.
-  const path = join(data, 'config.yml');
-  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`);
-  return path;
+}
+
+/**
+ * Our registry as three nodes behind haproxy, on an s3rver and a fresh PostgreSQL database
+ * (OCIREG_TEST_POSTGRES_URL's server, or a private one started here), in a temporary folder.
+ */
+async function startOwnCluster(
+  project: TestProject,
+  cli: string,
+  mode: AuthMode,
+  password: string,
+  deletes: boolean,
+): Promise<() => Promise<void>> {
+  const data = await mkdtemp(join(tmpdir(), 'ocireg-conformance-'));
+  const lastChance = () => rmSync(data, { recursive: true, force: true });
+  process.once('exit', lastChance);
+  let stopPostgres: (() => Promise<void>) | void = undefined;
+  let cluster: Cluster | undefined;
+  const teardown = async () => {
+    process.removeListener('exit', lastChance);
+    try {
+      await cluster?.stop();
+      if (stopPostgres) await stopPostgres();
+    } finally {
+      await rm(data, { recursive: true, force: true });
+    }
+  };
+  try {
+    if (!process.env.OCIREG_TEST_POSTGRES_URL) stopPostgres = await startPostgres(project);
+    cluster = await startCluster({
+      directory: join(data, 'cluster'),
+      cli,
+      env: { REGISTRY_STORAGE_DELETE_ENABLED: String(deletes), REGISTRY_LOG_LEVEL: 'warn' },
+      ...(mode === 'basic' || mode === 'token' ? { config: await authConfig(data, mode, password) } : {}),
+    });
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+  console.log(`conformance: our registry is ${cluster.nodes.length} nodes behind haproxy at ${cluster.url} (blobs in s3rver, index in PostgreSQL)`);
+  project.provide('conformanceUrl', cluster.url);
+  project.provide('conformanceOwn', true);
+  return teardown;
 }
 
 /**

@@ -1,6 +1,8 @@
 // Starts what the end-to-end suite drives, and stops it (by pid) afterwards:
 // - the built registry on a free loopback port with a fresh data folder, or, with
 //   OCIREG_E2E_STORAGE=s3, on an in-process s3rver (its index still in the data folder);
+// - with OCIREG_E2E_CLUSTER=1, three nodes on s3rver and PostgreSQL behind haproxy instead
+//   (test/support/cluster.ts), all appending to the one registry log;
 // - a private dockerd, unless DOCKER_HOST already names a running one (CI starts one with
 //   scripts/dockerd.sh; so can a developer).
 // It installs nothing: a missing client fails the run with a pointer to scripts/install-e2e-deps.sh.
@@ -10,6 +12,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { PROJECT_ROOT } from '../support/built-server.js';
+import { startCluster } from '../support/cluster.js';
+import startPostgres from '../support/postgres-global.js';
 import { registryS3Env, startS3Server } from '../support/s3.js';
 import { BUILT_CLI, run, startRegistryProcess, tempFolder } from './harness.js';
 
@@ -19,7 +23,7 @@ declare module 'vitest' {
     registryUrl: string;
     /** `127.0.0.1:<port>`, for image references. */
     registryHost: string;
-    /** The shared registry's log file (pino JSON lines). */
+    /** The shared registry's log file (pino JSON lines; in cluster mode every node's, each line with its `node`). */
     registryLog: string;
     /** The run's own folder (removed at the end, also after an interrupt): test files make theirs inside. */
     e2eWork: string;
@@ -45,7 +49,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const version = await run(client, ['--version'], { allowFailure: true, timeoutMs: 10_000 });
     console.log(`e2e: ${(version.stdout || version.stderr).trim().split('\n')[0]}`);
   }
-  const storage = process.env.OCIREG_E2E_STORAGE || 'filesystem';
+  const clustered = /^(1|true|yes)$/i.test(process.env.OCIREG_E2E_CLUSTER ?? '');
+  // A cluster keeps its blobs in S3 whatever OCIREG_E2E_STORAGE says.
+  const storage = clustered ? 's3' : process.env.OCIREG_E2E_STORAGE || 'filesystem';
   if (storage !== 'filesystem' && storage !== 's3') throw new Error(`OCIREG_E2E_STORAGE must be filesystem or s3, not ${storage}`);
   if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run the suite with npm run test:e2e, which builds it`);
 
@@ -101,6 +107,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const dataDir = join(work, 'data');
     await mkdir(dataDir);
     const logFile = join(work, 'registry.log');
+    if (clustered) {
+      const registry = await startClusterRegistry(project, work, logFile, cleanups);
+      project.provide('registryUrl', registry.url);
+      project.provide('registryHost', registry.host);
+      project.provide('registryLog', logFile);
+      project.provide('dockerHost', dockerHost);
+      project.provide('e2eWork', work);
+      project.provide('registryStorage', storage);
+      return teardown;
+    }
     let env: Record<string, string> = {};
     if (storage === 's3') {
       // Its folder is inside the work folder, removed with it.
@@ -131,4 +147,34 @@ export default async function setup(project: TestProject): Promise<() => Promise
     throw err;
   }
   return teardown;
+}
+
+/**
+ * Three nodes behind haproxy (test/support/cluster.ts), on PostgreSQL (OCIREG_TEST_POSTGRES_URL, or a
+ * private server started here) and an s3rver in the work folder. Every node appends to `logFile`;
+ * blob GETs answer 307 to the bucket as a single node on S3 does, so the suite's expectations hold.
+ */
+async function startClusterRegistry(
+  project: TestProject,
+  work: string,
+  logFile: string,
+  cleanups: Array<() => Promise<void>>,
+): Promise<{ url: string; host: string }> {
+  if (!process.env.OCIREG_TEST_POSTGRES_URL) {
+    const stopPostgres = await startPostgres(project);
+    if (stopPostgres) cleanups.push(stopPostgres);
+  }
+  const cluster = await startCluster({
+    directory: join(work, 'cluster'),
+    sharedLog: logFile,
+    env: { REGISTRY_STORAGE_REDIRECT_DISABLE: 'false' },
+  });
+  cleanups.push(async () => {
+    await cluster.stop();
+    if (process.env.OCIREG_E2E_KEEP) console.log(`e2e: kept ${work}`);
+    else await rm(work, { recursive: true, force: true });
+  });
+  const pids = cluster.nodes.map((n) => n.pid).join(', ');
+  console.log(`e2e: ${cluster.nodes.length} registry nodes (pids ${pids}) behind haproxy at ${cluster.url}, blobs in s3rver at ${cluster.s3.endpoint}`);
+  return { url: cluster.url, host: cluster.host };
 }

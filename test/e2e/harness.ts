@@ -159,16 +159,18 @@ function accessEntries(text: string): AccessEntry[] {
   const done: AccessEntry[] = [];
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
-    let entry: { reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number } };
+    let entry: { reqId?: string; node?: string; req?: { method: string; url: string }; res?: { statusCode: number } };
     try {
       entry = JSON.parse(line) as typeof entry;
     } catch {
       continue;
     }
     if (!entry.reqId) continue;
-    if (entry.req) requests.set(entry.reqId, entry.req);
+    // Several nodes share one log in cluster mode, each counting its own request ids.
+    const id = entry.node === undefined ? entry.reqId : `${entry.node} ${entry.reqId}`;
+    if (entry.req) requests.set(id, entry.req);
     if (entry.res) {
-      const req = requests.get(entry.reqId);
+      const req = requests.get(id);
       if (req) done.push({ method: req.method, url: req.url, status: entry.res.statusCode });
     }
   }
