@@ -1,28 +1,6 @@
 import type { CreationTemplateRow, EcrIndex, EcrRepositoryRow, EcrSetting, NewEcrRepository, SettingValue } from '../contract.js';
+import { withEcrDefaults, type StoredEcrRow } from '../rows.js';
 import { limitOf, Rollback, type PgDb } from './database.js';
-
-/** The settings a repository has until something sets them (as the migration's defaults). */
-const DEFAULTS = {
-  tagMutability: 'MUTABLE',
-  mutabilityExclusions: '[]',
-  scanOnPush: false,
-  encryption: '{"encryptionType":"AES256"}',
-  resourceTags: '[]',
-} as const;
-
-/** A row of ecr_repositories, or (all settings null) a repository the registry holds without one. */
-interface StoredRow {
-  name: string;
-  createdAt: number;
-  tagMutability: string | null;
-  mutabilityExclusions: string | null;
-  scanOnPush: boolean | null;
-  encryption: string | null;
-  resourceTags: string | null;
-  policy: string | null;
-  lifecyclePolicy: string | null;
-  lifecyclePolicyUpdatedAt: number | null;
-}
 
 const SETTINGS = `e.tag_mutability AS "tagMutability", e.mutability_exclusions AS "mutabilityExclusions",
   e.scan_on_push AS "scanOnPush", e.encryption, e.resource_tags AS "resourceTags", e.policy,
@@ -49,14 +27,14 @@ export class PostgresEcrIndex implements EcrIndex {
 
   /** A repository's settings: its own, or ECR's defaults for one the registry holds; undefined if neither. */
   async repository(name: string): Promise<EcrRepositoryRow | undefined> {
-    const row = await this.db.one<StoredRow>(
+    const row = await this.db.one<StoredEcrRow>(
       `SELECT $1::text AS name, COALESCE(e.created_at, r.created_at) AS "createdAt", ${SETTINGS}
        FROM (SELECT 1) AS one
        LEFT JOIN ecr_repositories e ON e.name = $1 LEFT JOIN repositories r ON r.name = $1
        WHERE e.name IS NOT NULL OR r.name IS NOT NULL`,
       [name],
     );
-    return row ? withDefaults(row) : undefined;
+    return row ? withEcrDefaults(row) : undefined;
   }
 
   async exists(name: string): Promise<boolean> {
@@ -70,7 +48,7 @@ export class PostgresEcrIndex implements EcrIndex {
 
   /** Repositories (with settings or held by the registry) named after `after`, in byte order, at most `limit`. */
   async repositories(after: string, limit: number): Promise<EcrRepositoryRow[]> {
-    const rows = await this.db.rows<StoredRow>(
+    const rows = await this.db.rows<StoredEcrRow>(
       `WITH names(name) AS (
          SELECT name FROM repositories WHERE name > $1
          UNION SELECT name FROM ecr_repositories WHERE name > $1
@@ -80,7 +58,7 @@ export class PostgresEcrIndex implements EcrIndex {
        ORDER BY n.name`,
       [after, limitOf(limit)],
     );
-    return rows.map(withDefaults);
+    return rows.map(withEcrDefaults);
   }
 
   /**
@@ -197,17 +175,3 @@ export class PostgresEcrIndex implements EcrIndex {
   }
 }
 
-function withDefaults(row: StoredRow): EcrRepositoryRow {
-  return {
-    name: row.name,
-    createdAt: row.createdAt,
-    tagMutability: row.tagMutability ?? DEFAULTS.tagMutability,
-    mutabilityExclusions: row.mutabilityExclusions ?? DEFAULTS.mutabilityExclusions,
-    scanOnPush: row.scanOnPush ?? DEFAULTS.scanOnPush,
-    encryption: row.encryption ?? DEFAULTS.encryption,
-    resourceTags: row.resourceTags ?? DEFAULTS.resourceTags,
-    policy: row.policy ?? null,
-    lifecyclePolicy: row.lifecyclePolicy ?? null,
-    lifecyclePolicyUpdatedAt: row.lifecyclePolicyUpdatedAt ?? null,
-  };
-}

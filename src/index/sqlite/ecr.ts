@@ -1,27 +1,6 @@
 import type { CreationTemplateRow, EcrIndex, EcrRepositoryRow, EcrSetting, NewEcrRepository, SettingValue } from '../contract.js';
 import type { Db } from './database.js';
-
-/** The settings a repository has until something sets them (as the migration's defaults). */
-const DEFAULTS = {
-  tagMutability: 'MUTABLE',
-  mutabilityExclusions: '[]',
-  scanOnPush: false,
-  encryption: '{"encryptionType":"AES256"}',
-  resourceTags: '[]',
-} as const;
-
-interface StoredRow {
-  name: string;
-  createdAt: number;
-  tagMutability: string | null;
-  mutabilityExclusions: string | null;
-  scanOnPush: number | null;
-  encryption: string | null;
-  resourceTags: string | null;
-  policy: string | null;
-  lifecyclePolicy: string | null;
-  lifecyclePolicyUpdatedAt: number | null;
-}
+import { withEcrDefaults, type StoredEcrRow } from '../rows.js';
 
 const SETTINGS = `e.tag_mutability AS tagMutability, e.mutability_exclusions AS mutabilityExclusions,
   e.scan_on_push AS scanOnPush, e.encryption, e.resource_tags AS resourceTags, e.policy,
@@ -50,9 +29,9 @@ export class SqliteEcrIndex implements EcrIndex {
 
   constructor(readonly db: Db) {
     this.s = {
-      settings: db.prepare<[string], StoredRow>(`SELECT e.name, e.created_at AS createdAt, ${SETTINGS} FROM ecr_repositories e WHERE e.name = ?`),
+      settings: db.prepare<[string], StoredEcrRow>(`SELECT e.name, e.created_at AS createdAt, ${SETTINGS} FROM ecr_repositories e WHERE e.name = ?`),
       pushed: db.prepare<[string], { createdAt: number }>('SELECT created_at AS createdAt FROM repositories WHERE name = ?'),
-      page: db.prepare<{ after: string; limit: number }, StoredRow>(
+      page: db.prepare<{ after: string; limit: number }, StoredEcrRow>(
         `WITH names(name) AS (
            SELECT name FROM repositories WHERE name > @after
            UNION SELECT name FROM ecr_repositories WHERE name > @after
@@ -109,9 +88,9 @@ export class SqliteEcrIndex implements EcrIndex {
   /** A repository's settings: its own, or ECR's defaults for one the registry holds; undefined if neither. */
   async repository(name: string): Promise<EcrRepositoryRow | undefined> {
     const row = this.s.settings.get(name);
-    if (row) return withDefaults(row);
+    if (row) return withEcrDefaults(row);
     const pushed = this.s.pushed.get(name);
-    return pushed ? withDefaults({ name, createdAt: pushed.createdAt } as StoredRow) : undefined;
+    return pushed ? withEcrDefaults({ name, createdAt: pushed.createdAt } as StoredEcrRow) : undefined;
   }
 
   /** Whether the repository exists: with settings of its own or held by the registry. */
@@ -124,7 +103,7 @@ export class SqliteEcrIndex implements EcrIndex {
    * (byte order), at most `limit`.
    */
   async repositories(after: string, limit: number): Promise<EcrRepositoryRow[]> {
-    return this.s.page.all({ after, limit }).map(withDefaults);
+    return this.s.page.all({ after, limit }).map(withEcrDefaults);
   }
 
   /** Creates the repository; false (and nothing written) if a repository of that name exists. */
@@ -208,17 +187,3 @@ export class SqliteEcrIndex implements EcrIndex {
   }
 }
 
-function withDefaults(row: StoredRow): EcrRepositoryRow {
-  return {
-    name: row.name,
-    createdAt: row.createdAt,
-    tagMutability: row.tagMutability ?? DEFAULTS.tagMutability,
-    mutabilityExclusions: row.mutabilityExclusions ?? DEFAULTS.mutabilityExclusions,
-    scanOnPush: row.scanOnPush === null || row.scanOnPush === undefined ? DEFAULTS.scanOnPush : row.scanOnPush !== 0,
-    encryption: row.encryption ?? DEFAULTS.encryption,
-    resourceTags: row.resourceTags ?? DEFAULTS.resourceTags,
-    policy: row.policy ?? null,
-    lifecyclePolicy: row.lifecyclePolicy ?? null,
-    lifecyclePolicyUpdatedAt: row.lifecyclePolicyUpdatedAt ?? null,
-  };
-}

@@ -6,6 +6,7 @@
  */
 import type { ImageIdCursor, ImageIdRow, ImageIndex, ImageReferrerRow, ImageRow, ManifestFactsRow, TagStatus } from '../contract.js';
 import type { Db } from './database.js';
+import { groupTags } from '../rows.js';
 
 const IMAGE_COLUMNS = `m.digest, m.media_type AS mediaType, m.artifact_type AS artifactType, m.subject,
   m.size, m.created_at AS createdAt, m.content`;
@@ -139,12 +140,3 @@ export class SqliteImageIndex implements ImageIndex {
   }
 }
 
-function groupTags(rows: Array<{ digest: string; name: string }>): Map<string, string[]> {
-  const tags = new Map<string, string[]>();
-  for (const { digest, name } of rows) {
-    const list = tags.get(digest);
-    if (list) list.push(name);
-    else tags.set(digest, [name]);
-  }
-  return tags;
-}

@@ -349,6 +349,27 @@ describeIndex('RegistryIndex: manifests and tags', (fixture) => {
     expect(await reg().tagDigest('r', 'x')).toBeUndefined();
   });
 
+  it('deleteManifestIf tells accept which indexes of the repository list the manifest', async () => {
+    const child = image('listed');
+    await reg().putManifest('r', child, []);
+    await reg().putManifest('other', child, []);
+    const parent = indexOf('parent', [child.digest]);
+    await reg().putManifest('r', parent, ['multi']);
+    await reg().putManifest('other', indexOf('elsewhere', [child.digest]), []);
+    let parents: string[] = [];
+    const refused = await reg().deleteManifestIf('r', child.digest, (_tags, listedBy) => {
+      parents = [...listedBy];
+      return listedBy.length === 0;
+    });
+    expect(refused).toBeUndefined();
+    // Only the indexes of this repository count.
+    expect(parents).toEqual([parent.digest]);
+    expect(await reg().manifest('r', child.digest)).toBeDefined();
+    // Once the index is gone, nothing lists it.
+    expect(await reg().deleteManifestIf('r', parent.digest, () => true)).toEqual(['multi']);
+    expect(await reg().deleteManifestIf('r', child.digest, (_tags, listedBy) => listedBy.length === 0)).toEqual([]);
+  });
+
   it('deleteManifestIf of an untagged manifest gives it no tags, and of a missing one does not ask', async () => {
     const m = image('untagged');
     await reg().putManifest('r', m, []);

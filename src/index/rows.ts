@@ -1,0 +1,53 @@
+/** Row shaping that both implementations of the index share. */
+import type { EcrRepositoryRow } from './contract.js';
+
+/** ECR's settings of a repository as stored: null where the repository has no row of its own. */
+export interface StoredEcrRow {
+  name: string;
+  createdAt: number;
+  tagMutability: string | null;
+  mutabilityExclusions: string | null;
+  /** A boolean in PostgreSQL, 0 or 1 in SQLite. */
+  scanOnPush: boolean | number | null;
+  encryption: string | null;
+  resourceTags: string | null;
+  policy: string | null;
+  lifecyclePolicy: string | null;
+  lifecyclePolicyUpdatedAt: number | null;
+}
+
+/** The settings a repository has until something sets them (as the migrations' defaults). */
+const ECR_DEFAULTS = {
+  tagMutability: 'MUTABLE',
+  mutabilityExclusions: '[]',
+  scanOnPush: false,
+  encryption: '{"encryptionType":"AES256"}',
+  resourceTags: '[]',
+} as const;
+
+/** The row with ECR's defaults where it holds no setting. */
+export function withEcrDefaults(row: StoredEcrRow): EcrRepositoryRow {
+  return {
+    name: row.name,
+    createdAt: row.createdAt,
+    tagMutability: row.tagMutability ?? ECR_DEFAULTS.tagMutability,
+    mutabilityExclusions: row.mutabilityExclusions ?? ECR_DEFAULTS.mutabilityExclusions,
+    scanOnPush: row.scanOnPush === null || row.scanOnPush === undefined ? ECR_DEFAULTS.scanOnPush : Boolean(row.scanOnPush),
+    encryption: row.encryption ?? ECR_DEFAULTS.encryption,
+    resourceTags: row.resourceTags ?? ECR_DEFAULTS.resourceTags,
+    policy: row.policy ?? null,
+    lifecyclePolicy: row.lifecyclePolicy ?? null,
+    lifecyclePolicyUpdatedAt: row.lifecyclePolicyUpdatedAt ?? null,
+  };
+}
+
+/** (digest, tag) rows in order, as each digest's list of tags. */
+export function groupTags(rows: Iterable<{ digest: string; name: string }>): Map<string, string[]> {
+  const tags = new Map<string, string[]>();
+  for (const { digest, name } of rows) {
+    const list = tags.get(digest);
+    if (list) list.push(name);
+    else tags.set(digest, [name]);
+  }
+  return tags;
+}
