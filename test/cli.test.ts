@@ -640,6 +640,7 @@ describe('ocireg with the postgres index: start-up failures', () => {
     const { dir, port } = await unreachable();
     const source = join(dir, 'source.yml');
     await writeFile(source, `storage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n`);
+    await openSqliteIndex(join(dir, 'data', 'index.db')).close(); // an empty source index
     const target = join(dir, 'target.yml');
     await writeFile(
       target,
