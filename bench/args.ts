@@ -8,6 +8,10 @@ const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
 export type LoadGenerator = 'auto' | 'node';
 
+export type IndexDriver = 'sqlite' | 'postgres';
+/** Most registry nodes `--nodes` starts (each is a Node process on the same machine). */
+export const MAX_NODES = 16;
+
 export interface Options {
   reps: number;
   only: WorkloadName[];
@@ -26,8 +30,23 @@ export interface Options {
   load: LoadGenerator;
   /** Bytes of random data in each of the docker image's three layers. */
   dockerLayerSize: number;
+  /**
+   * 'postgres': also run ours on a PostgreSQL index, beside the plain SQLite node (see shapes.ts);
+   * implied by nodes > 1.
+   */
+  index: IndexDriver;
+  /** More than 1: also run that many nodes of ours behind haproxy, on s3rver and PostgreSQL. */
+  nodes: number;
+  /** Admin URL of the PostgreSQL server the bench makes its databases on (else OCIREG_TEST_POSTGRES_URL). */
+  postgresUrl: string | undefined;
+  /** Tags the tags workload makes and lists, and repositories the catalog workload makes. */
+  listingCount: number;
   help: boolean;
 }
+
+/** The workloads that --index and --nodes also run in their shapes (the rest are ours vs distribution, or ours vs ours). */
+export const SHAPE_WORKLOADS: readonly WorkloadName[] = ['push', 'chunked', 'pull', 'manifest', 'small', 'tags', 'catalog'];
+const SHAPE_WORKLOAD_LIST = SHAPE_WORKLOADS.join(', ');
 
 export const USAGE = `Usage: npm run bench -- [options]
 
@@ -44,6 +63,16 @@ Options:
   --load auto|node      clients: wrk/ab for manifests and curl for the big push and pull
                         when installed, else Node (auto, the default); or always Node
   --docker-layer-size SIZE  random bytes in each of the docker image's 3 layers (default 100MB)
+  --index sqlite|postgres  postgres: also run ours on a PostgreSQL index (filesystem store
+                        marked shared) beside the single SQLite node (default sqlite: only that)
+  --nodes N             N > 1: also run N nodes of ours behind haproxy on s3rver and PostgreSQL,
+                        and one node on s3rver with SQLite and with PostgreSQL, to tell the
+                        store's cost from the index's and the nodes' (default 1; implies
+                        --index postgres). Workloads: ${SHAPE_WORKLOAD_LIST}
+  --listing-count N     tags (tags) and repositories (catalog) made and listed (default 10000;
+                        fewer to try slow shapes quickly, e.g. s3rver)
+  --postgres-url URL    admin URL of the PostgreSQL server to make the bench's databases on
+                        (default $OCIREG_TEST_POSTGRES_URL)
   --dir DIR             make the bench's temporary folder under DIR (default the OS temp dir)
   --keep                keep the temporary folder (server data and logs)
   -h, --help            show this help
@@ -89,8 +118,13 @@ export function parseArgs(argv: readonly string[]): Options {
     duration: 5,
     load: 'auto',
     dockerLayerSize: 100 * 1000 ** 2,
+    index: 'sqlite',
+    nodes: 1,
+    postgresUrl: undefined,
+    listingCount: 10_000,
     help: false,
   };
+  let indexGiven: IndexDriver | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf('=');
@@ -145,6 +179,26 @@ export function parseArgs(argv: readonly string[]): Options {
         o.load = v;
         break;
       }
+      case '--index': {
+        const v = value();
+        if (v !== 'sqlite' && v !== 'postgres') throw new Error('--index: expected sqlite or postgres');
+        indexGiven = v;
+        break;
+      }
+      case '--nodes':
+        o.nodes = positiveInt(name, value());
+        if (o.nodes > MAX_NODES) throw new Error(`--nodes: at most ${MAX_NODES}`);
+        break;
+      case '--listing-count':
+        o.listingCount = positiveInt(name, value());
+        if (o.listingCount < 100) throw new Error('--listing-count: at least 100 (the first page is n=100)');
+        break;
+      case '--postgres-url': {
+        const v = value();
+        if (!/^postgres(ql)?:\/\//.test(v)) throw new Error('--postgres-url: expected a postgres:// URL');
+        o.postgresUrl = v;
+        break;
+      }
       case '-h':
       case '--help':
         o.help = true;
@@ -153,5 +207,8 @@ export function parseArgs(argv: readonly string[]): Options {
         throw new Error(`unknown argument: ${arg}`);
     }
   }
+  // Several nodes can only share a PostgreSQL index: an SQLite file is one process's.
+  if (o.nodes > 1 && indexGiven === 'sqlite') throw new Error('--nodes: several nodes share one index, which must be PostgreSQL: drop --index sqlite');
+  o.index = indexGiven ?? (o.nodes > 1 ? 'postgres' : 'sqlite');
   return o;
 }

@@ -101,7 +101,9 @@ export class Results {
     const def = this.def(id);
     const samples = this.samples.get(id) ?? {};
     const med: Partial<Record<ServerKind, number>> = {};
-    for (const kind of ['ours', 'distribution'] as const) {
+    // ours and distribution first, as they have always come; then ours's other shapes, if any
+    const kinds = [...new Set<ServerKind>(['ours', 'distribution', ...(Object.keys(samples) as ServerKind[])])];
+    for (const kind of kinds) {
       const s = samples[kind];
       if (s && s.length > 0) med[kind] = median(s);
     }

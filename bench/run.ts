@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { USAGE, parseArgs, type Options } from './args.js';
+import { SHAPE_WORKLOADS, USAGE, parseArgs, type Options } from './args.js';
 import { authFloodWorkload, authWorkload } from './auth.js';
 import { dockerWorkload } from './docker.js';
 import { keepAliveAgent } from './http.js';
@@ -16,7 +16,23 @@ import { machineInfo, measureLimits, type Limits } from './machine.js';
 import { Results } from './metrics.js';
 import { killRunning, which } from './proc.js';
 import { makeSmallImage, type SmallImage } from './registry.js';
-import { abTableRows, fileTimestamp, metricsJson, renderMachine, renderNotes, renderTable, tableRows, type JsonReport } from './report.js';
+import { cpuDuring } from './cpu.js';
+import { parseProcStatus } from './memory.js';
+import {
+  abTableRows,
+  cpuTableRows,
+  fileTimestamp,
+  metricsJson,
+  renderMachine,
+  renderNotes,
+  renderTable,
+  shapeRatio,
+  shapeTableRows,
+  tableRows,
+  type CpuRecord,
+  type JsonReport,
+} from './report.js';
+import { shapesOf, startShape, type ShapeProcess, type ShapeServer } from './shapes.js';
 import { nodeFlagsOf, startServer, type Server } from './servers.js';
 import { generatorFor } from './load.js';
 import { formatNumber, sizeText } from './stats.js';
@@ -61,6 +77,26 @@ async function writeRandomFile(path: string, size: number): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
+/** Whether a workload also runs on the other shapes of ours (--index postgres, --nodes N). */
+function shaped(w: Workload): boolean {
+  return !w.variants && SHAPE_WORKLOADS.includes(w.name);
+}
+
+/** The URL with its password, if any, replaced (for the saved JSON). */
+function withoutPassword(url: string | undefined): string | undefined {
+  return url?.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:(hidden)@');
+}
+
+/** VmRSS in MiB of a process now (null once it is gone). */
+async function rssMiB(pid: number): Promise<number | null> {
+  try {
+    const rss = parseProcStatus(await readFile(`/proc/${pid}/status`, 'utf8')).rss;
+    return rss === undefined ? null : rss / 1024 ** 2;
+  } catch {
+    return null;
+  }
+}
+
 function allWorkloads(opts: Options): Workload[] {
   return [
     pushWorkload(opts),
@@ -68,8 +104,8 @@ function allWorkloads(opts: Options): Workload[] {
     pullWorkload(opts),
     manifestWorkload(opts),
     smallBlobsWorkload(),
-    tagsWorkload(),
-    catalogWorkload(),
+    tagsWorkload(opts.listingCount),
+    catalogWorkload(opts.listingCount),
     authWorkload(opts),
     authFloodWorkload(opts),
     dockerWorkload(opts),
@@ -88,6 +124,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  // The PostgreSQL shapes need a server to make their databases on: say so before starting anything.
+  if (opts.index === 'postgres' && opts.only.some((n) => SHAPE_WORKLOADS.includes(n)) && !(opts.postgresUrl ?? process.env.OCIREG_TEST_POSTGRES_URL)) {
+    log('--index postgres and --nodes need a PostgreSQL server: give --postgres-url or set OCIREG_TEST_POSTGRES_URL (bash scripts/postgres.sh start DIR PORT prints one)');
+    return 2;
+  }
   const ourCli = join(PROJECT_ROOT, 'dist', 'cli.js');
   if (!existsSync(ourCli)) {
     log(`${ourCli} is missing: run npm run build first (npm run bench does)`);
@@ -100,6 +141,10 @@ async function main(argv: string[]): Promise<number> {
   const dir = await mkdtemp(join(parent, 'ocireg-bench-'));
   const servers: Server[] = [];
   const workloads = allWorkloads(opts).filter((w) => opts.only.includes(w.name));
+  // Ours in other shapes (another index, store or number of nodes), for the workloads where that makes sense.
+  const shapeSpecs = workloads.some(shaped) ? shapesOf(opts) : [];
+  const shapes: ShapeServer[] = [];
+  const cpuLog: CpuRecord[] = [];
 
   let cleaned: Promise<void> | undefined;
   const cleanup = () =>
@@ -183,6 +228,20 @@ async function main(argv: string[]): Promise<number> {
       } else log('docker-registry is not on PATH: measuring ours alone');
       for (const s of shared) log(`${s.label}: pid ${s.pid}, ${s.base}, log ${s.logFile}`);
     }
+    for (const shapeSpec of shapeSpecs) {
+      if (interrupted) break;
+      log(`${shapeSpec.label}: starting`);
+      const sh = await startShape(shapeSpec, { ...spec, postgresUrl: opts.postgresUrl ?? process.env.OCIREG_TEST_POSTGRES_URL });
+      shapes.push(sh);
+      servers.push(sh.server);
+      log(`${sh.server.label}: pids ${(sh.server.pids ?? [sh.server.pid]).join(', ')}, ${sh.server.base}, log ${sh.server.logFile}`);
+    }
+    const shapeServers = shapes.map((sh) => sh.server);
+    /** The processes behind a server, by role, for the CPU figures. */
+    const processesOf = async (srv: Server): Promise<ShapeProcess[]> => {
+      const sh = shapes.find((x) => x.server === srv);
+      return sh ? sh.processes() : [{ role: 'node', pid: srv.pid }];
+    };
     // An A/B workload's own configurations of ours.
     const serversOf = new Map<Workload, Server[]>();
 
@@ -196,7 +255,7 @@ async function main(argv: string[]): Promise<number> {
           log(`${w.name}: skipped: ${reason}`);
           continue;
         }
-        let own = shared;
+        let own = shaped(w) ? [...shared, ...shapeServers] : shared;
         if (w.variants) {
           own = [];
           serversOf.set(w, own);
@@ -227,15 +286,28 @@ async function main(argv: string[]): Promise<number> {
       const order = alternate(shared);
       const orders: Record<string, string[]> = {};
       for (const [w, own] of serversOf) orders[w.name] = alternate(own).map((s) => s.name);
-      repetitions.push({ rep, order: order.map((s) => s.kind), ...(serversOf.size > 0 ? { workloads: orders } : {}) });
+      const withShapes = alternate([...shared, ...shapeServers]);
+      repetitions.push({
+        rep,
+        order: order.map((s) => s.kind),
+        ...(serversOf.size > 0 ? { workloads: orders } : {}),
+        ...(shapes.length > 0 ? { shapes: withShapes.map((s) => s.name) } : {}),
+      });
       log(`\nrepetition ${rep + 1}/${opts.reps}${order.length > 0 ? `: ${order.map((s) => s.label).join(' first, then ')}` : ''}`);
       for (const w of active) {
         if (interrupted) break;
         if (results.failures.has(w.name)) continue;
         const own = serversOf.get(w);
-        log(`${w.name}:${own && own.length > 1 ? ` ${alternate(own).map((s) => s.label).join(' first, then ')}` : ''}`);
+        const withOthers = shapes.length > 0 && shaped(w);
+        log(`${w.name}:${own && own.length > 1 ? ` ${alternate(own).map((s) => s.label).join(' first, then ')}` : withOthers ? ` ${withShapes.map((s) => s.name).join(', ')}` : ''}`);
         try {
-          await w.rep(ctx, rep, own ? alternate(own) : order);
+          if (withOthers) {
+            // One server at a time (as eachServer does), each with the CPU its processes used meanwhile.
+            for (const srv of withShapes) {
+              const { cpu } = await cpuDuring(() => processesOf(srv), () => w.rep(ctx, rep, [srv]));
+              cpuLog.push({ workload: w.name, rep, server: srv.name, ...cpu });
+            }
+          } else await w.rep(ctx, rep, own ? alternate(own) : order);
         } catch (err) {
           if (interrupted) break;
           results.fail(w.name, errorText(err));
@@ -245,6 +317,13 @@ async function main(argv: string[]): Promise<number> {
     }
 
     if (interrupted) return 130;
+    // What each node (and the processes beside it) holds once the workloads are done.
+    const memory: NonNullable<JsonReport['shapes']>['memory'] = {};
+    if (shapes.length > 0) {
+      for (const srv of [...shared, ...shapeServers]) {
+        memory[srv.name] = await Promise.all((await processesOf(srv)).map(async (p) => ({ ...p, rssMiB: await rssMiB(p.pid) })));
+      }
+    }
     const finished = new Date();
     const summaries = results.summaries();
     const withDistribution = servers.some((s) => s.kind === 'distribution');
@@ -257,6 +336,23 @@ async function main(argv: string[]): Promise<number> {
     if (opts.only.includes('manifest')) out.push(`manifest load: ${manifestGenerators(opts)}`);
     if (opts.only.some((n) => n === 'auth' || n === 'authflood')) out.push(`auth loads (manifest HEAD): ${generatorFor('HEAD', opts.load)}`);
     if (workloads.some((w) => !w.variants)) out.push('', renderTable(tableRows(summaries, { withDistribution })));
+    if (shapes.length > 0) {
+      out.push('', renderTable(shapeTableRows(summaries, shapeSpecs), 2));
+      out.push(
+        `shapes: ${shapeSpecs.map((sh) => `${sh.column} = ${sh.label}`).join('; ')}; ours = the single node on the filesystem with SQLite. ` +
+          '"× ours" is the shape\'s figure over ours\'s (ours\'s over the shape\'s for lower-is-better figures): below 1, the shape is slower',
+      );
+      const cpuRows = cpuTableRows(cpuLog, (name) => name);
+      if (cpuRows.length > 0) out.push('', renderTable(cpuRows, 2));
+      const mem = Object.entries(memory).map(
+        ([name, list]) =>
+          `${name}: ${list
+            .filter((p) => p.role !== 'postgres')
+            .map((p) => `${p.role} ${p.rssMiB === null ? '—' : formatNumber(p.rssMiB)}`)
+            .join(', ')}`,
+      );
+      out.push('', `resident memory after the run, MiB (PostgreSQL's backends not counted): ${mem.join('; ')}`);
+    }
     const ab = abTableRows(summaries);
     if (ab.length > 0) out.push('', renderTable(ab));
     const notes = renderNotes(summaries);
@@ -279,13 +375,21 @@ async function main(argv: string[]): Promise<number> {
       durationSec: (finished.getTime() - started.getTime()) / 1000,
       machine: info,
       limits,
-      options: opts,
+      options: shapes.length > 0 ? { ...opts, postgresUrl: withoutPassword(opts.postgresUrl) } : withoutShapeOptions(opts),
       servers: serverInfo,
       skipped,
       failures: Object.fromEntries(results.failures),
       metrics: metricsJson(summaries, (id) => results.detailsOf(id)),
       repetitions,
     };
+    if (shapes.length > 0) {
+      const ratios: Record<string, Record<string, number | null>> = {};
+      for (const s of summaries) {
+        if (!shapeSpecs.some((sh) => s.samples[sh.kind] !== undefined)) continue;
+        ratios[s.def.id] = Object.fromEntries(shapeSpecs.map((sh) => [sh.kind, s.def.noRatio ? null : (shapeRatio(s, sh) ?? null)]));
+      }
+      report.shapes = { list: shapes.map((sh) => ({ ...sh.spec, ...sh.describe })), ratios, cpu: cpuLog, memory };
+    }
     await mkdir(RESULTS_DIR, { recursive: true });
     const jsonPath = join(RESULTS_DIR, `${fileTimestamp(started)}.json`);
     await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
@@ -295,6 +399,13 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await cleanup();
   }
+}
+
+/** The options as saved before --index and --nodes existed, when they are not used. */
+function withoutShapeOptions(opts: Options): JsonReport['options'] {
+  const { index: _index, nodes: _nodes, postgresUrl: _url, listingCount, ...rest } = opts;
+  // listingCount too, unless it was changed
+  return listingCount === 10_000 ? rest : { ...rest, listingCount };
 }
 
 main(process.argv.slice(2)).then(

@@ -9,8 +9,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { LogLevel } from './args.js';
+import type { ShapeKind } from './shapes.js';
 
-export type ServerKind = 'ours' | 'distribution';
+/**
+ * Whose figures a server's are: ours, distribution, or ours in another shape (another index,
+ * store or number of nodes: see shapes.ts), reported beside the plain single node of ours.
+ */
+export type ServerKind = 'ours' | 'distribution' | ShapeKind;
 
 export interface Server {
   kind: ServerKind;
@@ -34,6 +39,8 @@ export interface Server {
   exited(): boolean;
   /** SIGTERM, then SIGKILL after `graceMs`; waits for the exit (bounded). */
   stop(graceMs?: number): Promise<void>;
+  /** Every process that serves it, for memory figures (several registry nodes); just `pid` when absent. */
+  pids?: readonly number[];
 }
 
 export interface ServerSpec {
@@ -57,8 +64,8 @@ export interface OursVariant {
   name: string;
   /** As shown in the output. */
   label: string;
-  /** Top-level keys added to ours's configuration (e.g. auth). */
-  config?: Record<string, unknown>;
+  /** Top-level keys added to ours's configuration (e.g. auth), or a function of its storage root giving them. */
+  config?: Record<string, unknown> | ((root: string) => Record<string, unknown>);
   /** The Authorization header the bench's own requests carry (setup, the readiness probe). */
   authorization?: string;
 }
@@ -128,7 +135,8 @@ export async function startServer(spec: ServerSpec): Promise<Server> {
   const configFile = join(home, 'config.yml');
   const logFile = join(spec.dir, `${name}.log`);
   const secret = randomBytes(16).toString('hex');
-  await writeFile(configFile, stringify(registryConfig(spec.kind, root, port, spec.logLevel, secret, variant?.config)));
+  const extra = typeof variant?.config === 'function' ? variant.config(root) : variant?.config;
+  await writeFile(configFile, stringify(registryConfig(spec.kind, root, port, spec.logLevel, secret, extra)));
 
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;

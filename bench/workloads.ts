@@ -6,7 +6,7 @@ import { BenchError, keepAliveAgent, request, type Response } from './http.js';
 import { generatorFor, runLoad } from './load.js';
 import type { LoadResult } from './loadparse.js';
 import type { Limits } from './machine.js';
-import { withPeakMemory } from './memory.js';
+import { withPeakMemory, type PeakMemory } from './memory.js';
 import type { MetricDef, Results } from './metrics.js';
 import { forEachConcurrent, timed } from './pool.js';
 import { run, which } from './proc.js';
@@ -112,6 +112,19 @@ function bigClientIsCurl(opts: Options): boolean {
   return opts.load === 'auto' && which('curl') !== undefined;
 }
 
+/** withPeakMemory over several processes (the nodes of a cluster): the highest peak of any one of them. */
+async function withPeakMemoryOfAll<T>(pids: readonly number[], work: () => Promise<T>): Promise<{ result: T; memory: PeakMemory }> {
+  const [first, ...rest] = pids;
+  if (first === undefined) throw new Error('no process to watch');
+  if (rest.length === 0) return withPeakMemory(first, work);
+  const outer = await withPeakMemory(first, () => withPeakMemoryOfAll(rest, work));
+  const inner = outer.result.memory;
+  return {
+    result: outer.result.result,
+    memory: { peak: Math.max(outer.memory.peak, inner.peak), hwmReset: outer.memory.hwmReset && inner.hwmReset, samples: outer.memory.samples + inner.samples },
+  };
+}
+
 export function pushWorkload(opts: Options): Workload {
   const size = sizeText(opts.size);
   return {
@@ -129,7 +142,7 @@ export function pushWorkload(opts: Options): Workload {
         await settleDisk();
         const useCurl = bigClientIsCurl(opts);
         ctx.results.note('push.mono', `client: ${useCurl ? 'curl' : 'node'}`);
-        const { result, memory } = await withPeakMemory(srv.pid, () => timed(() => pushMonolithic(srv, repo, blob, agent, useCurl)));
+        const { result, memory } = await withPeakMemoryOfAll(srv.pids ?? [srv.pid], () => timed(() => pushMonolithic(srv, repo, blob, agent, useCurl)));
         const speed = mbps(blob.size, result.ms);
         ctx.results.record('push.mono', srv.kind, speed);
         ctx.results.record('push.memory', srv.kind, memory.peak / MIB);
@@ -416,9 +429,10 @@ function expectExactly(srv: Server, what: string, got: string[], expected: Reado
   }
 }
 
-export function tagsWorkload(): Workload {
-  const expected = new Set(Array.from({ length: TAG_COUNT }, (_, i) => tagName(i)));
-  const n = TAG_COUNT.toLocaleString('en-US');
+/** `tagCount`: how many tags it makes and lists (TAG_COUNT unless --listing-count says otherwise). */
+export function tagsWorkload(tagCount = TAG_COUNT): Workload {
+  const expected = new Set(Array.from({ length: tagCount }, (_, i) => tagName(i)));
+  const n = tagCount.toLocaleString('en-US');
   return {
     name: 'tags',
     metrics: [
@@ -435,11 +449,11 @@ export function tagsWorkload(): Workload {
           await pushMonolithic(srv, repo, { digest: blob.digest, size: blob.data.length, data: blob.data }, agent);
         }
         const { ms } = await timed(() =>
-          forEachConcurrent(TAG_COUNT, WRITERS, (i) => putManifest(srv, repo, tagName(i), image.manifest, OCI_MANIFEST, agent)),
+          forEachConcurrent(tagCount, WRITERS, (i) => putManifest(srv, repo, tagName(i), image.manifest, OCI_MANIFEST, agent)),
         );
-        const rate = TAG_COUNT / (ms / 1000);
+        const rate = tagCount / (ms / 1000);
         ctx.results.record('tags.push', srv.kind, rate);
-        ctx.results.detail('tags.push', srv.kind, { rep, ms, tags: TAG_COUNT });
+        ctx.results.detail('tags.push', srv.kind, { rep, ms, tags: tagCount });
 
         const path = `/v2/${repo}/tags/list`;
         const fullMs = await measureFullListing(ctx, 'tags.full', srv, rep, path, 'tags', agent, (items) =>
@@ -458,9 +472,10 @@ export function repoName(i: number): string {
   return `bench/cat/r${String(i).padStart(5, '0')}`;
 }
 
-export function catalogWorkload(): Workload {
-  const expected = Array.from({ length: REPO_COUNT }, (_, i) => repoName(i));
-  const n = REPO_COUNT.toLocaleString('en-US');
+/** `count`: how many repositories it makes (REPO_COUNT unless --listing-count says otherwise). */
+export function catalogWorkload(count = REPO_COUNT): Workload {
+  const expected = Array.from({ length: count }, (_, i) => repoName(i));
+  const n = count.toLocaleString('en-US');
   return {
     name: 'catalog',
     metrics: [
@@ -475,7 +490,7 @@ export function catalogWorkload(): Workload {
       try {
         ctx.log(`  ${srv.label}: creating ${n} repositories`);
         const { ms } = await timed(() =>
-          forEachConcurrent(REPO_COUNT, WRITERS, async (i) => {
+          forEachConcurrent(count, WRITERS, async (i) => {
             const repo = expected[i]!;
             for (const blob of [image.config, image.layer]) {
               if (!(await mountBlob(srv, repo, MANIFEST_REPO, blob, agent))) pushedInstead++;
@@ -496,7 +511,7 @@ export function catalogWorkload(): Workload {
         const fullMs = await measureFullListing(ctx, 'catalog.full', srv, rep, '/v2/_catalog', 'repositories', agent, (items) => {
           const have = new Set(items);
           const missing = expected.filter((r) => !have.has(r));
-          if (items.length < REPO_COUNT || missing.length > 0) {
+          if (items.length < count || missing.length > 0) {
             throw new BenchError(`${srv.label}: GET /v2/_catalog (all pages): ${items.length} repositories; missing e.g. ${missing.slice(0, 5).join(', ')}`);
           }
         });
