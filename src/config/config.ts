@@ -246,6 +246,15 @@ function resolveIndex(file: ConfigFile, path: string): IndexConfig {
     if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
       throw new ConfigError(`index.postgres.url: expected a postgres:// URL, not ${url.protocol}//`);
     }
+    // A password holding '#', '/', '?' or '@' unencoded is read as something else (a host, a path,
+    // a fragment), and could then be printed as part of the address: refuse it, without echoing it.
+    const authority = pg.url.slice(pg.url.indexOf('//') + 2).split(/[/?#]/)[0] ?? '';
+    if (url.hash !== '' || (url.username === '' && pg.url.includes('@')) || authority.split('@').length > 2) {
+      throw new ConfigError(
+        'index.postgres.url: not a URL that can be read safely; percent-encode special characters in the user and password ' +
+          '(# / ? @ : %), or give the password as index.postgres.password',
+      );
+    }
   }
   // Several nodes over one filesystem root only work when every node sees the same files.
   if (!file.storage?.s3 && !file.storage?.filesystem?.shared) {

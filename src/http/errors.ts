@@ -1,3 +1,4 @@
+import { IndexTextError, LockLostError, LockTimeoutError } from '../index/contract.js';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -63,6 +64,14 @@ export function registerErrorHandling(app: FastifyInstance, publicUrl: string | 
     if (err instanceof RegistryError) {
       if (err.status >= 500) request.log.error({ err }, 'request failed');
       return sendError(reply, err.status, err.code, err.message, err.detail);
+    }
+    if (err instanceof IndexTextError) return sendError(reply, 400, 'UNSUPPORTED', err.message);
+    if (err instanceof LockTimeoutError || err instanceof LockLostError) {
+      // Another request (on this node or another) has held the repository or upload all this while,
+      // or this node lost its lock (its database connection broke) before it wrote.
+      request.log.warn({ lock: err.lock, reason: err.name }, 'write not done: lock unavailable');
+      reply.header('Retry-After', '5');
+      return sendError(reply, 503, 'UNAVAILABLE', 'the repository is busy with another write; retry later');
     }
     if (err instanceof StoreUnavailableError) {
       // The backend's passing trouble: the client may try again (docker and others do on 429 and 503).

@@ -5,7 +5,8 @@
  * contract suite in test/index/contract/ runs over both.
  *
  * Every method is one short query or one transaction: callers do their store I/O first and
- * then call in here. Numeric repository ids are the index's own and are only passed back to it.
+ * then call in here. A text argument holding a NUL character, which nothing the registry stores
+ * contains, may be refused with IndexTextError (PostgreSQL cannot take one; SQLite finds nothing). Numeric repository ids are the index's own and are only passed back to it.
  */
 // ---- rows ----
 
@@ -315,11 +316,29 @@ export interface LifecyclePreviewIndex {
 export interface IndexLocks {
   /**
    * Runs `fn` holding the lock, waiting for it at most `waitMs` (then LockTimeoutError). Not
-   * reentrant: a holder must not ask for the same name again.
+   * reentrant: a holder must not ask for the same name again. `lost` aborts if the lock is lost
+   * while `fn` runs (the connection that held it broke, and another node may now hold it): `fn`
+   * must then stop before its next write (LockLostError).
    */
-  run<T>(name: string, fn: () => Promise<T>, waitMs?: number): Promise<T>;
-  /** Runs `fn` holding the lock if it is free now; undefined (and `fn` not run) if it is not. */
-  tryRun<T>(name: string, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+  run<T>(name: string, fn: (lost: AbortSignal) => Promise<T>, waitMs?: number): Promise<T>;
+  /** Runs `fn` holding the lock if it is free now; `{ ran: false }` (and `fn` not run) if it is not. */
+  tryRun<T>(name: string, fn: (lost: AbortSignal) => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+}
+
+/** A value the index cannot hold or look up (a text with a NUL character): the client's mistake. */
+export class IndexTextError extends Error {
+  override name = 'IndexTextError';
+  constructor() {
+    super('a name or value contains a NUL character');
+  }
+}
+
+/** A lock was lost while its holder ran: what the holder throws instead of writing on. */
+export class LockLostError extends Error {
+  override name = 'LockLostError';
+  constructor(readonly lock: string) {
+    super(`the lock ${lock} was lost (the connection that held it broke)`);
+  }
 }
 
 export class LockTimeoutError extends Error {

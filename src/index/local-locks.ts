@@ -11,7 +11,7 @@ export const DEFAULT_LOCK_WAIT_MS = 60_000;
 export class LocalLocks implements IndexLocks {
   private readonly mutex = new KeyedMutex();
 
-  async run<T>(name: string, fn: () => Promise<T>, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<T> {
+  async run<T>(name: string, fn: (lost: AbortSignal) => Promise<T>, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<T> {
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
     const gate = new Promise<never>((_, reject) => {
@@ -25,13 +25,16 @@ export class LocalLocks implements IndexLocks {
     const section = this.mutex.run(name, async () => {
       clearTimeout(timer);
       if (timedOut) throw new LockTimeoutError(name, waitMs); // gave up before its turn came
-      return fn();
+      return fn(NEVER_LOST);
     });
     return Promise.race([section, gate]);
   }
 
-  async tryRun<T>(name: string, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
+  async tryRun<T>(name: string, fn: (lost: AbortSignal) => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
     if (this.mutex.isLocked(name)) return { ran: false };
-    return { ran: true, value: await this.mutex.run(name, fn) };
+    return { ran: true, value: await this.mutex.run(name, () => fn(NEVER_LOST)) };
   }
 }
+
+/** A lock held within one process is lost only with the process. */
+const NEVER_LOST: AbortSignal = new AbortController().signal;

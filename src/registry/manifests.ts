@@ -5,7 +5,7 @@ import { INDEX_MEDIA_TYPES, NON_DISTRIBUTABLE_LAYER_TYPES, accepts } from '../oc
 import { isValidTag } from '../oci/names.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { keys, parseRepositoryKey } from '../storage/keys.js';
-import type { IndexLocks, ManifestRow, RegistryIndex } from '../index/contract.js';
+import { LockLostError, type IndexLocks, type ManifestRow, type RegistryIndex } from '../index/contract.js';
 import { LocalLocks } from '../index/local-locks.js';
 import { OPEN_RULES, type RepositoryRules, type TagMove } from './repository-rules.js';
 import { TagCache, type TagList } from './tag-cache.js';
@@ -54,9 +54,17 @@ export class ManifestService {
     private readonly locks: IndexLocks = new LocalLocks(),
   ) {}
 
-  /** Runs `fn` holding the repository's write lock. */
-  private writes<T>(repo: string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.run(`repository:${repo}`, fn);
+  /**
+   * Runs `fn` holding the repository's write lock. `fenced` throws LockLostError once the lock
+   * is lost (another node may hold it now): the writes call it before each step.
+   */
+  private writes<T>(repo: string, fn: (fenced: () => void) => Promise<T>): Promise<T> {
+    const name = `repository:${repo}`;
+    return this.locks.run(name, (lost) =>
+      fn(() => {
+        if (lost.aborted) throw new LockLostError(name);
+      }),
+    );
   }
 
   /**
@@ -110,13 +118,18 @@ export class ManifestService {
       });
     }
     const tags = [...new Set('tag' in ref ? [ref.tag, ...extraTags] : extraTags)];
+    const artifactType = effectiveArtifactType(manifest);
+    if (manifest.mediaType.includes('\u0000') || artifactType?.includes('\u0000')) {
+      // Before anything is written: the index (PostgreSQL) cannot hold such a text.
+      throw new RegistryError('MANIFEST_INVALID', 'the manifest\'s media type or artifact type contains a NUL character');
+    }
     await this.rules().admitPush(repo);
-    return this.writes(repo, async () => {
+    return this.writes(repo, async (fenced) => {
       await this.rules().admitPush(repo); // again: the repository may have been deleted while this waited
       await this.verifyReferences(repo, manifest);
       const moves = await this.tagMoves(repo, digest.toString(), tags);
       if (moves.length > 0) await this.rules().checkTagMoves(repo, moves);
-      await this.write(repo, digest, manifest, body, tags);
+      await this.write(repo, digest, manifest, body, tags, fenced);
       return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
     });
   }
@@ -136,13 +149,25 @@ export class ManifestService {
    * index transaction. A manifest the repository already holds keeps the media
    * type it was first pushed with, in the store as in the index.
    */
-  private async write(repo: string, digest: Digest, manifest: ParsedManifest, body: Buffer, tags: string[]): Promise<void> {
+  private async write(
+    repo: string,
+    digest: Digest,
+    manifest: ParsedManifest,
+    body: Buffer,
+    tags: string[],
+    fenced: () => void,
+  ): Promise<void> {
     const blobKey = keys.blob(digest);
     if (!(await this.store.stat(blobKey))) await this.store.put(blobKey, body);
     if (!(await this.index.manifest(repo, digest.toString()))) {
+      fenced();
       await this.store.put(keys.manifestLink(repo, digest), Buffer.from(JSON.stringify({ mediaType: manifest.mediaType })));
     }
-    for (const tag of tags) await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
+    for (const tag of tags) {
+      fenced(); // a tag link written after the lock was lost could disagree with the index
+      await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
+    }
+    fenced();
     await this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags);
     if (tags.length > 0) this.tagLists.delete(repo);
   }

@@ -102,7 +102,14 @@ export async function reindex(store: BlobStore, index: RegistryIndex, signal?: A
       if (blob) await index.addBlob(repo, d.toString(), blob.size);
       else report.skipped.push({ key: keys.layerLink(repo, d), reason: 'blob content is missing' });
     }
-    for (const m of manifests) await index.putManifest(repo, m, tagged.get(m.digest) ?? [], m.created);
+    for (const m of manifests) {
+      try {
+        await index.putManifest(repo, m, tagged.get(m.digest) ?? [], m.created);
+      } catch (err) {
+        // One manifest the index refuses (say, a text PostgreSQL cannot hold) is reported, not the end of the run.
+        report.skipped.push({ key: keys.manifestLink(repo, Digest.parse(m.digest)), reason: `the index refused it: ${(err as Error).message}` });
+      }
+    }
     report.repositories++;
     report.manifests += manifests.length;
   }

@@ -3,7 +3,7 @@ import { Digest } from '../oci/digest.js';
 import { RegistryError, UploadRangeError } from '../oci/errors.js';
 import { NotFoundError, UploadOffsetError, UploadTooLargeError, type BlobStore } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
-import { LockTimeoutError, type IndexLocks, type RegistryIndex } from '../index/contract.js';
+import { LockLostError, LockTimeoutError, type IndexLocks, type RegistryIndex } from '../index/contract.js';
 import { LocalLocks } from '../index/local-locks.js';
 import type { BlobService } from './blobs.js';
 import { hashing } from './hashing.js';
@@ -75,7 +75,7 @@ export class UploadService {
 
   /** Where the upload stands, once any write in flight has settled. */
   async status(repo: string, id: string, signal?: AbortSignal): Promise<UploadState> {
-    return this.exclusive(repo, id, async () => ({ id, repo, size: await this.currentSize(repo, id, signal) }));
+    return this.exclusive(repo, id, signal, async (held) => ({ id, repo, size: await this.currentSize(repo, id, held) }));
   }
 
   /** Appends a chunk (PATCH). */
@@ -86,8 +86,8 @@ export class UploadService {
     chunk: ChunkHeaders,
     signal?: AbortSignal,
   ): Promise<UploadState> {
-    return this.exclusive(repo, id, async () => {
-      const size = await this.appendChunk(repo, id, body, chunk, signal);
+    return this.exclusive(repo, id, signal, async (held) => {
+      const size = await this.appendChunk(repo, id, body, chunk, held);
       await this.index.touchUpload(id);
       return { id, repo, size };
     });
@@ -102,14 +102,16 @@ export class UploadService {
     chunk: ChunkHeaders,
     signal?: AbortSignal,
   ): Promise<{ digest: Digest; size: number }> {
-    return this.exclusive(repo, id, async () => {
-      const size = body ? await this.appendChunk(repo, id, body, chunk, signal) : await this.currentSize(repo, id, signal);
-      const actual = await this.digestOf(id, size, digest.algorithm, signal);
+    return this.exclusive(repo, id, signal, async (held) => {
+      const size = body ? await this.appendChunk(repo, id, body, chunk, held) : await this.currentSize(repo, id, held);
+      const actual = await this.digestOf(id, size, digest.algorithm, held);
       if (!actual.equals(digest)) {
         await this.discard(id);
         throw digestMismatch(digest, actual);
       }
-      await this.commit(repo, id, digest, size, signal);
+      // The bytes just checked are the upload's only while the lock is held.
+      if (held.aborted) throw new LockLostError(lockName(id));
+      await this.commit(repo, id, digest, size, held);
       return { digest, size };
     });
   }
@@ -145,7 +147,7 @@ export class UploadService {
   }
 
   async cancel(repo: string, id: string): Promise<void> {
-    await this.exclusive(repo, id, () => this.discard(id));
+    await this.exclusive(repo, id, undefined, () => this.discard(id));
   }
 
   /**
@@ -310,14 +312,18 @@ export class UploadService {
     await this.index.deleteUpload(id);
   }
 
-  private async exclusive<T>(repo: string, id: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` holding the upload's lock. `fn` gets a signal that aborts when the request's does or
+   * when the lock is lost (another node may then hold the upload): the store stops at it.
+   */
+  private async exclusive<T>(repo: string, id: string, signal: AbortSignal | undefined, fn: (held: AbortSignal) => Promise<T>): Promise<T> {
     await this.session(repo, id);
     try {
       return await this.locks.run(
         lockName(id),
-        async () => {
+        async (lost) => {
           await this.session(repo, id); // it may have ended while this request waited
-          return fn();
+          return fn(signal ? AbortSignal.any([signal, lost]) : lost);
         },
         this.lockWaitMs,
       );

@@ -295,3 +295,20 @@ describe('redact and the database password', () => {
     expect(redactUrl('not a url, password=pw')).not.toContain('pw');
   });
 });
+
+describe('a PostgreSQL URL that cannot be read safely', () => {
+  it('is refused, naming the key and not echoing the password', () => {
+    for (const url of ['postgres://u:1234#Xyz@db/reg', 'postgres://u:p@ss@db/reg', 'postgres://u:12/ab@db/reg']) {
+      const message = configError({ overrides: { ...S3, index: { driver: 'postgres', postgres: { url } } } });
+      expect(message, url).toContain('index.postgres.url');
+      expect(message, url).toContain('percent-encode');
+      for (const secret of ['Xyz', 'p@ss', '12/ab']) expect(message).not.toContain(secret);
+    }
+  });
+
+  it('is taken once its special characters are encoded', () => {
+    const config = load({ overrides: { ...S3, index: { driver: 'postgres', postgres: { url: 'postgres://u:1234%23Xyz@db/reg' } } } });
+    expect(config.index.postgres?.url).toBe('postgres://u:1234%23Xyz@db/reg');
+    expect(JSON.stringify(redact(config))).not.toContain('Xyz');
+  });
+});

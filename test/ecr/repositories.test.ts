@@ -91,6 +91,11 @@ describe('ECR repositories', () => {
       expect((await f.fails('CreateRepository', { repositoryName: 42 })).type).toBe('SerializationException');
     });
 
+    it('refuses a paging token holding a NUL once decoded', async () => {
+      const token = Buffer.from(JSON.stringify({ a: 'app\u0000' })).toString('base64url');
+      expect((await f.fails('DescribeRepositories', { nextToken: token })).type).toBe('InvalidParameterException');
+    });
+
     it('checks the mutability against its exclusion filters', async () => {
       const none = await f.fails('CreateRepository', { repositoryName: 'app/web', imageTagMutability: 'MUTABLE_WITH_EXCLUSION' });
       expect(none.type).toBe('InvalidParameterException');

@@ -397,7 +397,13 @@ function readToken(token: string): Cursor {
     }
   }
   const c = value as Partial<Cursor> | undefined;
-  if (typeof c !== 'object' || c === null || typeof c.d !== 'string' || (c.t !== undefined && typeof c.t !== 'string')) {
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.d !== 'string' ||
+    c.d.includes('\u0000') ||
+    (c.t !== undefined && (typeof c.t !== 'string' || c.t.includes('\u0000')))
+  ) {
     throw ecrErrors.invalidParameter("Invalid parameter at 'nextToken' failed to satisfy constraint: 'it must be a token returned by a previous call'");
   }
   return { d: c.d, ...(c.t !== undefined ? { t: c.t } : {}) };

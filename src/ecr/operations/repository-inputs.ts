@@ -186,7 +186,7 @@ export function encodeToken(after: string): string {
 export function decodeToken(token: string): string {
   try {
     const { a } = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { a?: unknown };
-    if (typeof a === 'string') return a;
+    if (typeof a === 'string' && !a.includes('\u0000')) return a;
   } catch {
     // falls through
   }

@@ -5,6 +5,7 @@
  * (the caller and its rights under the access rules) and turns results and EcrErrors into AWS's
  * JSON shapes. The operations themselves live in src/ecr/.
  */
+import { IndexTextError, LockLostError, LockTimeoutError } from '../../index/contract.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Auth } from '../../auth/setup.js';
@@ -273,6 +274,10 @@ function toEcrError(request: FastifyRequest, err: unknown, operation: string): E
   if (err instanceof RepositoryNotFoundError) return ecrErrors.repositoryNotFound(err.repository, err.registryId);
   if (err instanceof ImmutableTagError) return new EcrError('ImageTagAlreadyExistsException', err.message);
   if (err instanceof RegistryError && err.status < 500) return ecrErrors.invalidParameter(err.message);
+  if (err instanceof IndexTextError) return ecrErrors.invalidParameter(err.message);
+  if (err instanceof LockTimeoutError || err instanceof LockLostError) {
+    return new EcrError('ServerException', 'The repository is busy with another write; retry later', 500);
+  }
   if (err instanceof StoreUnavailableError) {
     request.log.warn({ err, operation }, 'storage backend unavailable');
     return new EcrError('ServerException', 'The storage backend is unavailable; retry later', 500);

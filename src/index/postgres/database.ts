@@ -1,3 +1,4 @@
+import { IndexTextError } from '../contract.js';
 import { userInfo } from 'node:os';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
@@ -117,6 +118,8 @@ function int8AsNumber(): pg.CustomTypesConfig {
   return types;
 }
 
+/** The longest any query of the index may take (statement_timeout, and the client's own bound). */
+const QUERY_TIMEOUT_MS = 60_000;
 /** How long a new connection may take, and how long a query may wait for a pooled one. */
 const CONNECT_TIMEOUT_MS = 10_000;
 const POOL_WAIT_MS = 30_000;
@@ -132,6 +135,9 @@ export function clientConfig(t: Target, ssl: false | ConnectionOptions): pg.Clie
     types: int8AsNumber(),
     keepAlive: true,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // Every query is bounded: a stuck one would otherwise hold its caller (and any lock it holds) forever.
+    query_timeout: QUERY_TIMEOUT_MS,
+    statement_timeout: QUERY_TIMEOUT_MS,
     application_name: 'ocireg',
   };
 }
@@ -156,17 +162,30 @@ export class Querier {
   constructor(protected readonly on: pg.Pool | pg.PoolClient) {}
 
   async rows<R extends pg.QueryResultRow>(sql: string, params: Params = []): Promise<R[]> {
-    return (await this.on.query<R>(sql, params as unknown[])).rows;
+    return (await this.on.query<R>(sql, checked(params))).rows;
   }
 
   async one<R extends pg.QueryResultRow>(sql: string, params: Params = []): Promise<R | undefined> {
-    return (await this.on.query<R>(sql, params as unknown[])).rows[0];
+    return (await this.on.query<R>(sql, checked(params))).rows[0];
   }
 
   /** Runs a statement and returns how many rows it changed. */
   async run(sql: string, params: Params = []): Promise<number> {
-    return (await this.on.query(sql, params as unknown[])).rowCount ?? 0;
+    return (await this.on.query(sql, checked(params))).rowCount ?? 0;
   }
+}
+
+/**
+ * The parameters, once none is a text PostgreSQL refuses (a NUL character): such a value comes
+ * from a client, never from what the registry holds, and gets IndexTextError (a 400) rather than
+ * the database's error (a 500).
+ */
+function checked(params: Params): unknown[] {
+  for (const p of params) {
+    if (typeof p === 'string' && p.includes('\u0000')) throw new IndexTextError();
+    if (Array.isArray(p) && p.some((v) => typeof v === 'string' && v.includes('\u0000'))) throw new IndexTextError();
+  }
+  return params as unknown[];
 }
 
 /** Thrown inside a transaction to roll it back and have `tx` return `value`. */
@@ -240,6 +259,7 @@ const MIGRATION_LOCK = [0x6f636972, 1] as const;
 export async function migrate(client: pg.ClientBase, migrations: readonly Migration[] = MIGRATIONS): Promise<void> {
   await client.query('BEGIN');
   try {
+    // Bounded like every query (statement_timeout): a node stuck while migrating does not hold the others forever.
     await client.query('SELECT pg_advisory_xact_lock($1, $2)', [...MIGRATION_LOCK]);
     await client.query(
       'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)',

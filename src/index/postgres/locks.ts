@@ -18,6 +18,8 @@ interface Session {
   readonly client: pg.Client;
   /** Rejects when the connection breaks: what pending attempts race against. */
   readonly broken: Promise<never>;
+  /** Aborts when the connection breaks: the holders of its locks are told they lost them. */
+  readonly lost: AbortSignal;
   isBroken: boolean;
   /** The last query sent: the next waits for it (pg wants one query at a time per client). */
   tail: Promise<unknown>;
@@ -39,7 +41,7 @@ export class PostgresLocks implements IndexLocks {
 
   constructor(private readonly config: pg.ClientConfig) {}
 
-  async run<T>(name: string, fn: () => Promise<T>, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<T> {
+  async run<T>(name: string, fn: (lost: AbortSignal) => Promise<T>, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<T> {
     const deadline = Date.now() + waitMs;
     return this.local.run(
       name,
@@ -47,7 +49,7 @@ export class PostgresLocks implements IndexLocks {
         const key = lockKey(name);
         const session = await this.acquire(name, key, deadline, waitMs);
         try {
-          return await fn();
+          return await fn(session.lost);
         } finally {
           await this.release(session, key);
         }
@@ -56,13 +58,13 @@ export class PostgresLocks implements IndexLocks {
     );
   }
 
-  async tryRun<T>(name: string, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
+  async tryRun<T>(name: string, fn: (lost: AbortSignal) => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
     const outcome = await this.local.tryRun(name, async (): Promise<{ got: true; value: T } | { got: false }> => {
       const key = lockKey(name);
       const session = await this.connected();
       if (!(await this.tryLock(session, key))) return { got: false };
       try {
-        return { got: true, value: await fn() };
+        return { got: true, value: await fn(session.lost) };
       } finally {
         await this.release(session, key);
       }
@@ -143,9 +145,11 @@ export class PostgresLocks implements IndexLocks {
       reject = r;
     });
     broken.catch(() => undefined); // nobody may be waiting when it breaks
+    const lost = new AbortController();
     const session: Session = {
       client,
       broken,
+      lost: lost.signal,
       isBroken: false,
       tail: Promise.resolve(),
       break: (reason) => {
@@ -153,6 +157,7 @@ export class PostgresLocks implements IndexLocks {
         session.isBroken = true;
         if (this.session === session) this.session = undefined;
         reject(new Error(reason));
+        lost.abort(new Error(reason));
         // A session given up must really end, or the server would keep its locks.
         client.end().catch(() => undefined);
       },

@@ -222,12 +222,19 @@ describeIndex(
       const one = await fixture().another();
       const two = await fixture().another();
       const held = gate();
-      const holder = one.locks.run('lease', () => held.promise).then(
-        () => 'resolved',
-        () => 'rejected',
-      );
+      let lostSignal: AbortSignal | undefined;
+      const holder = one.locks
+        .run('lease', (lost) => {
+          lostSignal = lost;
+          return held.promise;
+        })
+        .then(
+          () => 'resolved',
+          () => 'rejected',
+        );
       await sleep(100);
       expect(await two.locks.tryRun('lease', async () => 1)).toEqual({ ran: false });
+      expect(lostSignal?.aborted).toBe(false);
       // Cut every connection of this database that holds an advisory lock: the first node's.
       const cut = await withAdmin(database!.url, async (client) => {
         const result = await client.query<{ pid: number }>(
@@ -239,6 +246,8 @@ describeIndex(
       });
       expect(cut).toBeGreaterThan(0);
       expect(await takes(two.locks, 'lease'), 'the dead node\'s lock was not released').toBe(true);
+      // The section still running on the first node has been told that its lock is gone.
+      expect(await eventually(() => lostSignal?.aborted === true, 5_000, 20)).toBe(true);
       held.open();
       // The first node notices; whether its run then resolves or rejects, the process goes on.
       expect(['resolved', 'rejected']).toContain(await within(10_000, 'the dead node\'s section', holder));
