@@ -7,13 +7,14 @@
 // It runs in vitest's main process too (global setups), so it must import nothing of vitest.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './servers.js';
+
+export { freePort };
 
 /** Debian's haproxy; HAPROXY overrides it. */
 export const HAPROXY = process.env.HAPROXY ?? '/usr/sbin/haproxy';
@@ -134,7 +135,8 @@ export async function createClusterDatabase(admin: string): Promise<ClusterDatab
   };
 }
 
-async function withAdmin<T>(admin: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` on one short-lived connection to the admin URL, closed afterwards whatever happens. */
+export async function withAdmin<T>(admin: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: admin, connectionTimeoutMillis: ADMIN_TIMEOUT_MS, query_timeout: 60_000 });
   client.on('error', () => undefined);
   await client.connect();
@@ -583,16 +585,6 @@ async function startBalancer(dir: string, nodes: NodeHandle[], haproxy: string):
   return { port, pid: child.pid ?? -1, configPath, status, waitStatus, stop };
 }
 
-/** A free TCP port on 127.0.0.1 (another process could still take it before it is bound). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,5 +1,5 @@
 /** Row shaping that both implementations of the index share. */
-import type { EcrRepositoryRow } from './contract.js';
+import type { EcrRepositoryRow, EcrSetting } from './contract.js';
 
 /** ECR's settings of a repository as stored: null where the repository has no row of its own. */
 export interface StoredEcrRow {
@@ -51,3 +51,14 @@ export function groupTags(rows: Iterable<{ digest: string; name: string }>): Map
   }
   return tags;
 }
+
+/** The ECR settings one can change after creation, by the column that holds each (the same in both schemas). */
+export const ECR_SETTING_COLUMNS = {
+  tagMutability: 'tag_mutability',
+  mutabilityExclusions: 'mutability_exclusions',
+  scanOnPush: 'scan_on_push',
+  resourceTags: 'resource_tags',
+  policy: 'policy',
+  lifecyclePolicy: 'lifecycle_policy',
+  lifecyclePolicyUpdatedAt: 'lifecycle_policy_updated_at',
+} as const satisfies Record<EcrSetting, string>;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { withAdmin } from '../../bench/cluster.js';
 import { describe, inject, it } from 'vitest';
 
 declare module 'vitest' {
@@ -13,8 +13,6 @@ declare module 'vitest' {
 export const POSTGRES_URL_VARIABLE = 'OCIREG_TEST_POSTGRES_URL';
 /** Set to 1 (CI does) to make PostgreSQL suites fail, rather than skip, when no server is configured. */
 export const REQUIRE_POSTGRES_VARIABLE = 'OCIREG_REQUIRE_POSTGRES';
-
-const ADMIN_TIMEOUT_MS = 10_000;
 
 /** The admin URL of the test server: OCIREG_TEST_POSTGRES_URL, or what the global setup started. */
 export function postgresUrl(): string | undefined {
@@ -127,17 +125,7 @@ export function databaseUrl(admin: string, database: string): string {
 }
 
 /** Runs `fn` on one short-lived connection to the admin URL, closed afterwards whatever happens. */
-export async function withAdmin<T>(admin: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: admin, connectionTimeoutMillis: ADMIN_TIMEOUT_MS, query_timeout: 60_000 });
-  // A server that goes away mid-test must fail the query, not crash the worker.
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+export { withAdmin };
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

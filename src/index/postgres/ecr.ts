@@ -1,21 +1,11 @@
 import type { CreationTemplateRow, EcrIndex, EcrRepositoryRow, EcrSetting, NewEcrRepository, SettingValue } from '../contract.js';
-import { withEcrDefaults, type StoredEcrRow } from '../rows.js';
+import { ECR_SETTING_COLUMNS as COLUMNS, withEcrDefaults, type StoredEcrRow } from '../rows.js';
 import { limitOf, Rollback, type PgDb } from './database.js';
 
 const SETTINGS = `e.tag_mutability AS "tagMutability", e.mutability_exclusions AS "mutabilityExclusions",
   e.scan_on_push AS "scanOnPush", e.encryption, e.resource_tags AS "resourceTags", e.policy,
   e.lifecycle_policy AS "lifecyclePolicy", e.lifecycle_policy_updated_at AS "lifecyclePolicyUpdatedAt"`;
 
-/** The settings one can change after creation, by the column that holds each. */
-const COLUMNS = {
-  tagMutability: 'tag_mutability',
-  mutabilityExclusions: 'mutability_exclusions',
-  scanOnPush: 'scan_on_push',
-  resourceTags: 'resource_tags',
-  policy: 'policy',
-  lifecyclePolicy: 'lifecycle_policy',
-  lifecyclePolicyUpdatedAt: 'lifecycle_policy_updated_at',
-} as const satisfies Record<EcrSetting, string>;
 
 const TEMPLATE_COLUMNS = 'prefix, template, created_at AS "createdAt", updated_at AS "updatedAt"';
 
