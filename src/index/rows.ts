@@ -1,5 +1,5 @@
 /** Row shaping that both implementations of the index share. */
-import type { EcrRepositoryRow, EcrSetting } from './contract.js';
+import type { EcrRepositoryRow, EcrSetting, NewManifest } from './contract.js';
 
 /** ECR's settings of a repository as stored: null where the repository has no row of its own. */
 export interface StoredEcrRow {
@@ -62,3 +62,15 @@ export const ECR_SETTING_COLUMNS = {
   lifecyclePolicy: 'lifecycle_policy',
   lifecyclePolicyUpdatedAt: 'lifecycle_policy_updated_at',
 } as const satisfies Record<EcrSetting, string>;
+
+/**
+ * A new manifest's row, in the column order both schemas' inserts take: repository, digest, media
+ * type, size, content, artifact type, subject, annotations (JSON), creation time.
+ */
+export function manifestColumns(
+  repoId: number,
+  m: NewManifest,
+  now: number,
+): [number, string, string, number, Buffer, string | null, string | null, string | null, number] {
+  return [repoId, m.digest, m.mediaType, m.content.length, m.content, m.artifactType ?? null, m.subject ?? null, m.annotations ? JSON.stringify(m.annotations) : null, now];
+}

@@ -1,4 +1,5 @@
 import type { ManifestRow, NewManifest, ReferrerRow, RegistryIndex, UploadRow } from '../contract.js';
+import { manifestColumns } from '../rows.js';
 import { limitOf, type PgDb, type Querier } from './database.js';
 
 const MANIFEST_COLUMNS = 'm.id, m.digest, m.media_type AS "mediaType", m.size, m.content';
@@ -193,17 +194,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
       const inserted = await q.one<{ id: number }>(
         `INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, subject, annotations, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,
-        [
-          repoId,
-          m.digest,
-          m.mediaType,
-          m.content.length,
-          m.content,
-          m.artifactType ?? null,
-          m.subject ?? null,
-          m.annotations ? JSON.stringify(m.annotations) : null,
-          now,
-        ],
+        manifestColumns(repoId, m, now),
       );
       // Only a new manifest gets its references: a known one keeps its row as it is.
       if (inserted) {

@@ -1,5 +1,6 @@
 import type { ManifestRow, NewManifest, ReferrerRow, RegistryIndex, UploadRow } from '../contract.js';
 import type { Db } from './database.js';
+import { manifestColumns } from '../rows.js';
 
 /**
  * The SQLite index: repositories, blobs and their links, manifests, tags,
@@ -204,17 +205,7 @@ export class SqliteRegistryIndex implements RegistryIndex {
       const repoId = this.ensure(repo, now);
       this.s.insertBlob.run(m.digest, m.content.length, now);
       if (!this.s.manifestExists.get(repoId, m.digest)) {
-        this.s.insertManifest.run(
-          repoId,
-          m.digest,
-          m.mediaType,
-          m.content.length,
-          m.content,
-          m.artifactType ?? null,
-          m.subject ?? null,
-          m.annotations ? JSON.stringify(m.annotations) : null,
-          now,
-        );
+        this.s.insertManifest.run(...manifestColumns(repoId, m, now));
         const id = this.s.manifestExists.get(repoId, m.digest)!.id;
         for (const d of m.blobs) this.s.insertReference.run(id, d, 'blob');
         for (const d of m.children) this.s.insertReference.run(id, d, 'manifest');
