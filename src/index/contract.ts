@@ -166,16 +166,24 @@ export interface RegistryIndex {
   catalog(after: string, limit: number): Promise<string[]>;
 
   blobSize(digest: string): Promise<number | undefined>;
-  /** Size of a blob linked into any repository (what an automatic mount may take). */
+  /** Size of a blob linked into any repository (what an automatic mount may take); never a blob being deleted. */
   anyLinkedBlobSize(digest: string): Promise<number | undefined>;
-  /** Repositories (after `after`, sorted) that the blob is linked into, with its size. */
+  /** Repositories (after `after`, sorted) that the blob is linked into, with its size; none for a blob being deleted. */
   blobRepositories(digest: string, after: string, limit: number): Promise<Array<{ name: string; size: number }>>;
-  /** Size of a blob as seen from a repository: undefined unless linked there. */
-  linkedBlobSize(repo: string, digest: string): Promise<number | undefined>;
-  /** Records a blob (if new) and links it into a repository (created if needed), in one transaction. */
+  /**
+   * Size of a blob as seen from a repository: undefined unless linked there, and undefined for a
+   * blob being deleted (the client then uploads it again). A deletion candidate that is looked at
+   * (a HEAD or GET) is taken back: it becomes live, touched at `now`.
+   */
+  linkedBlobSize(repo: string, digest: string, now?: number): Promise<number | undefined>;
+  /**
+   * Records a blob (if new) and links it into a repository (created if needed), in one
+   * transaction: the blob becomes live (a candidate is taken back), touched at `now`, and its hold
+   * (GcIndex.claimBlob) ends. Throws BlobDeletingError, writing nothing, when it is being deleted.
+   */
   addBlob(repo: string, digest: string, size: number, now?: number): Promise<void>;
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
-  /** Sizes of blobs linked into the repository, by digest; absent ones are missing. */
+  /** Sizes of blobs linked into the repository, by digest; absent ones (and those being deleted) are missing. */
   linkedBlobSizes(repoId: number | undefined, digests: string[]): Promise<Map<string, number>>;
   /** Records a blob without linking it (reindex). */
   insertBlob(digest: string, size: number, createdAt: number): Promise<void>;
@@ -184,8 +192,17 @@ export interface RegistryIndex {
   manifestByTag(repo: string, tag: string): Promise<ManifestRow | undefined>;
   tagDigest(repo: string, tag: string): Promise<string | undefined>;
   hasManifest(repoId: number | undefined, digest: string): Promise<boolean>;
-  /** Adds a manifest (idempotently: a known one keeps its row) and points the tags at it, in one transaction. */
-  putManifest(repo: string, m: NewManifest, tags: string[], now?: number): Promise<void>;
+  /**
+   * Adds a manifest (idempotently: a known one keeps its row) and points the tags at it, in one
+   * transaction. The manifest's own blob row is recorded (or, if known, touched at `now` and its
+   * hold ended). With `checkReferences` (a push), the same transaction first checks that every
+   * blob of `m.blobs` is linked into the repository and not being deleted, and every child of
+   * `m.children` is a manifest of the repository, and throws ManifestReferencesError (nothing
+   * written) naming each one that is not; the referenced blobs that are deletion candidates are
+   * taken back. This is the transaction the collector's compare-and-set respects: once it commits,
+   * no blob it references can be deleted. Without it (reindex, index copy) nothing is checked.
+   */
+  putManifest(repo: string, m: NewManifest, tags: string[], now?: number, options?: { checkReferences?: boolean }): Promise<void>;
   tagsOf(repo: string, digest: string): Promise<string[]>;
   /** Removes a manifest and every tag pointing at it. */
   deleteManifest(repo: string, digest: string): Promise<boolean>;
@@ -220,6 +237,140 @@ export interface RegistryIndex {
   ping(): Promise<void>;
   /** Empties the tables that reindex rebuilds from the store (settings and keys stay). */
   clear(): Promise<void>;
+}
+
+/** Where a blob stands in garbage collection. */
+export type BlobState = 'live' | 'candidate' | 'deleting';
+
+export interface BlobStateRow {
+  digest: string;
+  size: number;
+  state: BlobState;
+  /** When it was last completed, linked, written or taken back (ms): the grace window counts from it. */
+  touchedAt: number;
+  /** When it became a candidate or began being deleted (ms), else null. */
+  stateAt: number | null;
+  /** Until when a write in flight holds it (ms), else null. */
+  heldUntil: number | null;
+}
+
+/** A manifest of a repository as the collector's marking sees it. */
+export interface ManifestNode {
+  digest: string;
+  /** The digest of its subject (a referrer), else null. */
+  subject: string | null;
+  /** The later of its push and the last write of its bytes (a push again): the grace window counts from it. */
+  touchedAt: number;
+  /** Its tags, in byte order. */
+  tags: string[];
+  /** The manifests it lists (an index's), as recorded. */
+  children: string[];
+}
+
+/** A blob the collector is deleting: what has to go from the store with it. */
+export interface DeletingBlob {
+  digest: string;
+  size: number;
+  /** The repositories linking it (their `_layers` links go with it), in byte order. */
+  repositories: string[];
+}
+
+/** The space a repository's manifests hold. */
+export interface UsageRow {
+  repository: string;
+  manifests: number;
+  /** Distinct blobs: the manifests' own bytes and every blob they reference. */
+  blobs: number;
+  /** Their bytes: each distinct blob once. */
+  bytes: number;
+  /** The part of `bytes` that no other repository's manifests hold (what deleting the repository frees). */
+  uniqueBytes: number;
+  /** The part of `bytes` that other repositories' manifests hold too. */
+  sharedBytes: number;
+}
+
+/** A manifest that uses a digest (as a layer or config, or as a child), with its tags. */
+export interface ManifestUse {
+  repository: string;
+  digest: string;
+  tags: string[];
+}
+
+/**
+ * Garbage collection's side of the index: the blob state machine (live → candidate → deleting →
+ * gone), holds for writes in flight, the collector's reads, space, and what `verify` reads.
+ *
+ * A blob is a candidate only if no manifest of any repository references it (as a layer or
+ * config) and it is not itself a manifest of any repository. Candidates are taken back by any
+ * use (linkedBlobSize, addBlob, claimBlob, a checked putManifest); `beginDeleting` is the
+ * compare-and-set that the collector's deletion passes, and it checks the references again in its
+ * own transaction, so that a manifest committed before it keeps every blob it references.
+ */
+export interface GcIndex {
+  /**
+   * Claims a blob about to be written to the store (an upload's commit, a manifest's bytes):
+   * records it if new (size, times `now`), takes it back if a candidate, and holds it until
+   * `holdUntil` (no marking takes it meanwhile; addBlob or putManifest end the hold). Returns false,
+   * changing nothing, while it is being deleted.
+   */
+  claimBlob(digest: string, size: number, now: number, holdUntil: number): Promise<boolean>;
+  /** Ends a hold that led nowhere (the write failed); the blob is left as it is otherwise. */
+  releaseBlob(digest: string): Promise<void>;
+  blobState(digest: string): Promise<BlobStateRow | undefined>;
+
+  /** Every manifest of the repository, in digest order. */
+  manifestGraph(repoId: number): Promise<ManifestNode[]>;
+  /**
+   * Removes the manifests of the repository that `decide` names, given the repository's graph as
+   * it is inside one transaction that no manifest or tag write of the repository interleaves
+   * (with their references; a named manifest that has tags keeps them and is not removed). Bumps
+   * the repository's tags version. Returns the digests removed, in digest order.
+   */
+  removeManifestsIf(repoId: number, decide: (graph: readonly ManifestNode[]) => readonly string[]): Promise<string[]>;
+
+  /**
+   * The blobs that marking would make candidates now (dry run): unreferenced, not a manifest,
+   * live, not held at `now`, touched before `cutoff`; in digest order after `after`.
+   */
+  unreferencedBlobs(cutoff: number, now: number, after: string, limit: number): Promise<Array<{ digest: string; size: number }>>;
+  /** Makes those blobs candidates (stateAt `now`), in one statement; returns how many and their bytes. */
+  markCandidates(cutoff: number, now: number): Promise<{ count: number; bytes: number }>;
+  /** Candidates in digest order after `after`. */
+  candidates(after: string, limit: number): Promise<string[]>;
+  /**
+   * The compare-and-set: of `digests`, those that are still candidates, not held at `now`, still
+   * unreferenced and still not a manifest become 'deleting' (stateAt `now`), in one transaction.
+   * Returns them (with the repositories linking them), in digest order; the others are untouched.
+   */
+  beginDeleting(digests: readonly string[], now: number): Promise<DeletingBlob[]>;
+  /** Blobs left 'deleting' since before `before` (a run cut short), in digest order after `after`. */
+  staleDeleting(before: number, after: string, limit: number): Promise<DeletingBlob[]>;
+  /** Removes the rows (links and blob) of blobs being deleted whose bytes are gone; others are left alone. */
+  finishDeleting(digests: readonly string[]): Promise<void>;
+  /** Puts blobs being deleted back to live, touched at `now` (the store would not delete them). */
+  abortDeleting(digests: readonly string[], now: number): Promise<void>;
+
+  /** The space of every repository (or of one), in name order; a repository without manifests has zeros. */
+  usage(repo?: string): Promise<UsageRow[]>;
+
+  // ---- what verify reads and repairs ----
+  /** Blob rows in digest order after `after`. */
+  blobs(after: string, limit: number): Promise<BlobStateRow[]>;
+  /** Blob links in (repository, digest) order after the given key. */
+  links(after: { repository: string; digest: string }, limit: number): Promise<Array<{ repository: string; digest: string }>>;
+  /** Manifests in (repository, digest) order after the given key, without content. */
+  manifests(
+    after: { repository: string; digest: string },
+    limit: number,
+  ): Promise<Array<{ repository: string; digest: string; mediaType: string; size: number }>>;
+  /** Tags in (repository, tag) order after the given key. */
+  tags(after: { repository: string; tag: string }, limit: number): Promise<Array<{ repository: string; tag: string; digest: string }>>;
+  /** The manifests of any repository that reference `digest` (as a blob or as a child), in (repository, digest) order. */
+  usersOf(digest: string): Promise<ManifestUse[]>;
+  /** The repositories in which `digest` is a manifest, in byte order (a dry run's accounting). */
+  manifestRepositories(digest: string): Promise<string[]>;
+  /** Removes a blob's row and its links whatever its state (its bytes are gone or quarantined). */
+  removeBlob(digest: string): Promise<boolean>;
 }
 
 /** Access keys (robot accounts). Not in the store: reindex leaves them alone. */
@@ -325,6 +476,22 @@ export interface IndexLocks {
   tryRun<T>(name: string, fn: (lost: AbortSignal) => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
 }
 
+/** The blob is being deleted by the collector: nothing was written (the caller waits or gives up). */
+export class BlobDeletingError extends Error {
+  override name = 'BlobDeletingError';
+  constructor(readonly digest: string) {
+    super(`the blob ${digest} is being deleted by the garbage collector`);
+  }
+}
+
+/** A checked putManifest found references the repository cannot satisfy; nothing was written. */
+export class ManifestReferencesError extends Error {
+  override name = 'ManifestReferencesError';
+  constructor(readonly problems: ReadonlyArray<{ digest: string; reason: string }>) {
+    super(`the manifest references content unknown to the repository: ${problems.map((p) => p.digest).join(', ')}`);
+  }
+}
+
 /** A value the index cannot hold or look up (a text with a NUL character): the client's mistake. */
 export class IndexTextError extends Error {
   override name = 'IndexTextError';
@@ -359,6 +526,7 @@ export interface Index {
   readonly images: ImageIndex;
   readonly pullTimes: PullTimeIndex;
   readonly previews: LifecyclePreviewIndex;
+  readonly gc: GcIndex;
   readonly locks: IndexLocks;
   /** A short description for logs (the file, or the database's host and name, never a password). */
   readonly where: string;

@@ -14,6 +14,7 @@ import {
   type Target,
 } from './database.js';
 import { PostgresEcrIndex } from './ecr.js';
+import { PostgresGcIndex } from './gc.js';
 import { PostgresImageIndex } from './images.js';
 import { PostgresLocks } from './locks.js';
 import { PostgresLifecyclePreviewIndex } from './previews.js';
@@ -31,6 +32,7 @@ export class PostgresIndex implements Index {
   readonly images: PostgresImageIndex;
   readonly pullTimes: PostgresPullTimeIndex;
   readonly previews: PostgresLifecyclePreviewIndex;
+  readonly gc: PostgresGcIndex;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -46,6 +48,7 @@ export class PostgresIndex implements Index {
     this.images = new PostgresImageIndex(db);
     this.pullTimes = new PostgresPullTimeIndex(db);
     this.previews = new PostgresLifecyclePreviewIndex(db);
+    this.gc = new PostgresGcIndex(db);
   }
 
   /** Ends the pool and the lock connection (releasing this node's locks). */

@@ -1,4 +1,12 @@
-import type { ManifestRow, NewManifest, ReferrerRow, RegistryIndex, UploadRow } from '../contract.js';
+import {
+  BlobDeletingError,
+  ManifestReferencesError,
+  type ManifestRow,
+  type NewManifest,
+  type ReferrerRow,
+  type RegistryIndex,
+  type UploadRow,
+} from '../contract.js';
 import { manifestColumns } from '../rows.js';
 import { limitOf, type PgDb, type Querier } from './database.js';
 
@@ -27,6 +35,103 @@ async function ensure(q: Querier, name: string, now: number): Promise<number> {
     if (existing) return existing.id;
   }
   throw new Error(`the repository ${name} was deleted again and again while it was being created`);
+}
+
+/** What a blob row of `blobs` has when the collector is deleting it (it then reads as absent). */
+const NOT_DELETING = "b.gc_state IS DISTINCT FROM 'deleting'";
+
+/**
+ * Takes back the deletion candidates among `digests` (live again, touched at `now`). Their rows
+ * are locked in digest order first, as every locking statement on blobs does, so that two
+ * writers taking back the same blobs wait for each other instead of deadlocking; a candidate
+ * that beginDeleting has meanwhile made 'deleting' is no longer one when the lock is granted and
+ * stays as it is.
+ */
+async function takeBack(q: Querier, digests: readonly string[], now: number): Promise<void> {
+  await q.run(
+    `WITH locked AS (
+       SELECT digest FROM blobs WHERE digest = ANY($1::text[]) AND gc_state = 'candidate' ORDER BY digest FOR NO KEY UPDATE
+     )
+     UPDATE blobs b SET gc_state = NULL, gc_at = NULL, touched_at = $2 FROM locked WHERE b.digest = locked.digest`,
+    [digests, now],
+  );
+}
+
+/** Distinct values in their first order. */
+function distinct(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}
+
+/**
+ * The checks of a pushed manifest (putManifest with checkReferences), inside its transaction and
+ * with the repository's row locked: every blob linked into the repository and not being deleted,
+ * every child a manifest of the repository. The referenced blob rows are locked FOR SHARE first
+ * (in digest order), which orders this transaction against beginDeleting's FOR UPDATE: either the
+ * collector's compare-and-set sees this manifest's references committed, or this sees the blob
+ * 'deleting' and refuses. Candidates are taken back. Throws ManifestReferencesError.
+ */
+async function checkReferences(q: Querier, repoId: number, m: NewManifest, now: number): Promise<void> {
+  const blobs = distinct(m.blobs);
+  const children = distinct(m.children);
+  const states = blobs.length > 0 ? await lockReferencedBlobs(q, blobs, now) : new Map<string, string | null>();
+  const linked = await existing(q, 'SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[])', repoId, blobs);
+  const known = await existing(q, 'SELECT digest FROM manifests WHERE repository_id = $1 AND digest = ANY($2::text[])', repoId, children);
+  const problems = [
+    ...blobs
+      .filter((d) => !linked.has(d) || !states.has(d) || states.get(d) === 'deleting')
+      .map((digest) => ({ digest, reason: 'blob unknown to repository' })),
+    ...children.filter((d) => !known.has(d)).map((digest) => ({ digest, reason: 'manifest unknown to repository' })),
+  ];
+  if (problems.length > 0) throw new ManifestReferencesError(problems);
+}
+
+/**
+ * Takes the candidates among the blobs back, then locks every row FOR SHARE, in digest order;
+ * returns their states. The take-back comes first so that two pushes of the same candidate do
+ * not both hold it FOR SHARE and then both wait to update it (a deadlock); only a candidate
+ * marked in between is taken back under the shared lock (a deadlock then is retried by `tx`).
+ */
+async function lockReferencedBlobs(q: Querier, blobs: readonly string[], now: number): Promise<Map<string, string | null>> {
+  await takeBack(q, blobs, now);
+  const rows = await q.rows<{ digest: string; gc_state: string | null }>(
+    'SELECT digest, gc_state FROM blobs WHERE digest = ANY($1::text[]) ORDER BY digest FOR SHARE',
+    [blobs],
+  );
+  const late = rows.filter((r) => r.gc_state === 'candidate').map((r) => r.digest);
+  if (late.length > 0) await takeBack(q, late, now);
+  return new Map(rows.map((r) => [r.digest, r.gc_state === 'candidate' ? null : r.gc_state]));
+}
+
+/** Which of `digests` the query ($1 the repository, $2 the digests) finds. */
+async function existing(q: Querier, sql: string, repoId: number, digests: readonly string[]): Promise<Set<string>> {
+  if (digests.length === 0) return new Set();
+  return new Set((await q.rows<{ digest: string }>(sql, [repoId, digests])).map((r) => r.digest));
+}
+
+/**
+ * Records a manifest's own blob row, or touches it and ends its hold (GcIndex.claimBlob). A
+ * checked push takes a candidate back and refuses a blob being deleted (BlobDeletingError); an
+ * unchecked write (reindex) leaves a deletion in progress alone.
+ */
+async function recordManifestBlob(q: Querier, m: NewManifest, now: number, checked: boolean): Promise<void> {
+  const params = [m.digest, m.content.length, now];
+  if (!checked) {
+    await q.run(
+      `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
+       ON CONFLICT (digest) DO UPDATE SET touched_at = EXCLUDED.touched_at, held_until = NULL,
+         gc_state = NULLIF(blobs.gc_state, 'candidate'),
+         gc_at = CASE WHEN blobs.gc_state = 'deleting' THEN blobs.gc_at END`,
+      params,
+    );
+    return;
+  }
+  const row = await q.one(
+    `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
+     ON CONFLICT (digest) DO UPDATE SET touched_at = EXCLUDED.touched_at, held_until = NULL, gc_state = NULL, gc_at = NULL
+     WHERE blobs.gc_state IS DISTINCT FROM 'deleting' RETURNING 1`,
+    params,
+  );
+  if (!row) throw new BlobDeletingError(m.digest);
 }
 
 /** A foreign key violation: a repository deleted by another node between finding it and linking to it. */
@@ -81,7 +186,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
 
   async anyLinkedBlobSize(digest: string): Promise<number | undefined> {
     const row = await this.db.one<{ size: number }>(
-      'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = $1 LIMIT 1',
+      `SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = $1 AND ${NOT_DELETING} LIMIT 1`,
       [digest],
     );
     return row?.size;
@@ -90,29 +195,51 @@ export class PostgresRegistryIndex implements RegistryIndex {
   async blobRepositories(digest: string, after: string, limit: number): Promise<Array<{ name: string; size: number }>> {
     return this.db.rows<{ name: string; size: number }>(
       `SELECT r.name, b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-       JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = $1 AND r.name > $2 ORDER BY r.name LIMIT $3`,
+       JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = $1 AND ${NOT_DELETING} AND r.name > $2 ORDER BY r.name LIMIT $3`,
       [digest, after, limitOf(limit)],
     );
   }
 
-  async linkedBlobSize(repo: string, digest: string): Promise<number | undefined> {
-    const row = await this.db.one<{ size: number }>(
-      `SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+  /**
+   * One read for a live blob (every blob HEAD and GET). A candidate is taken back by a second
+   * statement, which waits for a compare-and-set in progress: once the blob is 'deleting' it
+   * reads as absent.
+   */
+  async linkedBlobSize(repo: string, digest: string, now = Date.now()): Promise<number | undefined> {
+    const row = await this.db.one<{ size: number; gc_state: string | null }>(
+      `SELECT b.size, b.gc_state FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
        JOIN blobs b ON b.digest = rb.digest WHERE r.name = $1 AND rb.digest = $2`,
       [repo, digest],
     );
-    return row?.size;
+    if (!row || row.gc_state === 'deleting') return undefined;
+    if (row.gc_state === null) return row.size;
+    const taken = await this.db.one<{ size: number }>(
+      `UPDATE blobs b SET gc_state = NULL, gc_at = NULL, touched_at = $2 WHERE b.digest = $1 AND ${NOT_DELETING} RETURNING b.size`,
+      [digest, now],
+    );
+    return taken?.size;
   }
 
+  /**
+   * The blob row's write is one conditional upsert: it locks the row, so that it is ordered
+   * against the collector's compare-and-set, and writes nothing to a blob being deleted.
+   */
   async addBlob(repo: string, digest: string, size: number, now = Date.now()): Promise<void> {
     await this.db.tx(async (q) => {
-      await q.run('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [digest, size, now]);
+      const row = await q.one(
+        `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
+         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = EXCLUDED.touched_at, held_until = NULL
+         WHERE blobs.gc_state IS DISTINCT FROM 'deleting' RETURNING 1`,
+        [digest, size, now],
+      );
+      if (!row) throw new BlobDeletingError(digest);
       const repoId = await ensure(q, repo, now);
-      await q.run('INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
-        repoId,
-        digest,
-        now,
-      ]);
+      // A link made again counts as a new one.
+      await q.run(
+        `INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = EXCLUDED.created_at`,
+        [repoId, digest, now],
+      );
     }, [FOREIGN_KEY_VIOLATION]);
   }
 
@@ -129,7 +256,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
     if (repoId === undefined || digests.length === 0) return found;
     const rows = await this.db.rows<{ digest: string; size: number }>(
       `SELECT b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-       WHERE rb.repository_id = $1 AND rb.digest = ANY($2::text[])`,
+       WHERE rb.repository_id = $1 AND rb.digest = ANY($2::text[]) AND ${NOT_DELETING}`,
       [repoId, [...new Set(digests)]],
     );
     for (const r of rows) found.set(r.digest, r.size);
@@ -137,7 +264,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
   }
 
   async insertBlob(digest: string, size: number, createdAt: number): Promise<void> {
-    await this.db.run('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [
+    await this.db.run('INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3) ON CONFLICT (digest) DO NOTHING', [
       digest,
       size,
       createdAt,
@@ -177,7 +304,18 @@ export class PostgresRegistryIndex implements RegistryIndex {
     return (await this.db.one('SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2', [repoId, digest])) !== undefined;
   }
 
-  async putManifest(repo: string, m: NewManifest, tags: string[], now = Date.now()): Promise<void> {
+  /**
+   * Everything in one transaction, the checks first: a refused manifest rolls back the lot (the
+   * repository row included, if it was new here).
+   */
+  async putManifest(
+    repo: string,
+    m: NewManifest,
+    tags: string[],
+    now = Date.now(),
+    options: { checkReferences?: boolean } = {},
+  ): Promise<void> {
+    const checked = options.checkReferences ?? false;
     await this.db.tx(async (q) => {
       // Creates the repository, or locks its row and bumps its tags' version, in one statement.
       const repoRow = await q.one<{ id: number }>(
@@ -186,11 +324,8 @@ export class PostgresRegistryIndex implements RegistryIndex {
         [repo, now],
       );
       const repoId = repoRow!.id;
-      await q.run('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [
-        m.digest,
-        m.content.length,
-        now,
-      ]);
+      if (checked) await checkReferences(q, repoId, m, now);
+      await recordManifestBlob(q, m, now, checked);
       const inserted = await q.one<{ id: number }>(
         `INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, subject, annotations, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,

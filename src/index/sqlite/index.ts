@@ -3,6 +3,7 @@ import { LocalLocks } from '../local-locks.js';
 import { SqliteAccessKeyIndex } from './access-keys.js';
 import { openDatabase, type Db } from './database.js';
 import { SqliteEcrIndex } from './ecr.js';
+import { SqliteGcIndex } from './gc.js';
 import { SqliteImageIndex } from './images.js';
 import { SqlitePullTimeIndex } from './pull-times.js';
 import { SqliteLifecyclePreviewIndex } from './previews.js';
@@ -17,6 +18,7 @@ export class SqliteIndex implements Index {
   readonly images: SqliteImageIndex;
   readonly pullTimes: SqlitePullTimeIndex;
   readonly previews: SqliteLifecyclePreviewIndex;
+  readonly gc: SqliteGcIndex;
   readonly locks = new LocalLocks();
   readonly where: string;
 
@@ -28,6 +30,7 @@ export class SqliteIndex implements Index {
     this.images = new SqliteImageIndex(db);
     this.pullTimes = new SqlitePullTimeIndex(db);
     this.previews = new SqliteLifecyclePreviewIndex(db);
+    this.gc = new SqliteGcIndex(db, () => this.registry.noteTagWrite());
   }
 
   async close(): Promise<void> {

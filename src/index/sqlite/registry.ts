@@ -1,6 +1,22 @@
-import type { ManifestRow, NewManifest, ReferrerRow, RegistryIndex, UploadRow } from '../contract.js';
+import {
+  BlobDeletingError,
+  ManifestReferencesError,
+  type ManifestRow,
+  type NewManifest,
+  type ReferrerRow,
+  type RegistryIndex,
+  type UploadRow,
+} from '../contract.js';
 import type { Db } from './database.js';
 import { manifestColumns } from '../rows.js';
+
+/** What a blob row of `blobs b` has unless the collector is deleting it (it then reads as absent). */
+const NOT_DELETING = "b.gc_state IS NOT 'deleting'";
+
+/** Distinct values in their first order. */
+function distinct(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}
 
 /**
  * The SQLite index: repositories, blobs and their links, manifests, tags,
@@ -25,13 +41,37 @@ export class SqliteRegistryIndex implements RegistryIndex {
         'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
       ),
       blobSize: db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?'),
-      insertBlob: db.prepare('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING'),
-      linkedBlobSize: db.prepare<[string, string], { size: number }>(
-        `SELECT b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+      insertBlob: db.prepare<[{ digest: string; size: number; at: number }], never>(
+        'INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @at, @at) ON CONFLICT (digest) DO NOTHING',
+      ),
+      // Records a blob, or makes it live (a candidate taken back), touched, its hold ended; no
+      // change at all (0 changes) to a blob being deleted.
+      liveBlob: db.prepare<[{ digest: string; size: number; now: number }], never>(
+        `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @now, @now)
+         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = excluded.touched_at, held_until = NULL
+         WHERE gc_state IS NOT 'deleting'`,
+      ),
+      // The same for an unchecked manifest write (reindex, index copy), which leaves a deletion in progress as it is.
+      touchBlob: db.prepare<[{ digest: string; size: number; now: number }], never>(
+        `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @now, @now)
+         ON CONFLICT (digest) DO UPDATE SET touched_at = excluded.touched_at, held_until = NULL,
+           gc_state = nullif(gc_state, 'candidate'), gc_at = CASE WHEN gc_state = 'deleting' THEN gc_at END`,
+      ),
+      takeBack: db.prepare<[number, string], never>(
+        `UPDATE blobs SET gc_state = NULL, gc_at = NULL, touched_at = ?
+         WHERE digest IN (SELECT value FROM json_each(?)) AND gc_state = 'candidate'`,
+      ),
+      linkedBlobSize: db.prepare<[string, string], { size: number; state: string | null }>(
+        `SELECT b.size, b.gc_state AS state FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
          JOIN blobs b ON b.digest = rb.digest WHERE r.name = ? AND rb.digest = ?`,
       ),
-      linkBlob: db.prepare(
-        'INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+      // A link made again counts as a new one.
+      linkBlob: db.prepare<[number, string, number], never>(
+        `INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)
+         ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = excluded.created_at`,
+      ),
+      linkedState: db.prepare<[number, string], { state: string | null }>(
+        'SELECT b.gc_state AS state FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ? AND rb.digest = ?',
       ),
       unlinkBlob: db.prepare(
         'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
@@ -72,14 +112,15 @@ export class SqliteRegistryIndex implements RegistryIndex {
          WHERE r.name = ? AND m.subject = ? AND m.digest > ? ORDER BY m.digest`,
       ),
       linkedBlobSizeById: db.prepare<[number, string], { size: number }>(
-        'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ? AND rb.digest = ?',
+        `SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+         WHERE rb.repository_id = ? AND rb.digest = ? AND ${NOT_DELETING}`,
       ),
       blobRepositories: db.prepare<[string, string, number], { name: string; size: number }>(
         `SELECT r.name, b.size FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-         JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = ? AND r.name > ? ORDER BY r.name LIMIT ?`,
+         JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = ? AND ${NOT_DELETING} AND r.name > ? ORDER BY r.name LIMIT ?`,
       ),
       anyLinkedBlobSize: db.prepare<[string], { size: number }>(
-        'SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = ? LIMIT 1',
+        `SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.digest = ? AND ${NOT_DELETING} LIMIT 1`,
       ),
       insertUpload: db.prepare('INSERT INTO uploads (id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)'),
       upload: db.prepare<[string], UploadRow>(
@@ -141,25 +182,40 @@ export class SqliteRegistryIndex implements RegistryIndex {
     return this.s.blobSize.get(digest)?.size;
   }
 
-  /** Size of a blob linked into any repository (what an automatic mount may take). */
+  /** Size of a blob linked into any repository (what an automatic mount may take), unless being deleted. */
   async anyLinkedBlobSize(digest: string): Promise<number | undefined> {
     return this.s.anyLinkedBlobSize.get(digest)?.size;
   }
 
-  /** Repositories (after `after`, sorted) that the blob is linked into, with its size. */
+  /** Repositories (after `after`, sorted) that the blob is linked into, with its size; none while it is being deleted. */
   async blobRepositories(digest: string, after: string, limit: number): Promise<Array<{ name: string; size: number }>> {
     return this.s.blobRepositories.all(digest, after, limit);
   }
 
-  /** Size of a blob as seen from a repository: undefined unless linked there. */
-  async linkedBlobSize(repo: string, digest: string): Promise<number | undefined> {
-    return this.s.linkedBlobSize.get(repo, digest)?.size;
+  /**
+   * Size of a blob as seen from a repository: undefined unless linked there, or while it is being
+   * deleted. One read for a live blob (every blob HEAD and GET); a candidate is taken back in a
+   * write transaction that reads it again, since another process may have begun deleting it.
+   */
+  async linkedBlobSize(repo: string, digest: string, now = Date.now()): Promise<number | undefined> {
+    const row = this.s.linkedBlobSize.get(repo, digest);
+    if (row === undefined || row.state === null) return row?.size;
+    if (row.state === 'deleting') return undefined;
+    return this.db.transaction(() => {
+      const again = this.s.linkedBlobSize.get(repo, digest);
+      if (again === undefined || again.state === 'deleting') return undefined;
+      this.s.takeBack.run(now, JSON.stringify([digest]));
+      return again.size;
+    }).immediate();
   }
 
-  /** Records a blob (if new) and links it into a repository, in one transaction. */
+  /**
+   * Records a blob (if new) or makes it live and touched, and links it into a repository, in one
+   * transaction; a blob being deleted is refused (BlobDeletingError) before anything is written.
+   */
   async addBlob(repo: string, digest: string, size: number, now = Date.now()): Promise<void> {
     this.db.transaction(() => {
-      this.s.insertBlob.run(digest, size, now);
+      if (this.s.liveBlob.run({ digest, size, now }).changes === 0) throw new BlobDeletingError(digest);
       const repoId = this.ensure(repo, now);
       this.s.linkBlob.run(repoId, digest, now);
     })();
@@ -169,7 +225,7 @@ export class SqliteRegistryIndex implements RegistryIndex {
     return this.s.unlinkBlob.run(repo, digest).changes > 0;
   }
 
-  /** Sizes of blobs linked into the repository, by digest; absent ones are missing. */
+  /** Sizes of blobs linked into the repository, by digest; absent ones (and those being deleted) are missing. */
   async linkedBlobSizes(repoId: number | undefined, digests: string[]): Promise<Map<string, number>> {
     const found = new Map<string, number>();
     if (repoId === undefined) return found;
@@ -198,12 +254,25 @@ export class SqliteRegistryIndex implements RegistryIndex {
     return repoId !== undefined && this.s.manifestExists.get(repoId, digest) !== undefined;
   }
 
-  /** Adds a manifest (idempotently) and points the given tags at it, in one transaction. */
-  async putManifest(repo: string, m: NewManifest, tags: string[], now = Date.now()): Promise<void> {
+  /**
+   * Adds a manifest (idempotently) and points the given tags at it, in one transaction. A checked
+   * push reads before it writes, so its transaction takes the write lock from the start
+   * (IMMEDIATE): no other connection's compare-and-set (GcIndex.beginDeleting) can come between
+   * its checks and its references.
+   */
+  async putManifest(
+    repo: string,
+    m: NewManifest,
+    tags: string[],
+    now = Date.now(),
+    options: { checkReferences?: boolean } = {},
+  ): Promise<void> {
     this.tagWrites++;
-    this.db.transaction(() => {
+    const checked = options.checkReferences ?? false;
+    const write = this.db.transaction(() => {
+      if (checked) this.checkReferences(repo, m, now);
       const repoId = this.ensure(repo, now);
-      this.s.insertBlob.run(m.digest, m.content.length, now);
+      this.recordManifestBlob(m, now, checked);
       if (!this.s.manifestExists.get(repoId, m.digest)) {
         this.s.insertManifest.run(...manifestColumns(repoId, m, now));
         const id = this.s.manifestExists.get(repoId, m.digest)!.id;
@@ -211,7 +280,47 @@ export class SqliteRegistryIndex implements RegistryIndex {
         for (const d of m.children) this.s.insertReference.run(id, d, 'manifest');
       }
       for (const tag of tags) this.s.upsertTag.run(repoId, tag, m.digest, now);
-    })();
+    });
+    if (checked) write.immediate();
+    else write();
+  }
+
+  /**
+   * The checks of a pushed manifest, before anything of it is written: every blob linked into the
+   * repository and not being deleted, every child a manifest of the repository (throws
+   * ManifestReferencesError naming each problem, blobs first). The referenced candidates are then
+   * taken back.
+   */
+  private checkReferences(repo: string, m: NewManifest, now: number): void {
+    const repoId = this.idOf(repo);
+    const blobs = distinct(m.blobs);
+    const problems = [
+      ...blobs
+        .filter((d) => repoId === undefined || !this.usableIn(repoId, d))
+        .map((digest) => ({ digest, reason: 'blob unknown to repository' })),
+      ...distinct(m.children)
+        .filter((d) => repoId === undefined || this.s.manifestExists.get(repoId, d) === undefined)
+        .map((digest) => ({ digest, reason: 'manifest unknown to repository' })),
+    ];
+    if (problems.length > 0) throw new ManifestReferencesError(problems);
+    if (blobs.length > 0) this.s.takeBack.run(now, JSON.stringify(blobs));
+  }
+
+  /** Whether a blob is linked into the repository and not being deleted. */
+  private usableIn(repoId: number, digest: string): boolean {
+    const row = this.s.linkedState.get(repoId, digest);
+    return row !== undefined && row.state !== 'deleting';
+  }
+
+  /**
+   * Records a manifest's own blob row, or touches it and ends its hold (GcIndex.claimBlob). A
+   * checked push takes a candidate back and refuses a blob being deleted (BlobDeletingError); an
+   * unchecked write leaves a deletion in progress alone.
+   */
+  private recordManifestBlob(m: NewManifest, now: number, checked: boolean): void {
+    const row = { digest: m.digest, size: m.content.length, now };
+    if (!checked) this.s.touchBlob.run(row);
+    else if (this.s.liveBlob.run(row).changes === 0) throw new BlobDeletingError(m.digest);
   }
 
   async tagsOf(repo: string, digest: string): Promise<string[]> {
@@ -320,7 +429,16 @@ export class SqliteRegistryIndex implements RegistryIndex {
     })();
   }
 
+  /**
+   * Counts a tag write made through this connection by another part of the index (GcIndex's
+   * removals), so that tagsVersion moves.
+   */
+  noteTagWrite(): void {
+    this.tagWrites++;
+  }
+
+  /** Records a blob without linking it (reindex), touched when it was created. */
   async insertBlob(digest: string, size: number, createdAt: number): Promise<void> {
-    this.s.insertBlob.run(digest, size, createdAt);
+    this.s.insertBlob.run({ digest, size, at: createdAt });
   }
 }
