@@ -129,6 +129,17 @@ export interface BlobStore {
   /** Removes an object; removing one that does not exist is not an error. */
   delete(key: string): Promise<void>;
   /**
+   * Removes many objects, as many per request as the backend takes (S3's DeleteObjects: 1,000
+   * keys). Returns the keys it could not remove, each with its error; a key that does not exist
+   * is not a failure. Optional: without it, callers delete one key at a time.
+   */
+  deleteMany?(keys: readonly string[]): Promise<Array<{ key: string; error: Error }>>;
+  /**
+   * Moves an object to another key, whole (a rename on a filesystem; a copy, then a delete, on
+   * S3), replacing what is there. Throws NotFoundError when `from` does not exist. Optional.
+   */
+  move?(from: string, to: string): Promise<void>;
+  /**
    * Every object under `prefix`, which ends in `/` (a folder of keys), in no
    * particular order. Not for hot paths.
    */

@@ -24,6 +24,8 @@ const WRITE_BUFFER = 2 * 1024 * 1024;
  * request is short and the disk works while the network does.
  */
 const SYNC_EVERY = 32 * 1024 * 1024;
+/** How many files deleteMany unlinks at once: enough to keep the disk busy, few enough to leave it to others. */
+const DELETE_CONCURRENCY = 16;
 
 function isNotFound(err: unknown): boolean {
   // EISDIR: the key names a folder of other keys, not an object.
@@ -174,6 +176,59 @@ export class FsBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await rm(this.path(key), { force: true });
+  }
+
+  /**
+   * Unlinks each key's file, DELETE_CONCURRENCY at a time. A file that is not there is
+   * removed already; any other failure (an invalid key, a key that is a folder of other
+   * keys) is that key's alone. Like delete, no folder is synced: a removal undone by a
+   * crash leaves an object that a later pass removes again.
+   */
+  async deleteMany(keys: readonly string[]): Promise<Array<{ key: string; error: Error }>> {
+    const failures: Array<{ key: string; error: Error }> = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < keys.length) {
+        const key = keys[next++]!;
+        const error = await this.unlinkKey(key);
+        if (error) failures.push({ key, error });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, keys.length) }, worker));
+    return failures;
+  }
+
+  /** Unlinks one key's file; returns the failure, or undefined when the file is gone. */
+  private async unlinkKey(key: string): Promise<Error | undefined> {
+    try {
+      await unlink(this.path(key));
+      return undefined;
+    } catch (err) {
+      // ENOTDIR: a part of the key's path is a file, so the key's own file cannot exist.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  /**
+   * Renames the object's file to the other key, replacing what is there, and makes the
+   * rename durable: the target's folder is synced, and the source's when it is another one
+   * (else a crash could bring the object back under its old key as well).
+   */
+  async move(from: string, to: string): Promise<void> {
+    const source = this.path(from);
+    const target = this.path(to);
+    // A folder of other keys is no object, and renaming it would move all of them.
+    if (!(await isFile(source))) throw new NotFoundError(from);
+    try {
+      await this.moveIntoPlace(source, target);
+    } catch (err) {
+      // The source was removed since it was seen.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(from);
+      throw err;
+    }
+    if (dirname(source) !== dirname(target)) await syncFolder(dirname(source));
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -355,6 +410,17 @@ export class FsBlobStore implements BlobStore {
 
 /** Where createUpload keeps the upload's record (keys.uploadInfo). */
 const INFO_FILE = 'info.json';
+
+/** Whether `path` is a file; false when nothing is there (or a file stands where a folder of the path would). */
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw err;
+  }
+}
 
 /** Makes the entries of a folder (a rename, a new file) durable. */
 async function syncFolder(dir: string): Promise<void> {

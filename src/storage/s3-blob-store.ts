@@ -9,6 +9,7 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -59,6 +60,8 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 const COPY_LIMIT = 5 * 1024 * 1024 * 1024;
 const UPLOAD_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+/** Keys per DeleteObjects request: S3's limit. */
+const DELETE_BATCH = 1000;
 /** Times a blob read that breaks off mid-stream is resumed from where it stopped. */
 const READ_RESUMES = 3;
 
@@ -168,6 +171,13 @@ function storeError(err: unknown, what: string): unknown {
   }
   if (e?.$metadata !== undefined) return new S3RequestError(what, e.name ?? 'error', status, e.message);
   return err;
+}
+
+/** Why DeleteObjects could not delete one key (an entry of its answer's Errors). */
+function deleteError(code: string, message: string): Error {
+  if (THROTTLING.has(code)) return new StoreUnavailableError(`S3 DeleteObjects failed: ${code}`, true);
+  if (code === 'InternalError' || code === 'ServiceUnavailable') return new StoreUnavailableError(`S3 DeleteObjects failed: ${code}`, false);
+  return new S3RequestError('DeleteObjects', code, undefined, message);
 }
 
 /**
@@ -433,6 +443,77 @@ export class S3BlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await this.call('DeleteObject', () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) })));
+  }
+
+  /**
+   * Deletes in DeleteObjects requests of up to DELETE_BATCH keys, one request at a time, so
+   * that a large purge does not crowd out the registry's other requests. An invalid key fails
+   * alone and is not sent; a request that fails whole (after the retries) fails its keys.
+   */
+  async deleteMany(keys: readonly string[]): Promise<Array<{ key: string; error: Error }>> {
+    const failures: Array<{ key: string; error: Error }> = [];
+    // The bucket's key of each store key; S3 answers with the former.
+    const named = new Map<string, string>();
+    for (const key of keys) {
+      try {
+        named.set(this.key(key), key);
+      } catch (err) {
+        failures.push({ key, error: err as Error });
+      }
+    }
+    const bucketKeys = [...named.keys()];
+    for (let i = 0; i < bucketKeys.length; i += DELETE_BATCH) {
+      failures.push(...(await this.deleteBatch(bucketKeys.slice(i, i + DELETE_BATCH), named)));
+    }
+    return failures;
+  }
+
+  /**
+   * One DeleteObjects request, in Quiet mode: S3 answers only the keys it could not delete
+   * (a key that was not there is not among them, and NoSuchKey would mean the same).
+   */
+  private async deleteBatch(bucketKeys: string[], named: Map<string, string>): Promise<Array<{ key: string; error: Error }>> {
+    let answer;
+    try {
+      answer = await this.call('DeleteObjects', () =>
+        this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: bucketKeys.map((Key) => ({ Key })), Quiet: true },
+            // Content-MD5 instead of the SDK's CRC32: MinIO and other S3-compatible servers require it here.
+            ChecksumAlgorithm: 'MD5',
+          }),
+        ),
+      );
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      return bucketKeys.map((k) => ({ key: named.get(k)!, error }));
+    }
+    return (answer.Errors ?? []).flatMap((entry) => {
+      const key = entry.Key === undefined ? undefined : named.get(entry.Key);
+      if (key === undefined || entry.Code === 'NoSuchKey') return [];
+      return [{ key, error: deleteError(entry.Code ?? 'error', entry.Message ?? '') }];
+    });
+  }
+
+  /**
+   * Copies the object to the other key (part by part past the copy limit, as a commit does),
+   * then deletes the source. Not atomic: a failure in between leaves the object under both
+   * keys, and the move can be made again.
+   */
+  async move(from: string, to: string): Promise<void> {
+    const info = await this.stat(from);
+    if (!info) throw new NotFoundError(from);
+    // S3 refuses to copy an object onto itself; and the delete would then lose it.
+    if (this.key(from) === this.key(to)) return;
+    try {
+      await this.copy(from, to, info.size);
+    } catch (err) {
+      // The source was removed since it was seen.
+      if (isMissing(err)) throw new NotFoundError(from);
+      throw err;
+    }
+    await this.delete(from);
   }
 
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {

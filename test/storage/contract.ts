@@ -376,5 +376,78 @@ export function blobStoreContract(name: string, make: () => Promise<BlobStoreFix
         expect(await store.appendUpload(id, 3, bytes('def'))).toBe(6);
       });
     });
+
+    describe('deleteMany and move', () => {
+      /** Puts an object under each key, a few at a time, its key as its bytes. */
+      async function putAll(names: readonly string[]): Promise<void> {
+        for (let i = 0; i < names.length; i += 50) {
+          await Promise.all(names.slice(i, i + 50).map((key) => store.put(key, Buffer.from(key))));
+        }
+      }
+
+      it('deletes present keys and takes absent ones as deleted already', async (ctx) => {
+        if (!store.deleteMany) ctx.skip();
+        const present = ['blobs/sha256/aa/one', 'blobs/sha256/bb/two', 'repositories/a/_tags/t'];
+        await putAll([...present, 'blobs/sha256/aa/kept']);
+        expect(await store.deleteMany!([...present, 'blobs/sha256/cc/never', 'nowhere/at/all'])).toEqual([]);
+        for (const key of present) expect(await store.stat(key)).toBeNull();
+        expect((await store.get('blobs/sha256/aa/kept'))?.toString()).toBe('blobs/sha256/aa/kept');
+        expect(await store.deleteMany!([])).toEqual([]);
+      });
+
+      it('deletes 2,500 keys, more than one request of S3 holds', async (ctx) => {
+        if (!store.deleteMany) ctx.skip();
+        const names = Array.from({ length: 2500 }, (_, i) => `blobs/sha256/${String(i % 100).padStart(2, '0')}/many-${i}`);
+        await putAll(names);
+        await store.put('blobs/sha256/00/other', Buffer.from('stays'));
+        expect(await store.deleteMany!(names)).toEqual([]);
+        expect((await collect(store.list('blobs/'))).map((o) => o.key)).toEqual(['blobs/sha256/00/other']);
+      });
+
+      it('reports the keys it cannot delete, each with its error, and deletes the others', async (ctx) => {
+        if (!store.deleteMany) ctx.skip();
+        await putAll(['blobs/x/first', 'blobs/x/second']);
+        const failures = await store.deleteMany!(['blobs/x/first', 'blobs/../escape', 'blobs/x/second', 'blobs//empty']);
+        expect(failures.map((f) => f.key).sort()).toEqual(['blobs/../escape', 'blobs//empty']);
+        for (const f of failures) expect(f.error).toBeInstanceOf(Error);
+        expect(await store.stat('blobs/x/first')).toBeNull();
+        expect(await store.stat('blobs/x/second')).toBeNull();
+      });
+
+      it('moves an object: the bytes go to the new key, none stay under the old', async (ctx) => {
+        if (!store.move) ctx.skip();
+        const content = randomBytes(100_000);
+        await store.put('blobs/sha256/ab/moving', content);
+        await store.move!('blobs/sha256/ab/moving', 'trash/deep/folder/moved');
+        expect(await store.get('trash/deep/folder/moved')).toEqual(content);
+        expect(await store.stat('blobs/sha256/ab/moving')).toBeNull();
+        expect(await collect(store.list('blobs/'))).toEqual([]);
+      });
+
+      it('moves over an existing object, replacing it', async (ctx) => {
+        if (!store.move) ctx.skip();
+        await store.put('blobs/a/new', Buffer.from('new bytes'));
+        await store.put('blobs/b/old', Buffer.from('the old, longer bytes'));
+        await store.move!('blobs/a/new', 'blobs/b/old');
+        expect((await store.get('blobs/b/old'))?.toString()).toBe('new bytes');
+        expect(await store.stat('blobs/a/new')).toBeNull();
+      });
+
+      it('answers NotFoundError for a missing source and leaves the target alone', async (ctx) => {
+        if (!store.move) ctx.skip();
+        await store.put('blobs/b/target', Buffer.from('untouched'));
+        await expect(store.move!('blobs/a/missing', 'blobs/b/target')).rejects.toBeInstanceOf(NotFoundError);
+        await expect(store.move!('blobs/a/missing', 'blobs/c/fresh')).rejects.toBeInstanceOf(NotFoundError);
+        expect((await store.get('blobs/b/target'))?.toString()).toBe('untouched');
+        expect(await store.stat('blobs/c/fresh')).toBeNull();
+      });
+
+      it('keeps an object moved onto its own key', async (ctx) => {
+        if (!store.move) ctx.skip();
+        await store.put('blobs/a/self', Buffer.from('same'));
+        await store.move!('blobs/a/self', 'blobs/a/self');
+        expect((await store.get('blobs/a/self'))?.toString()).toBe('same');
+      });
+    });
   });
 }

@@ -63,6 +63,40 @@ describe('FsBlobStore on disk', () => {
     await expect(store.read('a')).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('reports a key that is a folder of other keys as not deleted, and deletes the rest', async () => {
+    await store.put('folder/child', Buffer.from('x'));
+    await store.put('plain', Buffer.from('y'));
+    const failures = await store.deleteMany(['folder', 'plain', 'plain/under/a/file']);
+    expect(failures.map((f) => f.key)).toEqual(['folder']);
+    expect(failures[0]!.error).toMatchObject({ code: 'EISDIR' });
+    expect(await store.get('folder/child')).toEqual(Buffer.from('x'));
+    expect(await store.stat('plain')).toBeNull();
+  });
+
+  it('does not move a folder of other keys, nor a key under a file', async () => {
+    await store.put('folder/child', Buffer.from('x'));
+    await expect(store.move('folder', 'elsewhere')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(store.move('folder/child/deeper', 'elsewhere')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await store.get('folder/child')).toEqual(Buffer.from('x'));
+    expect(await readdir(root)).not.toContain('elsewhere');
+  });
+
+  it('syncs both folders of a move, so that the object is not back under its old key after a crash', async () => {
+    await store.put('from/here', Buffer.from('x'));
+    const probe = await open(join(parent, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const sync = vi.spyOn(proto, 'sync');
+    try {
+      await store.move('from/here', 'to/there');
+      expect(sync).toHaveBeenCalledTimes(2);
+    } finally {
+      sync.mockRestore();
+    }
+    expect(await readFile(join(root, 'to/there'), 'utf8')).toBe('x');
+    expect(await readdir(join(root, 'from'))).toEqual([]);
+  });
+
   it('creates its root, temporary and upload directories', async () => {
     expect((await readdir(root)).sort()).toEqual(['_tmp', 'uploads']);
   });

@@ -1,4 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { NotFoundError, StoreUnavailableError } from '../../src/storage/blob-store.js';
 import { MIN_PART_SIZE, S3BlobStore, type S3BlobStoreOptions } from '../../src/storage/s3-blob-store.js';
@@ -375,9 +377,95 @@ describe('S3BlobStore against S3 rules', () => {
     await stranger.close();
   });
 
+  const isDeleteObjects = (r: ProxiedRequest) => r.method === 'POST' && r.query.has('delete');
+
+  it('deletes many keys in requests of 1,000 at most, each with a Content-MD5', async () => {
+    const names = Array.from({ length: 2500 }, (_, i) => `blobs/sha256/ab/absent-${i}`);
+    await store.put('blobs/sha256/ab/absent-2499', Buffer.from('the last one is there'));
+    expect(await store.deleteMany(names)).toEqual([]);
+    const batches = proxy.requests.filter(isDeleteObjects);
+    expect(batches).toHaveLength(3);
+    for (const r of batches) expect(r.headers['content-md5']).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+    expect(await keysUnder(root)).toEqual([]);
+  });
+
+  it('fails every key of a DeleteObjects request that keeps failing, and goes on with the next', async () => {
+    const names = Array.from({ length: 1001 }, (_, i) => `blobs/sha256/cd/k-${i}`);
+    await store.put(names[0]!, Buffer.from('in the first request'));
+    await store.put(names[1000]!, Buffer.from('in the second'));
+    proxy.inject({ match: isDeleteObjects, fault: { kind: 'status', status: 500, code: 'InternalError' }, times: 3 });
+    const failures = await store.deleteMany(names);
+    expect(failures.map((f) => f.key)).toEqual(names.slice(0, 1000));
+    for (const f of failures) expect(f.error).toBeInstanceOf(StoreUnavailableError);
+    expect(proxy.requests.filter(isDeleteObjects)).toHaveLength(4);
+    expect(await keysUnder(root)).toEqual([names[0]!]);
+  });
+
+  it('moves an object past the copy limit part by part, then deletes the source', async () => {
+    await store.close();
+    store = await openStore(proxy.url, root, { copyLimit: 6 * MiB });
+    const data = randomBytes(11 * MiB + 3);
+    await store.put('blobs/big', data);
+    await store.move('blobs/big', 'trash/big');
+    expect(proxy.requests.filter((r) => r.headers['x-amz-copy-source'] !== undefined)).toEqual([]);
+    expect((await readAll(await store.read('trash/big'))).equals(data)).toBe(true);
+    expect(await keysUnder(root)).toEqual(['trash/big']);
+  });
+
+  it('moves a small object with one CopyObject', async () => {
+    await store.put('blobs/small', Buffer.from('small'));
+    await store.move('blobs/small', 'trash/small');
+    expect(proxy.requests.filter((r) => r.headers['x-amz-copy-source'] !== undefined)).toHaveLength(1);
+    expect(await keysUnder(root)).toEqual(['trash/small']);
+  });
+
   it('answers NotFoundError for an upload id that is not one', async () => {
     await expect(store.appendUpload('../escape', 0, chunksOf(Buffer.from('x'), 1))).rejects.toBeInstanceOf(NotFoundError);
     expect(await store.uploadSize('../escape')).toBeNull();
     await expect(store.cancelUpload('../escape')).resolves.toBeUndefined();
+  });
+});
+
+describe('S3BlobStore deleteMany against the errors of a DeleteObjects answer', () => {
+  let standIn: Server;
+  let store: S3BlobStore;
+  const received: Array<{ md5: string | undefined; body: Buffer }> = [];
+
+  /** Answers every DeleteObjects as S3 does when some of its keys could not be deleted. */
+  const answer = `<?xml version="1.0" encoding="UTF-8"?>
+<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+<Error><Key>r/blobs/denied</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>
+<Error><Key>r/blobs/gone</Key><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>
+<Error><Key>r/blobs/slow</Key><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>
+<Error><Key>r/never/asked</Key><Code>InternalError</Code><Message>not one of ours</Message></Error>
+</DeleteResult>`;
+
+  beforeAll(async () => {
+    standIn = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({ md5: req.headers['content-md5'] as string | undefined, body: Buffer.concat(chunks) });
+        res.writeHead(200, { 'content-type': 'application/xml' }).end(answer);
+      });
+    });
+    await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+    const { port } = standIn.address() as AddressInfo;
+    store = new S3BlobStore(storeOptions(`http://127.0.0.1:${port}`, 'r'));
+  });
+  afterAll(async () => {
+    await store?.close();
+    await new Promise((resolve) => standIn?.close(resolve));
+  });
+
+  it('returns each key S3 could not delete with its error; NoSuchKey and strangers are not failures', async () => {
+    const failures = await store.deleteMany(['blobs/denied', 'blobs/gone', 'blobs/slow', 'blobs/fine']);
+    expect(failures.map((f) => f.key).sort()).toEqual(['blobs/denied', 'blobs/slow']);
+    expect(failures.find((f) => f.key === 'blobs/denied')!.error).toMatchObject({ name: 'S3RequestError', code: 'AccessDenied' });
+    expect(failures.find((f) => f.key === 'blobs/slow')!.error).toMatchObject({ name: 'StoreUnavailableError', throttled: true });
+    expect(received).toHaveLength(1);
+    const sent = received[0]!;
+    expect(sent.md5).toBe(createHash('md5').update(sent.body).digest('base64'));
+    expect(sent.body.toString()).toContain('<Quiet>true</Quiet>');
   });
 });
