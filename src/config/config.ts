@@ -3,6 +3,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ENV_KEYS, IGNORED_KEYS, fileSchema, type ConfigFile } from './schema.js';
 import { parseDuration } from './duration.js';
+import { compilePattern } from '../auth/patterns.js';
+import { LifecyclePolicyError, parseLifecyclePolicy } from '../maintenance/lifecycle/policy.js';
 
 export interface Config {
   readonly http: {
@@ -36,6 +38,8 @@ export interface Config {
       readonly intervalMs: number;
       readonly dryRun: boolean;
     };
+    /** Online garbage collection (storage.maintenance.gc). */
+    readonly gc: GcConfig;
   };
   readonly index: IndexConfig;
   readonly log: {
@@ -50,8 +54,32 @@ export interface Config {
   readonly access?: AccessConfig;
   /** The Amazon ECR API; absent when `ecr.enabled` is not true. */
   readonly ecr?: EcrConfig;
+  /** Retention policies for every user, with or without the ECR API; absent when none are configured. */
+  readonly retention?: RetentionConfig;
   /** Configured keys that are accepted for compatibility but have no effect. */
   readonly ignoredKeys: readonly string[];
+}
+
+export interface GcConfig {
+  readonly enabled: boolean;
+  readonly intervalMs: number;
+  /** The grace window: content written, linked or used more recently than this is kept. */
+  readonly delayMs: number;
+  readonly dryRun: boolean;
+  readonly deleteUntagged: boolean;
+}
+
+export interface RetentionPolicyConfig {
+  /** Repository patterns (the access rules' syntax: `*` within a segment, `**` across). */
+  readonly repositories: readonly string[];
+  /** The ECR lifecycle policy document, as its JSON text (checked at load). */
+  readonly policyText: string;
+}
+
+export interface RetentionConfig {
+  readonly policies: readonly RetentionPolicyConfig[];
+  readonly dryRun: boolean;
+  readonly intervalMs: number;
 }
 
 /** Where the index lives: an SQLite file (one machine), or PostgreSQL (shared by several nodes). */
@@ -317,6 +345,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
         intervalMs: parseDuration(purging?.interval ?? '1h'),
         dryRun: purging?.dryrun ?? false,
       },
+      gc: resolveGc(file.storage?.maintenance?.gc),
     },
     index: resolveIndex(file, indexPath),
     log: {
@@ -328,6 +357,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
     ...(file.auth ? { auth: resolveAuth(file.auth, cwd, root) } : {}),
     ...(file.access ? { access: file.access } : {}),
     ...(file.ecr?.enabled ? { ecr: resolveEcr(file.ecr) } : {}),
+    ...(file.retention?.policies?.length ? { retention: resolveRetention(file.retention) } : {}),
     ignoredKeys: IGNORED_KEYS.filter(
       (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && s3),
     ),
@@ -339,6 +369,46 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
 }
 
 type HttpFile = NonNullable<ConfigFile['http']>;
+
+function resolveGc(gc: NonNullable<NonNullable<ConfigFile['storage']>['maintenance']>['gc']): GcConfig {
+  const resolved = {
+    enabled: gc?.enabled ?? true,
+    intervalMs: parseDuration(gc?.interval ?? '1h'),
+    delayMs: parseDuration(gc?.delay ?? '1h'),
+    dryRun: gc?.dryrun ?? false,
+    deleteUntagged: gc?.deleteuntagged ?? false,
+  };
+  if (resolved.intervalMs <= 0 || resolved.intervalMs > MAX_TIMER_MS) {
+    throw new ConfigError('storage.maintenance.gc.interval must be greater than zero and at most 24 days');
+  }
+  return resolved;
+}
+
+function resolveRetention(retention: NonNullable<ConfigFile['retention']>): RetentionConfig {
+  const policies = (retention.policies ?? []).map((p, i) => {
+    for (const pattern of p.repositories) {
+      try {
+        compilePattern(pattern);
+      } catch (err) {
+        throw new ConfigError(`retention.policies[${i}].repositories: ${(err as Error).message}`);
+      }
+    }
+    const policyText = typeof p.policy === 'string' ? p.policy : JSON.stringify(p.policy);
+    try {
+      parseLifecyclePolicy(policyText);
+    } catch (err) {
+      // ECR's wording without its API prefix ("Invalid parameter at 'LifecyclePolicyText'..."): no API call here.
+      const reason = err instanceof LifecyclePolicyError ? err.reason : (err as Error).message;
+      throw new ConfigError(`retention.policies[${i}].policy: ${reason}`);
+    }
+    return { repositories: p.repositories, policyText };
+  });
+  const intervalMs = parseDuration(retention.interval ?? '24h');
+  if (intervalMs <= 0 || intervalMs > MAX_TIMER_MS) {
+    throw new ConfigError('retention.interval must be greater than zero and at most 24 days');
+  }
+  return { policies, dryRun: retention.dryrun ?? false, intervalMs };
+}
 
 function resolveTls(tls: NonNullable<HttpFile['tls']>, cwd: string): TlsConfig {
   return {

@@ -215,6 +215,16 @@ export const fileSchema = z
               })
               .strict()
               .optional(),
+            gc: z
+              .object({
+                enabled: z.boolean().optional(),
+                interval: duration.optional(),
+                delay: duration.optional(),
+                dryrun: z.boolean().optional(),
+                deleteuntagged: z.boolean().optional(),
+              })
+              .strict()
+              .optional(),
             readonly: z.object({ enabled: z.boolean().optional() }).strict().optional(),
           })
           .strict()
@@ -256,6 +266,24 @@ export const fileSchema = z
     auth: authSchema.optional(),
     access: accessSchema.optional(),
     ecr: ecrSchema.optional(),
+    retention: z
+      .object({
+        policies: z
+          .array(
+            z
+              .object({
+                repositories: z.array(z.string().min(1)).min(1),
+                // An ECR lifecycle policy document: as YAML/JSON members, or as its JSON text.
+                policy: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
+              })
+              .strict(),
+          )
+          .optional(),
+        dryrun: z.boolean().optional(),
+        interval: duration.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -325,6 +353,13 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'storage.maintenance.uploadpurging.interval': 'string',
   'storage.maintenance.uploadpurging.dryrun': 'boolean',
   'storage.maintenance.readonly.enabled': 'boolean',
+  'storage.maintenance.gc.enabled': 'boolean',
+  'storage.maintenance.gc.interval': 'string',
+  'storage.maintenance.gc.delay': 'string',
+  'storage.maintenance.gc.dryrun': 'boolean',
+  'storage.maintenance.gc.deleteuntagged': 'boolean',
+  'retention.dryrun': 'boolean',
+  'retention.interval': 'string',
   'storage.cache.blobdescriptor': 'string',
   'storage.redirect.disable': 'boolean',
   'storage.filesystem.shared': 'boolean',

@@ -133,6 +133,7 @@ log:
       deleteEnabled: false,
       readOnly: true,
       uploadPurging: { enabled: false, ageMs: 5_400_000, intervalMs: 600_000, dryRun: true },
+      gc: { enabled: true, intervalMs: 3_600_000, delayMs: 3_600_000, dryRun: false, deleteUntagged: false },
     });
     expect(config.index.path).toBe(join(dir, 'db/registry.db'));
     expect(config.log).toMatchObject({ level: 'debug', accessLog: false });
