@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config/config.js';
 import type { Index } from './index/contract.js';
 import { openIndex } from './index/open-index.js';
@@ -16,6 +16,11 @@ import { ecrDownloadRoutes } from './http/ecr/download-route.js';
 import { Registry } from './registry/registry.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { openStore } from './storage/open-store.js';
+import { describeGcReport } from './gc-command.js';
+import { GarbageCollector } from './maintenance/gc/collector.js';
+import { ScheduledJob } from './maintenance/jobs.js';
+import type { LifecycleService } from './maintenance/lifecycle/service.js';
+import { openRetention } from './maintenance/retention.js';
 
 export interface BuildOptions {
   /** A logger configuration or instance for Fastify (default: pino at config.log.level). */
@@ -29,6 +34,8 @@ export interface BuildOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     registry: Registry;
+    /** The background jobs (tests run them with runNow). */
+    jobs: ScheduledJob[];
   }
 }
 
@@ -143,68 +150,63 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     app.log.warn({ keys: config.ignoredKeys }, 'configuration keys accepted for compatibility have no effect');
   }
 
+  const jobs: ScheduledJob[] = [];
+  const log = app.log;
   const purging = config.storage.uploadPurging;
-  let purgeTimer: NodeJS.Timeout | undefined;
-  let purgeRun: Promise<void> | undefined;
   if (purging.enabled) {
-    const purge = async () => {
-      if (purgeRun) return;
-      purgeRun = purgeOnce().finally(() => (purgeRun = undefined));
+    const run = async () => {
+      const purged = await registry.uploads.purge(new Date(Date.now() - purging.ageMs), purging.dryRun);
+      if (purged.length > 0) log.info({ count: purged.length, dryRun: purging.dryRun }, 'purged expired uploads');
     };
-    const purgeOnce = async () => {
-      try {
-        // With several nodes, one purges at a time; the others skip this round.
-        await index.locks.tryRun('job:upload-purge', async () => {
-          const purged = await registry.uploads.purge(new Date(Date.now() - purging.ageMs), purging.dryRun);
-          if (purged.length > 0) app.log.info({ count: purged.length, dryRun: purging.dryRun }, 'purged expired uploads');
-        });
-      } catch (err) {
-        app.log.error({ err }, 'upload purge failed');
-      }
-    };
-    app.addHook('onReady', async () => {
-      void purge();
-      purgeTimer = setInterval(() => void purge(), purging.intervalMs);
-      purgeTimer.unref();
-    });
+    jobs.push(new ScheduledJob(index.locks, 'upload-purge', purging.intervalMs, run, log));
   }
-
-  let lifecycleTimer: NodeJS.Timeout | undefined;
-  let lifecycleRun: Promise<void> | undefined;
-  if (ecr && config.ecr) {
+  const writable = !config.storage.readOnly && config.storage.deleteEnabled;
+  if (ecr && config.ecr && writable) {
     const lifecycle = ecr.services.lifecycle;
-    const runLifecycle = () => {
-      if (lifecycleRun || config.storage.readOnly || !config.storage.deleteEnabled) return;
-      // With several nodes, one applies the policies at a time; the others skip this round.
-      lifecycleRun = index.locks
-        .tryRun('job:lifecycle', () => lifecycle.run())
-        .then((outcome) => {
-          if (!outcome.ran) return;
-          const { reports, failed } = outcome.value;
-          const expired = reports.reduce((n, r) => n + r.expired.length, 0);
-          if (expired > 0) app.log.info({ expired, repositories: reports.filter((r) => r.expired.length > 0).length }, 'lifecycle policies expired images');
-          for (const f of failed) app.log.warn({ repository: f.repository, reason: f.reason }, 'lifecycle policy not applied');
-        })
-        .catch((err: unknown) => app.log.error({ err }, 'lifecycle run failed'))
-        .finally(() => (lifecycleRun = undefined));
-    };
-    app.addHook('onReady', async () => {
-      lifecycleTimer = setInterval(runLifecycle, config.ecr!.lifecycleIntervalMs);
-      lifecycleTimer.unref();
-    });
+    const run = async () => logLifecycle(log, 'lifecycle policies', await lifecycle.run());
+    jobs.push(new ScheduledJob(index.locks, 'lifecycle', config.ecr.lifecycleIntervalMs, run, log));
   }
+  if (config.retention && writable) {
+    const retention = openRetention(registry, config.retention);
+    const dryRun = config.retention.dryRun;
+    const run = async () => logLifecycle(log, 'retention policies', await retention.run({ dryRun }));
+    jobs.push(new ScheduledJob(index.locks, 'retention', config.retention.intervalMs, run, log));
+  }
+  const gc = config.storage.gc;
+  if (gc.enabled && !config.storage.readOnly) {
+    const collector = new GarbageCollector(registry);
+    const run = async (lost: AbortSignal) => {
+      const report = await collector.run({ delayMs: gc.delayMs, dryRun: gc.dryRun, deleteUntagged: gc.deleteUntagged, signal: lost });
+      const message = `garbage collection: ${describeGcReport(report)}`;
+      if (report.failed > 0) log.warn(report, `${message}; the store kept ${report.failed} blob(s)`);
+      else if (report.manifests + report.blobs > 0 || report.dryRun) log.info(report, message);
+      else log.debug(report, message);
+    };
+    jobs.push(new ScheduledJob(index.locks, 'gc', gc.intervalMs, run, log));
+  }
+  app.decorate('jobs', jobs);
+  app.addHook('onReady', async () => {
+    for (const job of jobs) job.start({ now: job.name === 'upload-purge' });
+  });
 
   app.addHook('onClose', async () => {
     auth?.close();
-    if (purgeTimer) clearInterval(purgeTimer);
-    if (lifecycleTimer) clearInterval(lifecycleTimer);
-    await purgeRun;
-    await lifecycleRun;
+    await Promise.all(jobs.map((job) => job.stop()));
     await registry.pulls.close();
     await store.close?.();
     await index.close();
   });
   return app;
+}
+
+/** Logs what a lifecycle or retention run expired, and the policies it could not apply. */
+function logLifecycle(log: FastifyBaseLogger, what: string, outcome: Awaited<ReturnType<LifecycleService['run']>>): void {
+  const { reports, failed } = outcome;
+  const expired = reports.reduce((n, r) => n + r.expired.length, 0);
+  const dryRun = reports.some((r) => r.dryRun);
+  const repositories = reports.filter((r) => r.expired.length > 0).length;
+  if (expired > 0) log.info({ expired, dryRun, repositories }, `${what} ${dryRun ? 'would expire' : 'expired'} images`);
+  for (const f of failed) log.warn({ repository: f.repository, reason: f.reason }, `${what}: policy not applied`);
 }
 
 /** What handlers may ask of the caller's rights: with auth off, everything is visible. */

@@ -1,4 +1,4 @@
-import { IndexTextError, LockLostError, LockTimeoutError } from '../index/contract.js';
+import { BlobDeletingError, IndexTextError, LockLostError, LockTimeoutError } from '../index/contract.js';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -72,6 +72,12 @@ export function registerErrorHandling(app: FastifyInstance, publicUrl: string | 
       request.log.warn({ lock: err.lock, reason: err.name }, 'write not done: lock unavailable');
       reply.header('Retry-After', '5');
       return sendError(reply, 503, 'UNAVAILABLE', 'the repository is busy with another write; retry later');
+    }
+    if (err instanceof BlobDeletingError) {
+      // The collector has been deleting this blob all the while the request waited for it.
+      request.log.warn({ digest: err.digest }, 'write not done: the blob is being garbage collected');
+      reply.header('Retry-After', '5');
+      return sendError(reply, 503, 'UNAVAILABLE', 'the blob is being deleted by the garbage collector; retry later');
     }
     if (err instanceof StoreUnavailableError) {
       // The backend's passing trouble: the client may try again (docker and others do on 429 and 503).

@@ -3,7 +3,7 @@ import { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { NotFoundError, type BlobStore, type ByteRange, type ObjectHandle } from '../storage/blob-store.js';
 import { keys } from '../storage/keys.js';
-import type { RegistryIndex } from '../index/contract.js';
+import { BlobDeletingError, type GcIndex, type RegistryIndex } from '../index/contract.js';
 import { OPEN_RULES, type RepositoryRules } from './repository-rules.js';
 
 export interface BlobInfo {
@@ -15,13 +15,44 @@ export interface BlobInfo {
 const MOUNT_SOURCE_PAGE = 200;
 const MOUNT_SOURCE_PAGES = 50;
 
+/**
+ * How long a write holds the blob it is writing (an upload's commit, a manifest's bytes): the
+ * collector does not mark it meanwhile. Far longer than a commit takes; the link ends it sooner.
+ */
+export const WRITE_HOLD_MS = 15 * 60_000;
+/** How long a write waits for the collector to finish deleting the blob it writes, before a 503. */
+export const CLAIM_WAIT_MS = 30_000;
+
 /** Reading, linking and unlinking blobs of a repository. */
 export class BlobService {
   constructor(
     private readonly store: BlobStore,
     private readonly index: RegistryIndex,
     private readonly rules: () => RepositoryRules = () => OPEN_RULES,
+    private readonly gc?: GcIndex,
   ) {}
+
+  /**
+   * Holds a blob about to be written to the store, so that the collector leaves it alone until it
+   * is linked (or the manifest that is its bytes is recorded). While the collector is deleting it,
+   * waits for the deletion to end (the bytes are then written anew), at most CLAIM_WAIT_MS, then
+   * throws BlobDeletingError (a 503: the client retries).
+   */
+  async claim(digest: string, size: number, signal?: AbortSignal): Promise<void> {
+    if (!this.gc) return;
+    const deadline = Date.now() + CLAIM_WAIT_MS;
+    for (let attempt = 0; ; attempt++) {
+      const now = Date.now();
+      if (await this.gc.claimBlob(digest, size, now, now + WRITE_HOLD_MS)) return;
+      if (now >= deadline) throw new BlobDeletingError(digest);
+      await sleep(Math.min(25 * 2 ** attempt, 500), signal);
+    }
+  }
+
+  /** Ends the hold of a write that failed (the collector may then judge the blob again). */
+  async release(digest: string): Promise<void> {
+    await this.gc?.releaseBlob(digest);
+  }
 
   /** The blob as the repository sees it; BLOB_UNKNOWN unless it was pushed or mounted there. */
   async stat(repo: string, digest: Digest): Promise<BlobInfo> {
@@ -63,7 +94,13 @@ export class BlobService {
     let size = from !== undefined && (!mayRead || mayRead(from)) ? await this.index.linkedBlobSize(from, d) : undefined;
     size ??= mayRead ? await this.readableLinkedSize(d, mayRead) : await this.index.anyLinkedBlobSize(d);
     if (size === undefined) return null;
-    await this.link(repo, digest, size);
+    try {
+      await this.link(repo, digest, size);
+    } catch (err) {
+      // The collector is deleting it: the client uploads it instead.
+      if (err instanceof BlobDeletingError) return null;
+      throw err;
+    }
     return { digest, size };
   }
 
@@ -92,7 +129,13 @@ export class BlobService {
       await this.store.delete(link);
       throw err;
     }
-    await this.index.addBlob(repo, digest.toString(), size);
+    try {
+      await this.index.addBlob(repo, digest.toString(), size);
+    } catch (err) {
+      // Being deleted (a mount racing the collector): no link object may outlive the refusal.
+      if (err instanceof BlobDeletingError) await this.store.delete(link);
+      throw err;
+    }
   }
 
   /** Removes the blob from the repository (the content stays for other repositories). */
@@ -101,6 +144,21 @@ export class BlobService {
     await this.store.delete(keys.layerLink(repo, digest));
     await this.index.unlinkBlob(repo, digest.toString());
   }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 export function blobUnknown(digest: Digest): RegistryError {

@@ -5,7 +5,9 @@ import { INDEX_MEDIA_TYPES, NON_DISTRIBUTABLE_LAYER_TYPES, accepts } from '../oc
 import { isValidTag } from '../oci/names.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { keys, parseRepositoryKey } from '../storage/keys.js';
-import { LockLostError, type IndexLocks, type ManifestRow, type RegistryIndex } from '../index/contract.js';
+import { LockLostError, ManifestReferencesError, type GcIndex, type IndexLocks, type ManifestRow, type RegistryIndex } from '../index/contract.js';
+import { unreachableManifests } from '../maintenance/gc/mark.js';
+import type { BlobService } from './blobs.js';
 import { LocalLocks } from '../index/local-locks.js';
 import { OPEN_RULES, type RepositoryRules, type TagMove } from './repository-rules.js';
 import { TagCache, type TagList } from './tag-cache.js';
@@ -52,6 +54,8 @@ export class ManifestService {
      * store's tag links and the index then see the writes in the same order.
      */
     private readonly locks: IndexLocks = new LocalLocks(),
+    /** Holds a manifest's bytes against the collector while they are written (see BlobService.claim). */
+    private readonly blobs?: BlobService,
   ) {}
 
   /**
@@ -158,17 +162,26 @@ export class ManifestService {
     fenced: () => void,
   ): Promise<void> {
     const blobKey = keys.blob(digest);
-    if (!(await this.store.stat(blobKey))) await this.store.put(blobKey, body);
-    if (!(await this.index.manifest(repo, digest.toString()))) {
+    await this.blobs?.claim(digest.toString(), body.length);
+    try {
+      if (!(await this.store.stat(blobKey))) await this.store.put(blobKey, body);
+      if (!(await this.index.manifest(repo, digest.toString()))) {
+        fenced();
+        await this.store.put(keys.manifestLink(repo, digest), Buffer.from(JSON.stringify({ mediaType: manifest.mediaType })));
+      }
+      for (const tag of tags) {
+        fenced(); // a tag link written after the lock was lost could disagree with the index
+        await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
+      }
       fenced();
-      await this.store.put(keys.manifestLink(repo, digest), Buffer.from(JSON.stringify({ mediaType: manifest.mediaType })));
+      // The references are checked again in the index's transaction, the one the collector's
+      // compare-and-set respects: a blob deleted since verifyReferences is caught here.
+      await this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags, undefined, { checkReferences: true });
+    } catch (err) {
+      await this.blobs?.release(digest.toString());
+      if (err instanceof ManifestReferencesError) throw referencesUnknown(err.problems);
+      throw err;
     }
-    for (const tag of tags) {
-      fenced(); // a tag link written after the lock was lost could disagree with the index
-      await this.store.put(keys.tagLink(repo, tag), Buffer.from(digest.toString()));
-    }
-    fenced();
-    await this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags);
     if (tags.length > 0) this.tagLists.delete(repo);
   }
 
@@ -190,11 +203,27 @@ export class ManifestService {
         problems.push({ digest: d.digest.toString(), reason: 'manifest unknown to repository' });
       }
     }
-    if (problems.length > 0) {
-      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references content unknown to the repository', {
-        detail: problems,
-      });
-    }
+    if (problems.length > 0) throw referencesUnknown(problems);
+  }
+
+  /**
+   * Removes, under the repository's write lock, the manifests that no tag reaches and that were
+   * pushed before `cutoff` (see mark.ts): the index decides inside its transaction, then their
+   * links go from the store. With `dryRun`, only says which they are. Returns their digests.
+   */
+  async removeUnreachable(repo: string, cutoff: number, gc: GcIndex, dryRun = false): Promise<string[]> {
+    return this.writes(repo, async (fenced) => {
+      const repoId = await this.index.repositoryId(repo);
+      if (repoId === undefined) return [];
+      if (dryRun) return unreachableManifests(await gc.manifestGraph(repoId), cutoff);
+      fenced();
+      const removed = await gc.removeManifestsIf(repoId, (graph) => unreachableManifests(graph, cutoff));
+      // The index has forgotten them: a link left behind if this is cut short would only bring an
+      // untagged manifest back on a reindex, never lose one.
+      for (const d of removed) await this.store.delete(keys.manifestLink(repo, Digest.parse(d)));
+      if (removed.length > 0) this.tagLists.delete(repo);
+      return removed;
+    });
   }
 
   /** By digest: the manifest and its tags. By tag: the tag only. */
@@ -342,6 +371,12 @@ export function toIndexRow(digest: Digest, m: ParsedManifest, body: Buffer) {
     blobs: [...(m.config ? [m.config] : []), ...m.layers].map((d) => d.digest.toString()),
     children: m.manifests.map((d) => d.digest.toString()),
   };
+}
+
+function referencesUnknown(problems: ReadonlyArray<{ digest: string; reason: string }>): RegistryError {
+  return new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references content unknown to the repository', {
+    detail: problems,
+  });
 }
 
 function manifestUnknown(repo: string, ref: Reference): RegistryError {

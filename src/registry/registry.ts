@@ -32,9 +32,9 @@ export class Registry {
     this.pulls = new PullTimes(database.pullTimes);
     // The services read the rules through a getter: they are installed after construction.
     const rules = () => this.rules;
-    this.blobs = new BlobService(store, this.index, rules);
+    this.blobs = new BlobService(store, this.index, rules, database.gc);
     this.uploads = new UploadService(store, this.index, this.blobs, rules, database.locks);
-    this.manifests = new ManifestService(store, this.index, rules, database.locks);
+    this.manifests = new ManifestService(store, this.index, rules, database.locks, this.blobs);
   }
 
   /** Checks that the index and the store answer. */

@@ -283,21 +283,30 @@ export class UploadService {
   /** Moves a verified upload into place (unless the content is already there) and links it. */
   private async commit(repo: string, id: string, digest: Digest, size: number, signal?: AbortSignal): Promise<void> {
     const key = keys.blob(digest);
-    const existing = await this.store.stat(key, signal);
-    if (existing && existing.size === size) {
-      await this.store.cancelUpload(id);
-    } else {
-      try {
+    // Held from here until it is linked: the collector neither deletes the bytes found in place nor
+    // those about to be written (and, while it is deleting them, this waits for it to finish).
+    await this.blobs.claim(digest.toString(), size, signal);
+    try {
+      const existing = await this.store.stat(key, signal);
+      if (existing && existing.size === size) {
+        await this.store.cancelUpload(id);
+      } else {
         await this.store.commitUpload(id, key, signal);
-      } catch (err) {
-        if (err instanceof NotFoundError) throw uploadUnknown(id);
-        throw err;
       }
+    } catch (err) {
+      await this.blobs.release(digest.toString());
+      if (err instanceof NotFoundError) throw uploadUnknown(id);
+      throw err;
     }
     // The upload is gone from the store: its session ends here, even if the link fails
     // (the blob is then content no repository holds, until a push links it or it is collected).
     await this.forget(id);
-    await this.blobs.link(repo, digest, size);
+    try {
+      await this.blobs.link(repo, digest, size);
+    } catch (err) {
+      await this.blobs.release(digest.toString());
+      throw err;
+    }
   }
 
   /** Ends an upload: its bytes and record in the store, then its session. */

@@ -5,7 +5,7 @@
  * (the caller and its rights under the access rules) and turns results and EcrErrors into AWS's
  * JSON shapes. The operations themselves live in src/ecr/.
  */
-import { IndexTextError, LockLostError, LockTimeoutError } from '../../index/contract.js';
+import { BlobDeletingError, IndexTextError, LockLostError, LockTimeoutError } from '../../index/contract.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Auth } from '../../auth/setup.js';
@@ -277,6 +277,9 @@ function toEcrError(request: FastifyRequest, err: unknown, operation: string): E
   if (err instanceof IndexTextError) return ecrErrors.invalidParameter(err.message);
   if (err instanceof LockTimeoutError || err instanceof LockLostError) {
     return new EcrError('ServerException', 'The repository is busy with another write; retry later', 500);
+  }
+  if (err instanceof BlobDeletingError) {
+    return new EcrError('ServerException', 'The layer is being deleted by the garbage collector; retry later', 500);
   }
   if (err instanceof StoreUnavailableError) {
     request.log.warn({ err, operation }, 'storage backend unavailable');
