@@ -185,8 +185,8 @@ export interface RegistryIndex {
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
   /** Sizes of blobs linked into the repository, by digest; absent ones (and those being deleted) are missing. */
   linkedBlobSizes(repoId: number | undefined, digests: string[]): Promise<Map<string, number>>;
-  /** Records a blob without linking it (reindex). */
-  insertBlob(digest: string, size: number, createdAt: number): Promise<void>;
+  /** Records a blob without linking it (reindex, index copy), touched at `touchedAt` (default now), never from file times. */
+  insertBlob(digest: string, size: number, createdAt: number, touchedAt?: number): Promise<void>;
 
   manifest(repo: string, digest: string): Promise<ManifestRow | undefined>;
   manifestByTag(repo: string, tag: string): Promise<ManifestRow | undefined>;
@@ -201,8 +201,9 @@ export interface RegistryIndex {
    * written) naming each one that is not; the referenced blobs that are deletion candidates are
    * taken back. This is the transaction the collector's compare-and-set respects: once it commits,
    * no blob it references can be deleted. Without it (reindex, index copy) nothing is checked.
+   * The blobs in `external` (foreign layers, whose bytes live at their `urls`) are not checked.
    */
-  putManifest(repo: string, m: NewManifest, tags: string[], now?: number, options?: { checkReferences?: boolean }): Promise<void>;
+  putManifest(repo: string, m: NewManifest, tags: string[], now?: number, options?: PutManifestOptions): Promise<void>;
   tagsOf(repo: string, digest: string): Promise<string[]>;
   /** Removes a manifest and every tag pointing at it. */
   deleteManifest(repo: string, digest: string): Promise<boolean>;
@@ -306,6 +307,14 @@ export interface ManifestUse {
  * compare-and-set that the collector's deletion passes, and it checks the references again in its
  * own transaction, so that a manifest committed before it keeps every blob it references.
  */
+/** How RegistryIndex.putManifest checks what a manifest references. */
+export interface PutManifestOptions {
+  /** Check (and take back) the blobs and children in the transaction (a push). */
+  readonly checkReferences?: boolean;
+  /** Blobs the registry need not hold (foreign layers with urls): not checked. */
+  readonly external?: readonly string[];
+}
+
 export interface GcIndex {
   /**
    * Claims a blob about to be written to the store (an upload's commit, a manifest's bytes):
@@ -340,7 +349,8 @@ export interface GcIndex {
   /**
    * The compare-and-set: of `digests`, those that are still candidates, not held at `now`, still
    * unreferenced and still not a manifest become 'deleting' (stateAt `now`), in one transaction.
-   * Returns them (with the repositories linking them), in digest order; the others are untouched.
+   * Returns them (with the repositories linking them), in digest order; the other candidates among
+   * `digests` (held, or referenced again) become live again, to be judged afresh by a later run.
    */
   beginDeleting(digests: readonly string[], now: number): Promise<DeletingBlob[]>;
   /** Blobs left 'deleting' since before `before` (a run cut short), in digest order after `after`. */

@@ -259,7 +259,7 @@ class Verifier {
     const repositories = await this.linkingRepositories(digest);
     await this.gc.removeBlob(digest);
     const now = this.now();
-    await this.registry.insertBlob(digest, size, now);
+    await this.registry.insertBlob(digest, size, now, now);
     for (const repo of repositories) await this.registry.addBlob(repo, digest, size, now);
     return { repaired: true, action: `recorded again with ${size} bytes, linked into ${repositories.length} repositor${repositories.length === 1 ? 'y' : 'ies'}` };
   }
@@ -304,7 +304,8 @@ class Verifier {
       return;
     }
     await this.problem('not-indexed', key, `${size} bytes that hash to ${digest} but have no row in the index`, NO_AFFECTS, async () => {
-      await this.registry.insertBlob(digest.toString(), size, this.now());
+      const now = this.now();
+      await this.registry.insertBlob(digest.toString(), size, now, now);
       return { repaired: true, action: 'recorded in the index (the garbage collector judges it like any other blob)' };
     });
   }

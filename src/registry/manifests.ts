@@ -176,7 +176,10 @@ export class ManifestService {
       fenced();
       // The references are checked again in the index's transaction, the one the collector's
       // compare-and-set respects: a blob deleted since verifyReferences is caught here.
-      await this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags, undefined, { checkReferences: true });
+      await this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags, undefined, {
+        checkReferences: true,
+        external: externalBlobs(manifest).map((d) => d.digest.toString()),
+      });
     } catch (err) {
       await this.blobs?.release(digest.toString());
       if (err instanceof ManifestReferencesError) throw referencesUnknown(err.problems);
@@ -188,9 +191,8 @@ export class ManifestService {
   /** Every blob and child manifest must already be in the repository. */
   private async verifyReferences(repo: string, m: ParsedManifest): Promise<void> {
     const repoId = await this.index.repositoryId(repo);
-    const blobs = [...(m.config ? [m.config] : []), ...m.layers].filter(
-      (d) => !(NON_DISTRIBUTABLE_LAYER_TYPES.has(d.mediaType) && d.urls?.length),
-    );
+    const external = new Set(externalBlobs(m));
+    const blobs = [...(m.config ? [m.config] : []), ...m.layers].filter((d) => !external.has(d));
     const sizes = await this.index.linkedBlobSizes(repoId, blobs.map((d) => d.digest.toString()));
     const problems: Array<{ digest: string; reason: string }> = [];
     for (const d of blobs) {
@@ -371,6 +373,11 @@ export function toIndexRow(digest: Digest, m: ParsedManifest, body: Buffer) {
     blobs: [...(m.config ? [m.config] : []), ...m.layers].map((d) => d.digest.toString()),
     children: m.manifests.map((d) => d.digest.toString()),
   };
+}
+
+/** The layers whose bytes live elsewhere (non-distributable, with urls): the registry need not hold them. */
+function externalBlobs(m: ParsedManifest): ParsedManifest['layers'] {
+  return m.layers.filter((d) => NON_DISTRIBUTABLE_LAYER_TYPES.has(d.mediaType) && (d.urls?.length ?? 0) > 0);
 }
 
 function referencesUnknown(problems: ReadonlyArray<{ digest: string; reason: string }>): RegistryError {

@@ -41,7 +41,7 @@ export class PostgresGcIndex implements GcIndex {
   async claimBlob(digest: string, size: number, now: number, holdUntil: number): Promise<boolean> {
     const row = await this.db.one(
       `INSERT INTO blobs (digest, size, created_at, touched_at, held_until) VALUES ($1, $2, $3, $3, $4)
-       ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = EXCLUDED.touched_at, held_until = EXCLUDED.held_until
+       ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), held_until = EXCLUDED.held_until
        WHERE blobs.gc_state IS DISTINCT FROM 'deleting' RETURNING 1`,
       [digest, size, now, holdUntil],
     );
@@ -97,7 +97,8 @@ export class PostgresGcIndex implements GcIndex {
 
   /**
    * One UPDATE. A push in flight that holds a row (FOR SHARE) makes it wait, and the row may then
-   * be marked though just referenced: harmless, as beginDeleting checks the references again.
+   * be marked though just referenced: harmless, as beginDeleting checks the references again
+   * (and makes such a candidate live again).
    */
   async markCandidates(cutoff: number, now: number): Promise<{ count: number; bytes: number }> {
     const row = await this.db.one<{ count: number; bytes: number }>(
@@ -131,7 +132,7 @@ export class PostgresGcIndex implements GcIndex {
         [[...digests]],
       );
       if (locked.length === 0) return [];
-      return q.rows<DeletingBlob>(
+      const deleting = await q.rows<DeletingBlob>(
         `WITH deleting AS (
            UPDATE blobs b SET gc_state = 'deleting', gc_at = $2
            WHERE b.digest = ANY($1::text[]) AND b.gc_state = 'candidate' AND (b.held_until IS NULL OR b.held_until <= $2) AND ${UNREFERENCED}
@@ -140,6 +141,14 @@ export class PostgresGcIndex implements GcIndex {
          SELECT b.digest, b.size, ${LINKING_REPOSITORIES} FROM deleting b ORDER BY b.digest`,
         [locked.map((r) => r.digest), now],
       );
+      // The others are held or referenced again (a push that raced the marking): live once more,
+      // to be judged afresh by a later run rather than left as candidates.
+      if (deleting.length < locked.length) {
+        await q.run("UPDATE blobs SET gc_state = NULL, gc_at = NULL WHERE digest = ANY($1::text[]) AND gc_state = 'candidate'", [
+          locked.map((r) => r.digest),
+        ]);
+      }
+      return deleting;
     });
   }
 
@@ -170,7 +179,7 @@ export class PostgresGcIndex implements GcIndex {
   async abortDeleting(digests: readonly string[], now: number): Promise<void> {
     if (digests.length === 0) return;
     await this.db.run(
-      "UPDATE blobs SET gc_state = NULL, gc_at = NULL, touched_at = $2 WHERE digest = ANY($1::text[]) AND gc_state = 'deleting'",
+      "UPDATE blobs SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(touched_at, $2) WHERE digest = ANY($1::text[]) AND gc_state = 'deleting'",
       [[...digests], now],
     );
   }

@@ -3,6 +3,7 @@ import {
   ManifestReferencesError,
   type ManifestRow,
   type NewManifest,
+  type PutManifestOptions,
   type ReferrerRow,
   type RegistryIndex,
   type UploadRow,
@@ -52,7 +53,7 @@ async function takeBack(q: Querier, digests: readonly string[], now: number): Pr
     `WITH locked AS (
        SELECT digest FROM blobs WHERE digest = ANY($1::text[]) AND gc_state = 'candidate' ORDER BY digest FOR NO KEY UPDATE
      )
-     UPDATE blobs b SET gc_state = NULL, gc_at = NULL, touched_at = $2 FROM locked WHERE b.digest = locked.digest`,
+     UPDATE blobs b SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(b.touched_at, $2) FROM locked WHERE b.digest = locked.digest`,
     [digests, now],
   );
 }
@@ -70,8 +71,8 @@ function distinct(values: readonly string[]): string[] {
  * collector's compare-and-set sees this manifest's references committed, or this sees the blob
  * 'deleting' and refuses. Candidates are taken back. Throws ManifestReferencesError.
  */
-async function checkReferences(q: Querier, repoId: number, m: NewManifest, now: number): Promise<void> {
-  const blobs = distinct(m.blobs);
+async function checkReferences(q: Querier, repoId: number, m: NewManifest, now: number, external: readonly string[]): Promise<void> {
+  const blobs = distinct(m.blobs).filter((d) => !external.includes(d));
   const children = distinct(m.children);
   const states = blobs.length > 0 ? await lockReferencedBlobs(q, blobs, now) : new Map<string, string | null>();
   const linked = await existing(q, 'SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2::text[])', repoId, blobs);
@@ -118,7 +119,7 @@ async function recordManifestBlob(q: Querier, m: NewManifest, now: number, check
   if (!checked) {
     await q.run(
       `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
-       ON CONFLICT (digest) DO UPDATE SET touched_at = EXCLUDED.touched_at, held_until = NULL,
+       ON CONFLICT (digest) DO UPDATE SET touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), held_until = NULL,
          gc_state = NULLIF(blobs.gc_state, 'candidate'),
          gc_at = CASE WHEN blobs.gc_state = 'deleting' THEN blobs.gc_at END`,
       params,
@@ -127,7 +128,7 @@ async function recordManifestBlob(q: Querier, m: NewManifest, now: number, check
   }
   const row = await q.one(
     `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
-     ON CONFLICT (digest) DO UPDATE SET touched_at = EXCLUDED.touched_at, held_until = NULL, gc_state = NULL, gc_at = NULL
+     ON CONFLICT (digest) DO UPDATE SET touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), held_until = NULL, gc_state = NULL, gc_at = NULL
      WHERE blobs.gc_state IS DISTINCT FROM 'deleting' RETURNING 1`,
     params,
   );
@@ -214,7 +215,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
     if (!row || row.gc_state === 'deleting') return undefined;
     if (row.gc_state === null) return row.size;
     const taken = await this.db.one<{ size: number }>(
-      `UPDATE blobs b SET gc_state = NULL, gc_at = NULL, touched_at = $2 WHERE b.digest = $1 AND ${NOT_DELETING} RETURNING b.size`,
+      `UPDATE blobs b SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(b.touched_at, $2) WHERE b.digest = $1 AND ${NOT_DELETING} RETURNING b.size`,
       [digest, now],
     );
     return taken?.size;
@@ -228,7 +229,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
     await this.db.tx(async (q) => {
       const row = await q.one(
         `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
-         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = EXCLUDED.touched_at, held_until = NULL
+         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), held_until = NULL
          WHERE blobs.gc_state IS DISTINCT FROM 'deleting' RETURNING 1`,
         [digest, size, now],
       );
@@ -263,11 +264,17 @@ export class PostgresRegistryIndex implements RegistryIndex {
     return found;
   }
 
-  async insertBlob(digest: string, size: number, createdAt: number): Promise<void> {
-    await this.db.run('INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3) ON CONFLICT (digest) DO NOTHING', [
+  /**
+   * Records a blob without linking it (reindex, index copy), created at `createdAt` (which may come
+   * from the store's file times) but touched at `touchedAt` (default now): the collector's grace
+   * window runs from when the index learnt of it, never from a file's time.
+   */
+  async insertBlob(digest: string, size: number, createdAt: number, touchedAt = Date.now()): Promise<void> {
+    await this.db.run('INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING', [
       digest,
       size,
       createdAt,
+      touchedAt,
     ]);
   }
 
@@ -313,7 +320,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
     m: NewManifest,
     tags: string[],
     now = Date.now(),
-    options: { checkReferences?: boolean } = {},
+    options: PutManifestOptions = {},
   ): Promise<void> {
     const checked = options.checkReferences ?? false;
     await this.db.tx(async (q) => {
@@ -324,7 +331,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
         [repo, now],
       );
       const repoId = repoRow!.id;
-      if (checked) await checkReferences(q, repoId, m, now);
+      if (checked) await checkReferences(q, repoId, m, now, options.external ?? []);
       await recordManifestBlob(q, m, now, checked);
       const inserted = await q.one<{ id: number }>(
         `INSERT INTO manifests (repository_id, digest, media_type, size, content, artifact_type, subject, annotations, created_at)

@@ -50,7 +50,7 @@ export class SqliteGcIndex implements GcIndex {
     this.s = {
       claim: db.prepare<[{ digest: string; size: number; now: number; hold: number }], never>(
         `INSERT INTO blobs (digest, size, created_at, touched_at, held_until) VALUES (@digest, @size, @now, @now, @hold)
-         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = excluded.touched_at,
+         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = max(touched_at, excluded.touched_at),
            held_until = excluded.held_until
          WHERE gc_state IS NOT 'deleting'`,
       ),
@@ -85,6 +85,7 @@ export class SqliteGcIndex implements GcIndex {
          WHERE ${IN_JSON('@digests')} AND gc_state = 'candidate' AND ${NOT_HELD} AND ${UNREFERENCED}
          RETURNING digest, size`,
       ),
+      reprieve: db.prepare<[string], never>(`UPDATE blobs SET gc_state = NULL, gc_at = NULL WHERE ${IN_JSON('?')} AND gc_state = 'candidate'`),
       staleDeleting: db.prepare<[number, string, number], { digest: string; size: number }>(
         "SELECT digest, size FROM blobs WHERE gc_state = 'deleting' AND gc_at < ? AND digest > ? ORDER BY digest LIMIT ?",
       ),
@@ -98,7 +99,7 @@ export class SqliteGcIndex implements GcIndex {
       ),
       removeDeleting: db.prepare<[string], never>(`DELETE FROM blobs WHERE ${IN_JSON('?')} AND gc_state = 'deleting'`),
       abortDeleting: db.prepare<[number, string], never>(
-        `UPDATE blobs SET gc_state = NULL, gc_at = NULL, touched_at = ? WHERE ${IN_JSON('?')} AND gc_state = 'deleting'`,
+        `UPDATE blobs SET gc_state = NULL, gc_at = NULL, touched_at = max(touched_at, ?) WHERE ${IN_JSON('?')} AND gc_state = 'deleting'`,
       ),
       usage: db.prepare<[{ repo: string | null }], Omit<UsageRow, 'sharedBytes'>>(
         `WITH held (repository_id, digest) AS (
@@ -235,7 +236,10 @@ export class SqliteGcIndex implements GcIndex {
   async beginDeleting(digests: readonly string[], now: number): Promise<DeletingBlob[]> {
     if (digests.length === 0) return [];
     return this.db.transaction(() => {
-      const rows = this.s.beginDeleting.all({ digests: JSON.stringify(digests), now });
+      const list = JSON.stringify(digests);
+      const rows = this.s.beginDeleting.all({ digests: list, now });
+      // The others are held or referenced again: live once more, judged afresh by a later run.
+      if (rows.length < digests.length) this.s.reprieve.run(list);
       return this.withRepositories(rows.sort((a, b) => compare(a.digest, b.digest)));
     }).immediate();
   }

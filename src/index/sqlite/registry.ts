@@ -3,6 +3,7 @@ import {
   ManifestReferencesError,
   type ManifestRow,
   type NewManifest,
+  type PutManifestOptions,
   type ReferrerRow,
   type RegistryIndex,
   type UploadRow,
@@ -41,24 +42,24 @@ export class SqliteRegistryIndex implements RegistryIndex {
         'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
       ),
       blobSize: db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?'),
-      insertBlob: db.prepare<[{ digest: string; size: number; at: number }], never>(
-        'INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @at, @at) ON CONFLICT (digest) DO NOTHING',
+      insertBlob: db.prepare<[{ digest: string; size: number; at: number; touched: number }], never>(
+        'INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @at, @touched) ON CONFLICT (digest) DO NOTHING',
       ),
       // Records a blob, or makes it live (a candidate taken back), touched, its hold ended; no
       // change at all (0 changes) to a blob being deleted.
       liveBlob: db.prepare<[{ digest: string; size: number; now: number }], never>(
         `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @now, @now)
-         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = excluded.touched_at, held_until = NULL
+         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = max(touched_at, excluded.touched_at), held_until = NULL
          WHERE gc_state IS NOT 'deleting'`,
       ),
       // The same for an unchecked manifest write (reindex, index copy), which leaves a deletion in progress as it is.
       touchBlob: db.prepare<[{ digest: string; size: number; now: number }], never>(
         `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @now, @now)
-         ON CONFLICT (digest) DO UPDATE SET touched_at = excluded.touched_at, held_until = NULL,
+         ON CONFLICT (digest) DO UPDATE SET touched_at = max(touched_at, excluded.touched_at), held_until = NULL,
            gc_state = nullif(gc_state, 'candidate'), gc_at = CASE WHEN gc_state = 'deleting' THEN gc_at END`,
       ),
       takeBack: db.prepare<[number, string], never>(
-        `UPDATE blobs SET gc_state = NULL, gc_at = NULL, touched_at = ?
+        `UPDATE blobs SET gc_state = NULL, gc_at = NULL, touched_at = max(touched_at, ?)
          WHERE digest IN (SELECT value FROM json_each(?)) AND gc_state = 'candidate'`,
       ),
       linkedBlobSize: db.prepare<[string, string], { size: number; state: string | null }>(
@@ -265,12 +266,12 @@ export class SqliteRegistryIndex implements RegistryIndex {
     m: NewManifest,
     tags: string[],
     now = Date.now(),
-    options: { checkReferences?: boolean } = {},
+    options: PutManifestOptions = {},
   ): Promise<void> {
     this.tagWrites++;
     const checked = options.checkReferences ?? false;
     const write = this.db.transaction(() => {
-      if (checked) this.checkReferences(repo, m, now);
+      if (checked) this.checkReferences(repo, m, now, options.external ?? []);
       const repoId = this.ensure(repo, now);
       this.recordManifestBlob(m, now, checked);
       if (!this.s.manifestExists.get(repoId, m.digest)) {
@@ -291,9 +292,9 @@ export class SqliteRegistryIndex implements RegistryIndex {
    * ManifestReferencesError naming each problem, blobs first). The referenced candidates are then
    * taken back.
    */
-  private checkReferences(repo: string, m: NewManifest, now: number): void {
+  private checkReferences(repo: string, m: NewManifest, now: number, external: readonly string[]): void {
     const repoId = this.idOf(repo);
-    const blobs = distinct(m.blobs);
+    const blobs = distinct(m.blobs).filter((d) => !external.includes(d));
     const problems = [
       ...blobs
         .filter((d) => repoId === undefined || !this.usableIn(repoId, d))
@@ -437,8 +438,12 @@ export class SqliteRegistryIndex implements RegistryIndex {
     this.tagWrites++;
   }
 
-  /** Records a blob without linking it (reindex), touched when it was created. */
-  async insertBlob(digest: string, size: number, createdAt: number): Promise<void> {
-    this.s.insertBlob.run({ digest, size, at: createdAt });
+  /**
+   * Records a blob without linking it (reindex, index copy), created at `createdAt` (which may come
+   * from the store's file times) but touched at `touchedAt` (default now): the collector's grace
+   * window runs from when the index learnt of it, never from a file's time.
+   */
+  async insertBlob(digest: string, size: number, createdAt: number, touchedAt = Date.now()): Promise<void> {
+    this.s.insertBlob.run({ digest, size, at: createdAt, touched: touchedAt });
   }
 }

@@ -166,6 +166,25 @@ describeIndex('GcIndex: the blob state machine', (fixture) => {
     await gc().releaseBlob(blob('unknown'));
     expect(await gc().blobState(blob('unknown'))).toBeUndefined();
   });
+
+  it('insertBlob touches a blob now, not at its creation time (a reindex gives file times)', async () => {
+    const d = blob('reindexed');
+    const before = Date.now();
+    await reg().insertBlob(d, 5, OLD);
+    const row = (await gc().blobState(d))!;
+    expect(row.touchedAt).toBeGreaterThanOrEqual(before);
+    expect(row.touchedAt).toBeLessThanOrEqual(Date.now());
+    expect(await gc().markCandidates(before - 1, before)).toEqual({ count: 0, bytes: 0 });
+  });
+
+  it('a touch never moves a blob back in time', async () => {
+    const d = blob('touched late');
+    await reg().addBlob('r', d, 5, 5_000);
+    await reg().addBlob('r', d, 5, OLD);
+    await gc().claimBlob(d, 5, OLD, OLD);
+    await reg().putManifest('r', image('user', { blobs: [d] }), [], OLD, CHECKED);
+    expect((await gc().blobState(d))!.touchedAt).toBe(5_000);
+  });
 });
 
 describeIndex('GcIndex: marking', (fixture) => {
@@ -191,7 +210,7 @@ describeIndex('GcIndex: marking', (fixture) => {
     const loose = blob('loose');
     await reg().addBlob('r1', loose, 100, OLD);
     const orphan = blob('never linked');
-    await reg().insertBlob(orphan, 7, OLD);
+    await reg().insertBlob(orphan, 7, OLD, OLD);
     const holdOver = blob('hold over');
     await gc().claimBlob(holdOver, 50, OLD, NOW);
     const held = blob('held');
@@ -317,7 +336,7 @@ describeIndex('GcIndex: take-back and deletion', (fixture) => {
     const gone = blob('gone');
     for (const repo of ['b', 'B', 'a/b', 'a']) await reg().addBlob(repo, gone, 5, OLD);
     const also = blob('also gone');
-    await reg().insertBlob(also, 6, OLD);
+    await reg().insertBlob(also, 6, OLD, OLD);
     // Referenced after marking by a manifest written unchecked (which takes nothing back).
     const used = blob('used since');
     await reg().addBlob('r', used, 7, OLD);
@@ -339,12 +358,17 @@ describeIndex('GcIndex: take-back and deletion', (fixture) => {
     );
     expect(await gc().blobState(gone)).toMatchObject({ state: 'deleting', stateAt: 4_400 });
     expect(await gc().blobState(also)).toMatchObject({ state: 'deleting', stateAt: 4_400 });
-    expect(await gc().blobState(used)).toMatchObject({ state: 'candidate', stateAt: 5_000 });
-    expect(await gc().blobState(held)).toMatchObject({ state: 'candidate', stateAt: 5_000 });
+    // The candidates it did not take (referenced again, held) are live again, as they were.
+    expect(await gc().blobState(used)).toEqual(live(used, 7, OLD));
+    expect(await gc().blobState(held)).toEqual(live(held, 8, OLD, 4_500));
     expect(await gc().blobState(liveOne)).toEqual(live(liveOne, 9, 5_000));
-    // Once the hold has passed, the held candidate goes too; a second call finds the others taken.
-    expect(await gc().beginDeleting(asked, 4_500)).toEqual([{ digest: held, size: 8, repositories: [] }]);
-    expect(await gc().beginDeleting([], 4_500)).toEqual([]);
+    expect(await gc().candidates('', 10)).toEqual([]);
+    expect(await gc().beginDeleting(asked, 4_500)).toEqual([]);
+    // Once the hold has passed, a marking takes the held blob again, and then it goes.
+    expect(await gc().markCandidates(CUTOFF, 4_600)).toEqual({ count: 1, bytes: 8 });
+    expect(await gc().beginDeleting(asked, 4_700)).toEqual([{ digest: held, size: 8, repositories: [] }]);
+    expect(await gc().blobState(used)).toEqual(live(used, 7, OLD));
+    expect(await gc().beginDeleting([], 4_700)).toEqual([]);
   });
 
   it('finishDeleting removes the rows and links of blobs being deleted, and of no other', async () => {
@@ -464,7 +488,7 @@ describeIndex('GcIndex: checked putManifest', (fixture) => {
 
   it("refuses a manifest whose own bytes are being deleted (BlobDeletingError); unchecked leaves that state alone", async () => {
     const m = image('own bytes going');
-    await reg().insertBlob(m.digest, m.content.length, OLD);
+    await reg().insertBlob(m.digest, m.content.length, OLD, OLD);
     await gc().markCandidates(CUTOFF, 2_000);
     expect(await gc().beginDeleting([m.digest], 2_500)).toHaveLength(1);
     for (const d of m.blobs) await reg().addBlob('r', d, SIZE, NOW);
