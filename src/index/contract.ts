@@ -178,8 +178,9 @@ export interface RegistryIndex {
   linkedBlobSize(repo: string, digest: string, now?: number): Promise<number | undefined>;
   /**
    * Records a blob (if new) and links it into a repository (created if needed), in one
-   * transaction: the blob becomes live (a candidate is taken back), touched at `now`, and its hold
-   * (GcIndex.claimBlob) ends. Throws BlobDeletingError, writing nothing, when it is being deleted.
+   * transaction: the blob becomes live (a candidate is taken back) and touched at `now`; holds
+   * (GcIndex.claimBlob) are left to their releases. Throws BlobDeletingError, writing nothing,
+   * when it is being deleted.
    */
   addBlob(repo: string, digest: string, size: number, now?: number): Promise<void>;
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
@@ -194,8 +195,8 @@ export interface RegistryIndex {
   hasManifest(repoId: number | undefined, digest: string): Promise<boolean>;
   /**
    * Adds a manifest (idempotently: a known one keeps its row) and points the tags at it, in one
-   * transaction. The manifest's own blob row is recorded (or, if known, touched at `now` and its
-   * hold ended). With `checkReferences` (a push), the same transaction first checks that every
+   * transaction. The manifest's own blob row is recorded (or, if known, touched at `now`; holds
+   * are left to their releases). With `checkReferences` (a push), the same transaction first checks that every
    * blob of `m.blobs` is linked into the repository and not being deleted, and every child of
    * `m.children` is a manifest of the repository, and throws ManifestReferencesError (nothing
    * written) naming each one that is not; the referenced blobs that are deletion candidates are
@@ -319,11 +320,12 @@ export interface GcIndex {
   /**
    * Claims a blob about to be written to the store (an upload's commit, a manifest's bytes):
    * records it if new (size, times `now`), takes it back if a candidate, and holds it until
-   * `holdUntil` (no marking takes it meanwhile; addBlob or putManifest end the hold). Returns false,
-   * changing nothing, while it is being deleted.
+   * `holdUntil` (no marking takes it meanwhile). Holds are counted: two writes of the same blob
+   * hold it until both release it (or the later `holdUntil` passes, for a writer that died).
+   * Returns false, changing nothing, while it is being deleted.
    */
   claimBlob(digest: string, size: number, now: number, holdUntil: number): Promise<boolean>;
-  /** Ends a hold that led nowhere (the write failed); the blob is left as it is otherwise. */
+  /** Ends one claim's hold (its write is linked or recorded, or failed); the last one ends the hold. */
   releaseBlob(digest: string): Promise<void>;
   blobState(digest: string): Promise<BlobStateRow | undefined>;
 

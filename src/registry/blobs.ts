@@ -17,7 +17,8 @@ const MOUNT_SOURCE_PAGES = 50;
 
 /**
  * How long a write holds the blob it is writing (an upload's commit, a manifest's bytes): the
- * collector does not mark it meanwhile. Far longer than a commit takes; the link ends it sooner.
+ * collector does not mark it meanwhile. Far longer than a commit takes; the write's release ends
+ * it sooner (this bounds the hold of a writer that died).
  */
 export const WRITE_HOLD_MS = 15 * 60_000;
 /** How long a write waits for the collector to finish deleting the blob it writes, before a 503. */
@@ -49,7 +50,7 @@ export class BlobService {
     }
   }
 
-  /** Ends the hold of a write that failed (the collector may then judge the blob again). */
+  /** Ends the hold of a write, linked or failed (with the last hold, the collector may judge the blob again). */
   async release(digest: string): Promise<void> {
     await this.gc?.releaseBlob(digest);
   }

@@ -181,9 +181,11 @@ export class ManifestService {
         external: externalBlobs(manifest).map((d) => d.digest.toString()),
       });
     } catch (err) {
-      await this.blobs?.release(digest.toString());
       if (err instanceof ManifestReferencesError) throw referencesUnknown(err.problems);
       throw err;
+    } finally {
+      // Recorded (a manifest is never collected while a repository holds it) or refused: the hold ends.
+      await this.blobs?.release(digest.toString());
     }
     if (tags.length > 0) this.tagLists.delete(repo);
   }

@@ -303,9 +303,9 @@ export class UploadService {
     await this.forget(id);
     try {
       await this.blobs.link(repo, digest, size);
-    } catch (err) {
+    } finally {
+      // Linked (and touched: the grace window runs from here) or refused: the hold ends.
       await this.blobs.release(digest.toString());
-      throw err;
     }
   }
 

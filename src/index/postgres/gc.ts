@@ -40,8 +40,10 @@ export class PostgresGcIndex implements GcIndex {
   /** One conditional upsert: it waits for a compare-and-set holding the row, and changes nothing of a blob being deleted. */
   async claimBlob(digest: string, size: number, now: number, holdUntil: number): Promise<boolean> {
     const row = await this.db.one(
-      `INSERT INTO blobs (digest, size, created_at, touched_at, held_until) VALUES ($1, $2, $3, $3, $4)
-       ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), held_until = EXCLUDED.held_until
+      `INSERT INTO blobs (digest, size, created_at, touched_at, held_until, holds) VALUES ($1, $2, $3, $3, $4, 1)
+       ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at),
+         holds = CASE WHEN blobs.held_until IS NULL OR blobs.held_until <= $3 THEN 1 ELSE blobs.holds + 1 END,
+         held_until = GREATEST(blobs.held_until, EXCLUDED.held_until)
        WHERE blobs.gc_state IS DISTINCT FROM 'deleting' RETURNING 1`,
       [digest, size, now, holdUntil],
     );
@@ -49,7 +51,12 @@ export class PostgresGcIndex implements GcIndex {
   }
 
   async releaseBlob(digest: string): Promise<void> {
-    await this.db.run('UPDATE blobs SET held_until = NULL WHERE digest = $1', [digest]);
+    // The last hold's release ends it; an expired hold (a writer that died) counts for nothing.
+    await this.db.run(
+      `UPDATE blobs SET holds = GREATEST(holds - 1, 0), held_until = CASE WHEN holds <= 1 THEN NULL ELSE held_until END
+       WHERE digest = $1 AND held_until IS NOT NULL`,
+      [digest],
+    );
   }
 
   async blobState(digest: string): Promise<BlobStateRow | undefined> {

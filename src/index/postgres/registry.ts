@@ -110,7 +110,7 @@ async function existing(q: Querier, sql: string, repoId: number, digests: readon
 }
 
 /**
- * Records a manifest's own blob row, or touches it and ends its hold (GcIndex.claimBlob). A
+ * Records a manifest's own blob row, or touches it (its holds are the writers' to release). A
  * checked push takes a candidate back and refuses a blob being deleted (BlobDeletingError); an
  * unchecked write (reindex) leaves a deletion in progress alone.
  */
@@ -119,7 +119,7 @@ async function recordManifestBlob(q: Querier, m: NewManifest, now: number, check
   if (!checked) {
     await q.run(
       `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
-       ON CONFLICT (digest) DO UPDATE SET touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), held_until = NULL,
+       ON CONFLICT (digest) DO UPDATE SET touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at),
          gc_state = NULLIF(blobs.gc_state, 'candidate'),
          gc_at = CASE WHEN blobs.gc_state = 'deleting' THEN blobs.gc_at END`,
       params,
@@ -128,7 +128,7 @@ async function recordManifestBlob(q: Querier, m: NewManifest, now: number, check
   }
   const row = await q.one(
     `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
-     ON CONFLICT (digest) DO UPDATE SET touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), held_until = NULL, gc_state = NULL, gc_at = NULL
+     ON CONFLICT (digest) DO UPDATE SET touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), gc_state = NULL, gc_at = NULL
      WHERE blobs.gc_state IS DISTINCT FROM 'deleting' RETURNING 1`,
     params,
   );
@@ -229,7 +229,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
     await this.db.tx(async (q) => {
       const row = await q.one(
         `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
-         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at), held_until = NULL
+         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = GREATEST(blobs.touched_at, EXCLUDED.touched_at)
          WHERE blobs.gc_state IS DISTINCT FROM 'deleting' RETURNING 1`,
         [digest, size, now],
       );

@@ -49,12 +49,17 @@ export class SqliteGcIndex implements GcIndex {
   ) {
     this.s = {
       claim: db.prepare<[{ digest: string; size: number; now: number; hold: number }], never>(
-        `INSERT INTO blobs (digest, size, created_at, touched_at, held_until) VALUES (@digest, @size, @now, @now, @hold)
+        `INSERT INTO blobs (digest, size, created_at, touched_at, held_until, holds) VALUES (@digest, @size, @now, @now, @hold, 1)
          ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = max(touched_at, excluded.touched_at),
-           held_until = excluded.held_until
+           holds = CASE WHEN held_until IS NULL OR held_until <= @now THEN 1 ELSE holds + 1 END,
+           held_until = max(coalesce(held_until, 0), excluded.held_until)
          WHERE gc_state IS NOT 'deleting'`,
       ),
-      release: db.prepare<[string], never>('UPDATE blobs SET held_until = NULL WHERE digest = ?'),
+      // The last hold's release ends it; an expired hold (a writer that died) counts for nothing.
+      release: db.prepare<[string], never>(
+        `UPDATE blobs SET holds = max(holds - 1, 0), held_until = CASE WHEN holds <= 1 THEN NULL ELSE held_until END
+         WHERE digest = ? AND held_until IS NOT NULL`,
+      ),
       blobState: db.prepare<[string], BlobStateRow>(`SELECT ${BLOB_STATE_COLUMNS} FROM blobs WHERE digest = ?`),
       graphNodes: db.prepare<[number], NodeRow>(
         `SELECT m.digest, m.subject, max(m.created_at, coalesce(b.touched_at, 0)) AS touchedAt

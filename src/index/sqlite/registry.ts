@@ -45,17 +45,17 @@ export class SqliteRegistryIndex implements RegistryIndex {
       insertBlob: db.prepare<[{ digest: string; size: number; at: number; touched: number }], never>(
         'INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @at, @touched) ON CONFLICT (digest) DO NOTHING',
       ),
-      // Records a blob, or makes it live (a candidate taken back), touched, its hold ended; no
-      // change at all (0 changes) to a blob being deleted.
+      // Records a blob, or makes it live (a candidate taken back) and touched; no change at all
+      // (0 changes) to a blob being deleted.
       liveBlob: db.prepare<[{ digest: string; size: number; now: number }], never>(
         `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @now, @now)
-         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = max(touched_at, excluded.touched_at), held_until = NULL
+         ON CONFLICT (digest) DO UPDATE SET gc_state = NULL, gc_at = NULL, touched_at = max(touched_at, excluded.touched_at)
          WHERE gc_state IS NOT 'deleting'`,
       ),
       // The same for an unchecked manifest write (reindex, index copy), which leaves a deletion in progress as it is.
       touchBlob: db.prepare<[{ digest: string; size: number; now: number }], never>(
         `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (@digest, @size, @now, @now)
-         ON CONFLICT (digest) DO UPDATE SET touched_at = max(touched_at, excluded.touched_at), held_until = NULL,
+         ON CONFLICT (digest) DO UPDATE SET touched_at = max(touched_at, excluded.touched_at),
            gc_state = nullif(gc_state, 'candidate'), gc_at = CASE WHEN gc_state = 'deleting' THEN gc_at END`,
       ),
       takeBack: db.prepare<[number, string], never>(
@@ -314,7 +314,7 @@ export class SqliteRegistryIndex implements RegistryIndex {
   }
 
   /**
-   * Records a manifest's own blob row, or touches it and ends its hold (GcIndex.claimBlob). A
+   * Records a manifest's own blob row, or touches it (its holds are the writers' to release). A
    * checked push takes a candidate back and refuses a blob being deleted (BlobDeletingError); an
    * unchecked write leaves a deletion in progress alone.
    */

@@ -101,23 +101,53 @@ describeIndex('GcIndex: the blob state machine', (fixture) => {
     expect(await gc().blobState(d)).toEqual({ digest: d, size: 5, state: 'candidate', touchedAt: OLD, stateAt: 5_000, heldUntil: 5_000 });
   });
 
-  it('addBlob ends the hold and touches the blob', async () => {
+  it('addBlob touches the blob and leaves the hold to its release', async () => {
     const d = blob('uploaded');
     await gc().claimBlob(d, 5, OLD, 1e12);
     await reg().addBlob('r', d, 5, 2_000);
+    expect(await gc().blobState(d)).toEqual(live(d, 5, 2_000, 1e12));
+    expect(await gc().markCandidates(CUTOFF, NOW)).toEqual({ count: 0, bytes: 0 });
+    await gc().releaseBlob(d);
     expect(await gc().blobState(d)).toEqual(live(d, 5, 2_000));
     expect(await reg().linkedBlobSize('r', d, NOW)).toBe(5);
     // Linked but used by no manifest: markable once the grace window has passed.
     expect(await gc().markCandidates(CUTOFF, NOW)).toEqual({ count: 1, bytes: 5 });
   });
 
-  it("putManifest ends the hold of the manifest's own bytes and touches them", async () => {
+  it('two claims of one blob hold it until both are released', async () => {
+    const d = blob('uploaded twice');
+    await gc().claimBlob(d, 5, OLD, 9_000);
+    await gc().claimBlob(d, 5, OLD, 8_000);
+    await reg().addBlob('r', d, 5, OLD);
+    await gc().releaseBlob(d);
+    // The other write is still in flight, held until the later of the two times.
+    expect(await gc().blobState(d)).toEqual(live(d, 5, OLD, 9_000));
+    expect(await gc().markCandidates(CUTOFF, NOW)).toEqual({ count: 0, bytes: 0 });
+    await gc().releaseBlob(d);
+    expect(await gc().blobState(d)).toEqual(live(d, 5, OLD));
+    // A release too many changes nothing.
+    await gc().releaseBlob(d);
+    expect(await gc().blobState(d)).toEqual(live(d, 5, OLD));
+    expect(await gc().markCandidates(CUTOFF, NOW)).toEqual({ count: 1, bytes: 5 });
+  });
+
+  it('a hold whose time has passed (its writer died) does not count against a new claim', async () => {
+    const d = blob('abandoned claim');
+    await gc().claimBlob(d, 5, OLD, 2_000);
+    // Long after: a new write claims it, and its release ends the hold.
+    await gc().claimBlob(d, 5, 2_500, 9_000);
+    await gc().releaseBlob(d);
+    expect(await gc().blobState(d)).toEqual(live(d, 5, 2_500));
+  });
+
+  it("putManifest touches the manifest's own bytes and leaves the hold to its release", async () => {
     const m = image('held manifest');
     await gc().claimBlob(m.digest, m.content.length, OLD, 1e12);
     await push(fixture().index, 'r', m, [], 2_000);
+    expect(await gc().blobState(m.digest)).toEqual(live(m.digest, m.content.length, 2_000, 1e12));
+    await gc().releaseBlob(m.digest);
     expect(await gc().blobState(m.digest)).toEqual(live(m.digest, m.content.length, 2_000));
     // Unchecked (reindex) too.
-    await gc().claimBlob(m.digest, m.content.length, 2_100, 1e12);
     await reg().putManifest('r', m, ['v1'], 2_200);
     expect(await gc().blobState(m.digest)).toEqual(live(m.digest, m.content.length, 2_200));
     // Once no repository has it as a manifest, it is an unreferenced blob like any other.

@@ -10,7 +10,9 @@ ALTER TABLE blobs
   -- When it was last completed, linked, written or taken back: the grace window counts from it.
   ADD COLUMN touched_at bigint NOT NULL DEFAULT 0,
   -- Until when a write in flight holds it (no marking meanwhile); NULL when none does.
-  ADD COLUMN held_until bigint;
+  ADD COLUMN held_until bigint,
+  -- How many writes hold it (each claim adds one, each release takes one): the hold ends with the last.
+  ADD COLUMN holds integer NOT NULL DEFAULT 0;
 UPDATE blobs SET touched_at = created_at;
 -- The candidates and the deletions in progress: few rows, looked up by state.
 CREATE INDEX blobs_by_gc_state ON blobs (gc_state) WHERE gc_state IS NOT NULL;

@@ -11,6 +11,8 @@ ALTER TABLE blobs ADD COLUMN gc_at INTEGER;
 ALTER TABLE blobs ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;
 -- Until when a write in flight holds it (no marking meanwhile); NULL when none does.
 ALTER TABLE blobs ADD COLUMN held_until INTEGER;
+-- How many writes hold it (each claim adds one, each release takes one): the hold ends with the last.
+ALTER TABLE blobs ADD COLUMN holds INTEGER NOT NULL DEFAULT 0;
 UPDATE blobs SET touched_at = created_at;
 -- The candidates and the deletions in progress: few rows, looked up by state.
 CREATE INDEX blobs_by_gc_state ON blobs (gc_state) WHERE gc_state IS NOT NULL;
