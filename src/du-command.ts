@@ -5,11 +5,9 @@
  */
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config/config.js';
+import { loadCommandConfig, openCommandIndex, processOutput, type Output } from './command-io.js';
 import { formatBytes } from './gc-command.js';
 import type { GcIndex, UsageRow } from './index/contract.js';
-import { IndexOpenError, openIndex } from './index/open-index.js';
-import type { Output } from './keys-command.js';
 import { isValidName } from './oci/names.js';
 
 export const DU_HELP = `  du [NAME] [--bytes] [--config FILE | config]
@@ -19,10 +17,6 @@ export const DU_HELP = `  du [NAME] [--bytes] [--config FILE | config]
                     counting each blob once. --bytes prints exact byte counts.
 `;
 
-const processOutput: Output = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
 
 /** Blob rows read per page while the total is summed. */
 const PAGE = 1000;
@@ -41,24 +35,10 @@ export async function runDuCommand(argv: readonly string[], out: Output = proces
     out.stderr(`${(err as Error).message}\n\nUsage:\n${DU_HELP}`);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig(args.configPath !== undefined ? { path: args.configPath } : {});
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      out.stderr(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
-  let index;
-  try {
-    index = await openIndex(config.index);
-  } catch (err) {
-    if (!(err instanceof IndexOpenError)) throw err;
-    out.stderr(`${err.message}\n`);
-    return 1;
-  }
+  const config = loadCommandConfig(args.configPath, out);
+  if (!config) return 1;
+  const index = await openCommandIndex(config, out);
+  if (!index) return 1;
   try {
     // A name no repository can have is not asked for (PostgreSQL would refuse a NUL in it).
     const rows = args.name !== undefined && !isValidName(args.name) ? [] : await index.gc.usage(args.name);

@@ -5,12 +5,9 @@
  * index failed (or the store kept some blobs), 2 bad arguments.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config/config.js';
-import { IndexOpenError, openIndex } from './index/open-index.js';
-import type { Output } from './keys-command.js';
+import { loadCommandConfig, openCommandStorage, processOutput, type Output } from './command-io.js';
 import { GarbageCollector, type GcReport } from './maintenance/gc/collector.js';
 import { Registry } from './registry/registry.js';
-import { openStore } from './storage/open-store.js';
 
 export const GC_HELP = `  gc [--dry-run] [--delete-untagged] [config]
                     Collect garbage now: blobs no manifest references (and, with --delete-untagged or
@@ -18,10 +15,6 @@ export const GC_HELP = `  gc [--dry-run] [--delete-untagged] [config]
                     storage.maintenance.gc.delay. --dry-run prints what would go.
 `;
 
-const processOutput: Output = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
 
 export async function runGcCommand(argv: readonly string[], out: Output = processOutput): Promise<number> {
   let parsed;
@@ -38,32 +31,17 @@ export async function runGcCommand(argv: readonly string[], out: Output = proces
     return 2;
   }
   const path = parsed.positionals[0];
-  let config;
-  try {
-    config = loadConfig(path ? { path } : {});
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      out.stderr(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const config = loadCommandConfig(path, out);
+  if (!config) return 1;
   const dryRun = parsed.values['dry-run'] ?? false;
   const deleteUntagged = parsed.values['delete-untagged'] ?? config.storage.gc.deleteUntagged;
   if (!dryRun && config.storage.readOnly) {
     out.stderr('the registry is read-only (storage.maintenance.readonly): nothing can be collected (use --dry-run to see what would go)\n');
     return 1;
   }
-  const store = await openStore(config);
-  let index;
-  try {
-    index = await openIndex(config.index);
-  } catch (err) {
-    await store.close?.();
-    if (!(err instanceof IndexOpenError)) throw err;
-    out.stderr(`${err.message}\n`);
-    return 1;
-  }
+  const opened = await openCommandStorage(config, out);
+  if (!opened) return 1;
+  const { store, index } = opened;
   try {
     const collector = new GarbageCollector(new Registry(store, index));
     // The registry's scheduled runs take this lock too: with PostgreSQL, one run at a time over

@@ -11,7 +11,7 @@ import { ConfigError, loadConfig } from './config/config.js';
 import type { Index, NewManifest, PreviewStatus } from './index/contract.js';
 import { describeIndex, IndexOpenError, openIndex } from './index/open-index.js';
 import type { SqliteIndex } from './index/sqlite/index.js';
-import type { Output } from './keys-command.js';
+import { processOutput, type Output } from './command-io.js';
 
 export const INDEX_HELP = `  index copy --to TARGET [config]
                     Copy the SQLite index of config into the empty index of the TARGET configuration
@@ -19,10 +19,6 @@ export const INDEX_HELP = `  index copy --to TARGET [config]
                     pull times. Stop the registry first.
 `;
 
-const processOutput: Output = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
 
 /** Rows read from the source per query, so that memory holds one batch. */
 const BATCH = 500;

@@ -9,6 +9,7 @@ import { AccessKeyError, AccessKeys, type AccessKeyInfo } from './auth/access-ke
 import { parseHtpasswd } from './auth/htpasswd.js';
 import { parseGrant, ScopeError } from './auth/scope.js';
 import type { ScopeGrant } from './auth/types.js';
+import { processOutput, type Output } from './command-io.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { parseDuration } from './config/duration.js';
 import { describeIndex, openIndex } from './index/open-index.js';
@@ -28,15 +29,6 @@ class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export interface Output {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
-
-const processOutput: Output = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
 
 const CONFIG_OPTION = { config: { type: 'string' } } as const;
 const CREATE_OPTIONS = {

@@ -6,22 +6,15 @@
  */
 import { parseArgs } from 'node:util';
 import { EcrCredentials } from './auth/ecr-credentials.js';
-import { ConfigError, loadConfig } from './config/config.js';
+import { loadCommandConfig, openCommandStorage, processOutput, type Output } from './command-io.js';
 import { openEcr } from './ecr/setup.js';
-import { IndexOpenError, openIndex } from './index/open-index.js';
-import type { Output } from './keys-command.js';
 import { Registry } from './registry/registry.js';
-import { openStore } from './storage/open-store.js';
 
 export const LIFECYCLE_HELP = `  lifecycle run [--repository NAME] [--dry-run] [config]
                     Apply the ECR lifecycle policies now (every repository that has one, or NAME):
                     expired images lose their manifest and tags. --dry-run prints what would go.
 `;
 
-const processOutput: Output = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
 
 export async function runLifecycleCommand(argv: readonly string[], out: Output = processOutput): Promise<number> {
   const [sub, ...args] = argv;
@@ -42,16 +35,8 @@ export async function runLifecycleCommand(argv: readonly string[], out: Output =
   const path = parsed.positionals[0];
   const dryRun = parsed.values['dry-run'] ?? false;
   const repository = parsed.values.repository;
-  let config;
-  try {
-    config = loadConfig(path ? { path } : {});
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      out.stderr(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const config = loadCommandConfig(path, out);
+  if (!config) return 1;
   if (!config.ecr) {
     out.stderr('lifecycle policies are part of the ECR API: set ecr.enabled: true (with ecr.credentials) first\n');
     return 1;
@@ -60,16 +45,9 @@ export async function runLifecycleCommand(argv: readonly string[], out: Output =
     out.stderr('the registry is read-only or has deletes disabled: nothing can be expired (use --dry-run to see the plan)\n');
     return 1;
   }
-  const store = await openStore(config);
-  let index;
-  try {
-    index = await openIndex(config.index);
-  } catch (err) {
-    await store.close?.();
-    if (!(err instanceof IndexOpenError)) throw err;
-    out.stderr(`${err.message}\n`);
-    return 1;
-  }
+  const opened = await openCommandStorage(config, out);
+  if (!opened) return 1;
+  const { store, index } = opened;
   try {
     const registry = new Registry(store, index);
     const ecr = openEcr(registry, config.ecr, new EcrCredentials(config.ecr.credentials));

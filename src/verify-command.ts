@@ -5,13 +5,10 @@
  * not), or the configuration, the store or the index failed, 2 bad arguments.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config/config.js';
+import { loadCommandConfig, openCommandStorage, processOutput, type Output } from './command-io.js';
 import { formatBytes } from './gc-command.js';
-import { IndexOpenError, openIndex } from './index/open-index.js';
-import type { Output } from './keys-command.js';
 import { formatProblem, verify, type VerifyProgress, type VerifyReport } from './maintenance/verify.js';
 import { isValidName } from './oci/names.js';
-import { openStore } from './storage/open-store.js';
 
 export const VERIFY_HELP = `  verify [--repair] [--repository NAME] [config]
                     Check that the store and the index agree: every blob re-hashed, every manifest,
@@ -23,10 +20,6 @@ export const VERIFY_HELP = `  verify [--repair] [--repository NAME] [config]
 /** The progress line is rewritten at most this often. */
 const PROGRESS_EVERY_MS = 200;
 
-const processOutput: Output = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
 
 export async function runVerifyCommand(argv: readonly string[], out: Output = processOutput): Promise<number> {
   let parsed;
@@ -47,30 +40,15 @@ export async function runVerifyCommand(argv: readonly string[], out: Output = pr
   const path = parsed.positionals[0];
   const repair = parsed.values.repair ?? false;
   const repository = parsed.values.repository;
-  let config;
-  try {
-    config = loadConfig(path ? { path } : {});
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      out.stderr(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const config = loadCommandConfig(path, out);
+  if (!config) return 1;
   if (repair && config.storage.readOnly) {
     out.stderr('the registry is read-only (storage.maintenance.readonly): nothing can be repaired (run without --repair)\n');
     return 1;
   }
-  const store = await openStore(config);
-  let index;
-  try {
-    index = await openIndex(config.index);
-  } catch (err) {
-    await store.close?.();
-    if (!(err instanceof IndexOpenError)) throw err;
-    out.stderr(`${err.message}\n`);
-    return 1;
-  }
+  const opened = await openCommandStorage(config, out);
+  if (!opened) return 1;
+  const { store, index } = opened;
   const progress = out === processOutput && process.stderr.isTTY ? new ProgressLine(out) : undefined;
   try {
     if (repository !== undefined && (await index.registry.repositoryId(repository)) === undefined) {

@@ -1,6 +1,5 @@
 // `ocireg verify [--repair] [--repository R] [config]`, run in-process over a data folder that a
 // registry wrote and that was then damaged: what it prints, what it mends, its exit codes.
-import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/config.js';
 import { runVerifyCommand } from '../src/verify-command.js';
 import { makeImage, pushBlob, putManifest, type BuiltManifest } from './helpers.js';
+import { freePort } from './support/built-server.js';
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from './support/postgres.js';
 
 const REPO = 'team/app';
@@ -204,14 +204,3 @@ describeWithPostgres('ocireg verify over PostgreSQL', () => {
     expect(clean.stderr).toMatch(SUMMARY);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
