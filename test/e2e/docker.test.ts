@@ -1,8 +1,8 @@
 // docker (the CLI on PATH, with Debian's dockerd 20.10) against the built registry.
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { accessLog, accessLogUntil, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, sha256File, tempFolder, writeRandomFile } from './harness.js';
+import { accessLog, accessLogUntil, buildImage, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, sha256File, tempFolder, type ImageFile } from './harness.js';
 
 const registryUrl = inject('registryUrl');
 const host = inject('registryHost');
@@ -25,25 +25,8 @@ async function docker(args: string[], timeoutMs = 180_000) {
 }
 
 /** Builds image `tag` from scratch with `files` (one COPY, so one layer, per entry). */
-async function build(tag: string, name: string, files: Array<{ path: string; content?: string; randomBytes?: number }>) {
-  const context = join(work, `ctx-${name}`);
-  await rm(context, { recursive: true, force: true });
-  await mkdir(context, { recursive: true });
-  const sums: Record<string, string> = {};
-  const lines = ['FROM scratch'];
-  for (const [i, file] of files.entries()) {
-    const local = `f${i}`;
-    if (file.randomBytes !== undefined) {
-      sums[file.path] = await writeRandomFile(join(context, local), file.randomBytes);
-    } else {
-      await writeFile(join(context, local), file.content ?? '');
-      sums[file.path] = sha256(file.content ?? '');
-    }
-    lines.push(`COPY ${local} ${file.path}`);
-  }
-  await writeFile(join(context, 'Dockerfile'), `${lines.join('\n')}\n`);
-  await docker(['build', '-q', '-t', tag, context], 300_000);
-  return sums;
+function build(tag: string, name: string, files: ImageFile[]) {
+  return buildImage(join(work, `ctx-${name}`), tag, 'scratch', files, env);
 }
 
 /** Removes an image and every tag of it from the daemon, and checks that it is gone. */

@@ -8,7 +8,7 @@ import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { spawnServer, type ServerProcess } from '../support/built-server.js';
-import { accessLog, BUILT_CLI, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, sha256File, tempFolder, writeRandomFile, type RunResult } from './harness.js';
+import { accessLog, buildImage, BUILT_CLI, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, sha256File, tempFolder, type ImageFile, type RunResult } from './harness.js';
 
 const MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -57,24 +57,8 @@ async function docker(args: string[], timeoutMs = 180_000): Promise<RunResult> {
 }
 
 /** Builds image `tag` FROM `from` with one COPY (one layer) per file; returns each file's sha256 by path. */
-async function build(tag: string, from: string, files: Array<{ path: string; content?: string; randomBytes?: number }>) {
-  const context = join(work, `ctx-${sha256(tag).slice(0, 12)}`);
-  await mkdir(context, { recursive: true });
-  const sums: Record<string, string> = {};
-  const lines = [`FROM ${from}`];
-  for (const [i, file] of files.entries()) {
-    const local = `f${i}`;
-    if (file.randomBytes !== undefined) {
-      sums[file.path] = await writeRandomFile(join(context, local), file.randomBytes);
-    } else {
-      await writeFile(join(context, local), file.content ?? '');
-      sums[file.path] = sha256(file.content ?? '');
-    }
-    lines.push(`COPY ${local} ${file.path}`);
-  }
-  await writeFile(join(context, 'Dockerfile'), `${lines.join('\n')}\n`);
-  await docker(['build', '-q', '-t', tag, context], 300_000);
-  return sums;
+function build(tag: string, from: string, files: ImageFile[]) {
+  return buildImage(join(work, `ctx-${sha256(tag).slice(0, 12)}`), tag, from, files, env);
 }
 
 function pushedDigest(output: string): string {

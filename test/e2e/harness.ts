@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -257,4 +257,41 @@ export async function fetchManifest(
   });
   const body = Buffer.from(await res.arrayBuffer());
   return { status: res.status, digest: res.headers.get('docker-content-digest'), mediaType: res.headers.get('content-type'), body };
+}
+
+/** A file to bake into a test image: given content, or `randomBytes` random bytes. */
+export interface ImageFile {
+  path: string;
+  content?: string;
+  randomBytes?: number;
+}
+
+/**
+ * Builds image `tag` FROM `from` with docker (`dockerEnv`), in a fresh build context `context`,
+ * one COPY (so one layer) per file. Returns each file's sha256 hex by its path in the image.
+ */
+export async function buildImage(
+  context: string,
+  tag: string,
+  from: string,
+  files: readonly ImageFile[],
+  env: NodeJS.ProcessEnv,
+): Promise<Record<string, string>> {
+  await rm(context, { recursive: true, force: true });
+  await mkdir(context, { recursive: true });
+  const sums: Record<string, string> = {};
+  const lines = [`FROM ${from}`];
+  for (const [i, file] of files.entries()) {
+    const local = `f${i}`;
+    if (file.randomBytes !== undefined) {
+      sums[file.path] = await writeRandomFile(join(context, local), file.randomBytes);
+    } else {
+      await writeFile(join(context, local), file.content ?? '');
+      sums[file.path] = sha256(file.content ?? '');
+    }
+    lines.push(`COPY ${local} ${file.path}`);
+  }
+  await writeFile(join(context, 'Dockerfile'), `${lines.join('\n')}\n`);
+  await run('docker', ['build', '-q', '-t', tag, context], { env, timeoutMs: 300_000 });
+  return sums;
 }
