@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../support/built-server.js';
 import { listKeys } from '../support/s3.js';
 import { sleep } from '../support/socket.js';
-import { checkDead, checkLive, describeWorkload, runWorkload, unexpectedAnswers } from '../support/gc-workload.js';
+import { checkDead, checkLive, describeWorkload, runWorkload, workloadProblems } from '../support/gc-workload.js';
 import { itLeavesNoErrors, useCluster } from './support.js';
 
 const GRACE_MS = 2_000;
@@ -70,12 +70,7 @@ describe('garbage collection on two nodes under 8 writers', () => {
         `  then ocireg gc: ${last.map((s) => s.trim()).join('; ')}`,
     );
 
-    expect(result.errors).toEqual([]);
-    expect(unexpectedAnswers(result)).toEqual({});
-    const states = new Set(result.images.map((i) => i.state));
-    expect(states.has('live') && states.has('dead')).toBe(true);
-    expect(result.images.some((i) => i.pushes > 1)).toBe(true);
-    expect(result.recovered).toBeGreaterThan(0);
+    expect(workloadProblems(result)).toEqual([]);
     // Each node ran the collector (one at a time, under the job lock).
     expect(new Set(during.map((d) => d.node)).size).toBe(2);
 

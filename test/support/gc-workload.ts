@@ -121,6 +121,22 @@ export function unexpectedAnswers(result: WorkloadResult): Record<string, number
   return out;
 }
 
+/**
+ * What makes a run prove nothing or fail, as lines (none for a sound run): a writer that gave up,
+ * an answer no client recovers from, a run without both live and deleted images at the end,
+ * without an image pushed again, or without a refusal recovered from (the race never happened).
+ */
+export function workloadProblems(result: WorkloadResult): string[] {
+  const problems = [...result.errors.map((e) => `gave up: ${e}`)];
+  const unexpected = unexpectedAnswers(result);
+  if (Object.keys(unexpected).length > 0) problems.push(`answers no client recovers from: ${JSON.stringify(unexpected)}`);
+  const states = new Set(result.images.map((i) => i.state));
+  if (!states.has('live') || !states.has('dead')) problems.push(`images at the end are ${[...states].join(', ')}: not both live and dead`);
+  if (!result.images.some((i) => i.pushes > 1)) problems.push('no image was pushed again after its deletion');
+  if (result.recovered === 0) problems.push('no manifest PUT was refused and then recovered from');
+  return problems;
+}
+
 /** A few lines for the test's output: the ledger, the requests, every non-2xx answer. */
 export function describeWorkload(label: string, result: WorkloadResult): string {
   const states = { live: 0, dead: 0, unknown: 0, new: 0 };

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { GarbageCollector, type GcReport } from '../../../src/maintenance/gc/collector.js';
 import { startRegistry, type TestRegistry } from '../../helpers.js';
-import { checkDead, checkLive, describeWorkload, runWorkload, unexpectedAnswers } from '../../support/gc-workload.js';
+import { checkDead, checkLive, describeWorkload, runWorkload, workloadProblems } from '../../support/gc-workload.js';
 import { listen, sleep } from '../../support/socket.js';
 
 const GRACE_MS = 1_000;
@@ -73,12 +73,7 @@ describe.each([false, true])('the collector in a tight loop under 8 writers (del
         `  collector: ${during} runs during the workload, ${reports.length} in all; ${removed} blobs and ${manifests} untagged manifests removed, ${reprieved} reprieved`,
     );
 
-    expect(result.errors).toEqual([]);
-    expect(unexpectedAnswers(result)).toEqual({});
-    const states = new Set(result.images.map((i) => i.state));
-    expect(states.has('live') && states.has('dead')).toBe(true);
-    expect(result.images.some((i) => i.pushes > 1)).toBe(true);
-    expect(result.recovered).toBeGreaterThan(0);
+    expect(workloadProblems(result)).toEqual([]);
     expect(during).toBeGreaterThan(10);
     expect(removed).toBeGreaterThan(0);
 
