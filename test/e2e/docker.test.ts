@@ -1,8 +1,8 @@
 // docker (the CLI on PATH, with Debian's dockerd 20.10) against the built registry.
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { accessLog, accessLogUntil, buildImage, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, sha256File, tempFolder, type ImageFile } from './harness.js';
+import { accessLog, accessLogUntil, buildImage, readImage as readHashes, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, tempFolder, type ImageFile } from './harness.js';
 
 const registryUrl = inject('registryUrl');
 const host = inject('registryHost');
@@ -37,20 +37,9 @@ async function removeLocal(ref: string) {
   expect(after.code, `${ref} is still present locally`).not.toBe(0);
 }
 
-/** Copies `paths` out of image `ref` (through a created, never started, container) and hashes them. */
-async function readImage(ref: string, paths: string[]): Promise<Record<string, string>> {
-  const container = (await docker(['create', ref, '/not-run'])).stdout.trim();
-  created.push(container);
-  const out = join(work, `out-${container.slice(0, 12)}`);
-  await mkdir(out);
-  const sums: Record<string, string> = {};
-  for (const [i, path] of paths.entries()) {
-    const dest = join(out, String(i));
-    await docker(['cp', `${container}:${path}`, dest]);
-    sums[path] = await sha256File(dest);
-  }
-  await docker(['rm', container]);
-  return sums;
+/** Copies `paths` out of image `ref` and hashes them (see harness.ts). */
+function readImage(ref: string, paths: string[]): Promise<Record<string, string>> {
+  return readHashes(work, ref, paths, env, created);
 }
 
 function pushedDigest(output: string): string {

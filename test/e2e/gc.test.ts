@@ -8,7 +8,7 @@ import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { spawnServer, type ServerProcess } from '../support/built-server.js';
-import { accessLog, buildImage, BUILT_CLI, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, sha256File, tempFolder, type ImageFile, type RunResult } from './harness.js';
+import { accessLog, buildImage, readImage as readHashes, BUILT_CLI, dockerEnv, fetchManifest, logMark, run, serverFaults, sha256, tempFolder, type ImageFile, type RunResult } from './harness.js';
 
 const MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -165,20 +165,9 @@ function reportLine(verb: 'removed' | 'would remove', manifests: number, blobs: 
   return new RegExp(`^${verb} ${plural(manifests, 'manifest')} and ${plural(blobs.size, 'blob')} \\((?:\\d+\\.\\d \\w+, )?${bytes} bytes\\) in \\d+\\.\\d s\\n$`);
 }
 
-/** Copies `paths` out of image `image` (through a created, never started, container) and hashes them. */
-async function readImage(image: string, paths: string[]): Promise<Record<string, string>> {
-  const container = (await docker(['create', image, '/not-run'])).stdout.trim();
-  created.push(container);
-  const out = join(work, `out-${container.slice(0, 12)}`);
-  await mkdir(out);
-  const sums: Record<string, string> = {};
-  for (const [i, path] of paths.entries()) {
-    const dest = join(out, String(i));
-    await docker(['cp', `${container}:${path}`, dest]);
-    sums[path] = await sha256File(dest);
-  }
-  await docker(['rm', container]);
-  return sums;
+/** Copies `paths` out of image `image` and hashes them (see harness.ts). */
+function readImage(image: string, paths: string[]): Promise<Record<string, string>> {
+  return readHashes(work, image, paths, env, created);
 }
 
 /** Every local image of this file's registry, by id. */

@@ -295,3 +295,29 @@ export async function buildImage(
   await run('docker', ['build', '-q', '-t', tag, context], { env, timeoutMs: 300_000 });
   return sums;
 }
+
+/**
+ * Copies `paths` out of image `ref` with docker (through a created, never started, container,
+ * whose id goes to `created` so that the suite can remove it if this fails) and hashes them.
+ */
+export async function readImage(
+  work: string,
+  ref: string,
+  paths: readonly string[],
+  env: NodeJS.ProcessEnv,
+  created: string[],
+): Promise<Record<string, string>> {
+  const docker = (args: string[]) => run('docker', args, { env, timeoutMs: 180_000 });
+  const container = (await docker(['create', ref, '/not-run'])).stdout.trim();
+  created.push(container);
+  const out = join(work, `out-${container.slice(0, 12)}`);
+  await mkdir(out);
+  const sums: Record<string, string> = {};
+  for (const [i, path] of paths.entries()) {
+    const dest = join(out, String(i));
+    await docker(['cp', `${container}:${path}`, dest]);
+    sums[path] = await sha256File(dest);
+  }
+  await docker(['rm', container]);
+  return sums;
+}
