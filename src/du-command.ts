@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadCommandConfig, openCommandIndex, processOutput, type Output } from './command-io.js';
 import { formatBytes } from './gc-command.js';
 import type { GcIndex, UsageRow } from './index/contract.js';
+import { keysetPages } from './index/pages.js';
 import { isValidName } from './oci/names.js';
 
 export const DU_HELP = `  du [NAME] [--bytes] [--config FILE | config]
@@ -132,18 +133,9 @@ async function heldTotal(gc: GcIndex, now: number): Promise<{ blobs: number; byt
   return { blobs, bytes };
 }
 
-/**
- * The rows of a keyset-paged query, in order. Each page starts after the last digest of the one
- * before, so the pages end (one short page) after at most rows/PAGE + 1 queries.
- */
-async function* pages<T extends { digest: string }>(page: (after: string) => Promise<T[]>): AsyncGenerator<T> {
-  let after = '';
-  for (;;) {
-    const rows = await page(after);
-    yield* rows;
-    if (rows.length < PAGE) return;
-    after = rows[rows.length - 1]!.digest;
-  }
+/** The rows of a keyset-paged query by digest, in order, PAGE rows a query. */
+function pages<T extends { digest: string }>(page: (after: string) => Promise<T[]>): AsyncGenerator<T> {
+  return keysetPages(page, '', (row) => row.digest, PAGE);
 }
 
 /** Aligned columns: the repository left-aligned, the numbers right-aligned. */

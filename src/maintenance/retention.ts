@@ -10,8 +10,10 @@
 import { compilePattern, type CompiledPattern } from '../auth/patterns.js';
 import type { RetentionConfig } from '../config/config.js';
 import { EcrImages } from '../ecr/images.js';
+import { keysetPages } from '../index/pages.js';
 import type { Registry } from '../registry/registry.js';
 import { LifecycleService, type LifecycleSources } from './lifecycle/service.js';
+
 
 /** Repository names read per catalog page while listing the repositories a policy covers. */
 const CATALOG_PAGE = 500;
@@ -57,18 +59,9 @@ function retentionSources(registry: Registry, retention: RetentionConfig): Lifec
   };
 }
 
-/**
- * Every repository of the catalog, in byte order (as the catalog gives them). Keyset pages: each
- * page starts after the last name of the one before, so the loop ends after at most one page per
- * CATALOG_PAGE repositories.
- */
+/** Every repository of the catalog, in byte order (as the catalog gives them). */
 async function allRepositories(registry: Registry): Promise<string[]> {
   const names: string[] = [];
-  let after = '';
-  for (;;) {
-    const page = await registry.index.catalog(after, CATALOG_PAGE);
-    names.push(...page);
-    if (page.length < CATALOG_PAGE) return names;
-    after = page[page.length - 1]!;
-  }
+  for await (const name of keysetPages((after: string, limit) => registry.index.catalog(after, limit), '', (n) => n, CATALOG_PAGE)) names.push(name);
+  return names;
 }

@@ -22,6 +22,7 @@ import { Digest, type DigestAlgorithm } from '../oci/digest.js';
 import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { NON_DISTRIBUTABLE_LAYER_TYPES } from '../oci/media-types.js';
 import { BlobDeletingError, type BlobStateRow, type GcIndex, type ManifestRow, type ManifestUse, type RegistryIndex } from '../index/contract.js';
+import { keysetPages } from '../index/pages.js';
 import { NotFoundError, type BlobStore } from '../storage/blob-store.js';
 import { keys, parseRepositoryKey } from '../storage/keys.js';
 
@@ -102,6 +103,8 @@ export interface VerifyReport {
 
 /** Rows per index page, and store links per batched index look-up. */
 const PAGE = 500;
+/** How often hashing reports its bytes (onProgress), at most. */
+const BYTE_PROGRESS_MS = 100;
 /** How far the images affected by a blob are followed up (manifests, the indexes listing them...). */
 const AFFECTS_DEPTH = 4;
 /** At most this many manifests are looked at to name the images a problem affects. */
@@ -130,6 +133,7 @@ class Verifier {
   private lastRepo: { name: string; id: number | undefined } | undefined;
   /** Where the run is, for the progress line. */
   private phase: VerifyProgress = { phase: 'blobs', done: 0, bytes: 0 };
+  private lastByteProgress = 0;
 
   constructor(
     private readonly store: BlobStore,
@@ -574,7 +578,12 @@ class Verifier {
       hash.update(chunk);
       size += chunk.length;
       this.report.bytes += chunk.length;
-      this.progress(this.phase.phase, this.phase.done, this.phase.total);
+      // Not every chunk: a line on a terminal needs a few a second at most.
+      const now = Date.now();
+      if (now - this.lastByteProgress >= BYTE_PROGRESS_MS) {
+        this.lastByteProgress = now;
+        this.progress(this.phase.phase, this.phase.done, this.phase.total);
+      }
     }
     return { digest: `${algorithm}:${hash.digest('hex')}`, size };
   }
@@ -655,15 +664,9 @@ function linkKey(r: { repository: string; digest: string }): { repository: strin
   return { repository: r.repository, digest: r.digest };
 }
 
-/** Every row of a keyset-paged listing after `start`, a page at a time (each page strictly after the last). */
-async function* pages<K, R>(page: (after: K, limit: number) => Promise<R[]>, start: K, keyOf: (row: R) => K): AsyncGenerator<R> {
-  let after = start;
-  for (;;) {
-    const rows = await page(after, PAGE);
-    yield* rows;
-    if (rows.length < PAGE) return;
-    after = keyOf(rows[rows.length - 1]!);
-  }
+/** Every row of a keyset-paged listing after `start`, PAGE rows a query. */
+function pages<K, R>(page: (after: K, limit: number) => Promise<readonly R[]>, start: K, keyOf: (row: R) => K): AsyncGenerator<R> {
+  return keysetPages(page, start, keyOf, PAGE);
 }
 
 /** The digest a key under blobs/ stands for, or null when it is not the layout's. */

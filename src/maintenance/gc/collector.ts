@@ -18,7 +18,9 @@
  * store that will not delete a blob keeps it (it becomes live again and the next run retries).
  */
 import { Digest } from '../../oci/digest.js';
+import { parseManifest } from '../../oci/manifest.js';
 import type { DeletingBlob, GcIndex } from '../../index/contract.js';
+import { keysetPages } from '../../index/pages.js';
 import type { Registry } from '../../registry/registry.js';
 import type { BlobStore } from '../../storage/blob-store.js';
 import { keys } from '../../storage/keys.js';
@@ -58,7 +60,7 @@ export const STALE_DELETING_MS = 5 * 60_000;
 const DEFAULT_BATCH = 1000;
 /** Repositories read per catalog page when untagged manifests are looked for. */
 const CATALOG_PAGE = 500;
-/** Bounds on the passes of one run (pages of the catalog and of candidates). */
+/** Bounds on the passes of one run (pages of abandoned deletions and of candidates). */
 const MAX_PAGES = 1_000_000;
 
 export class GarbageCollector {
@@ -108,18 +110,13 @@ export class GarbageCollector {
    */
   private async removeUntagged(cutoff: number, dryRun: boolean, tally: Tally, signal?: AbortSignal): Promise<ManifestKey[]> {
     const wouldGo: ManifestKey[] = [];
-    let after = '';
-    for (let page = 0; page < MAX_PAGES; page++) {
-      const names = await this.registry.index.catalog(after, CATALOG_PAGE);
-      for (const repo of names) {
-        signal?.throwIfAborted();
-        tally.repositories++;
-        const digests = await this.registry.manifests.removeUnreachable(repo, cutoff, this.gc, dryRun);
-        tally.manifests += digests.length;
-        if (dryRun) for (const digest of digests) wouldGo.push({ repo, digest });
-      }
-      if (names.length < CATALOG_PAGE) break;
-      after = names[names.length - 1]!;
+    const repositories = keysetPages((after: string, limit) => this.registry.index.catalog(after, limit), '', (name) => name, CATALOG_PAGE);
+    for await (const repo of repositories) {
+      signal?.throwIfAborted();
+      tally.repositories++;
+      const digests = await this.registry.manifests.removeUnreachable(repo, cutoff, this.gc, dryRun);
+      tally.manifests += digests.length;
+      if (dryRun) for (const digest of digests) wouldGo.push({ repo, digest });
     }
     return wouldGo;
   }
@@ -142,7 +139,7 @@ export class GarbageCollector {
     const digests = new Set<string>(reposOf.keys());
     for (const m of manifests) {
       const row = await this.registry.index.manifest(m.repo, m.digest);
-      if (row) for (const d of referencedBlobs(row.content)) digests.add(d);
+      if (row) for (const d of referencedBlobs(row.content, row.mediaType)) digests.add(d);
     }
     for (const digest of digests) {
       signal?.throwIfAborted();
@@ -200,7 +197,7 @@ export class GarbageCollector {
     // has one): its rows just go.
     const gone: DeletingBlob[] = [];
     for (const row of rows) {
-      const digest = parseDigest(row.digest);
+      const digest = Digest.tryParse(row.digest);
       if (digest) blobKey.set(keys.blob(digest), row);
       else gone.push(row);
     }
@@ -217,7 +214,7 @@ export class GarbageCollector {
     if (gone.length === 0) return;
     const links: string[] = [];
     for (const row of gone) {
-      const digest = parseDigest(row.digest);
+      const digest = Digest.tryParse(row.digest);
       if (digest) for (const repo of row.repositories) links.push(keys.layerLink(repo, digest));
     }
     await deleteKeys(this.store, links);
@@ -231,26 +228,19 @@ export class GarbageCollector {
 
 type ManifestKey = { repo: string; digest: string };
 
-/** The config and layers a stored manifest references (what its index row's blob references are). */
-function referencedBlobs(content: Buffer): string[] {
+/** The config and layers an indexed manifest references (what its index row's blob references are). */
+function referencedBlobs(content: Buffer, mediaType: string): string[] {
   try {
-    const doc = JSON.parse(content.toString('utf8')) as { config?: { digest?: unknown }; layers?: Array<{ digest?: unknown }> };
-    const found = [doc.config?.digest, ...(Array.isArray(doc.layers) ? doc.layers.map((l) => l?.digest) : [])];
-    return found.filter((d): d is string => typeof d === 'string');
+    const m = parseManifest(content, mediaType);
+    return [...(m.config ? [m.config] : []), ...m.layers].map((d) => d.digest.toString());
   } catch {
+    // The index took it when it was pushed; a manifest it cannot parse now references nothing here.
     return [];
   }
 }
 
-type Tally = { repositories: number; manifests: number; blobs: number; bytes: number; reprieved: number; failed: number };
-
-function parseDigest(text: string): Digest | undefined {
-  try {
-    return Digest.parse(text);
-  } catch {
-    return undefined;
-  }
-}
+/** The report's counts, added up as the run goes. */
+type Tally = { -readonly [K in Exclude<keyof GcReport, 'dryRun' | 'durationMs'>]: GcReport[K] };
 
 /** Deletes keys in batches, with the store's DeleteObjects when it has one; returns the failures. */
 async function deleteKeys(store: BlobStore, list: readonly string[]): Promise<Array<{ key: string; error: Error }>> {
