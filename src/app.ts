@@ -21,6 +21,10 @@ import { GarbageCollector } from './maintenance/gc/collector.js';
 import { ScheduledJob } from './maintenance/jobs.js';
 import type { LifecycleService } from './maintenance/lifecycle/service.js';
 import { openRetention } from './maintenance/retention.js';
+import { RegistryMetrics } from './events/metrics.js';
+import { instrumentIndex, instrumentStore } from './events/instrument.js';
+import { registerObservation } from './http/observe.js';
+import { buildDebugServer } from './http/debug-server.js';
 
 export interface BuildOptions {
   /** A logger configuration or instance for Fastify (default: pino at config.log.level). */
@@ -36,6 +40,10 @@ declare module 'fastify' {
     registry: Registry;
     /** The background jobs (tests run them with runNow). */
     jobs: ScheduledJob[];
+    /** The metrics, when http.debug.prometheus is on. */
+    metrics: RegistryMetrics | undefined;
+    /** The debug server (http.debug.addr), when configured: main.ts listens on it, the app closes it. */
+    debugServer: FastifyInstance | undefined;
   }
 }
 
@@ -51,7 +59,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await store.close?.();
     throw err;
   }
-  const registry = new Registry(store, index);
+  const prometheus = config.http.debug?.prometheus;
+  const metrics = prometheus
+    ? new RegistryMetrics({ repositoryLabels: prometheus.repositoryLabels, storageBackend: config.storage.s3 ? 's3' : 'filesystem', indexDriver: index.driver })
+    : undefined;
+  const registry = metrics ? new Registry(instrumentStore(store, metrics), instrumentIndex(index, metrics)) : new Registry(store, index);
 
   const logger =
     options.logger ?? ({ level: config.log.level, base: { ...config.log.fields } } as FastifyServerOptions['logger']);
@@ -68,6 +80,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   } as FastifyServerOptions);
   app.decorate('registry', registry);
+  app.decorate('metrics', metrics);
   let auth: Auth | undefined;
   try {
     auth = await openAuth(config, index, app.log);
@@ -76,6 +89,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await store.close?.();
     throw err;
   }
+  metrics?.watch({
+    caches: [
+      { name: 'tags', stats: () => registry.manifests.tagLists.stats },
+      ...(auth?.users ? [{ name: 'passwords', stats: () => auth.users!.cacheStats }] : []),
+    ],
+    ...(auth ? { lockouts: () => auth.throttle.lockouts } : {}),
+    storageRetries: () => store.retries?.(),
+  });
+  const debugServer = config.http.debug ? buildDebugServer(metrics, prometheus?.path ?? '/metrics', app.log) : undefined;
+  app.decorate('debugServer', debugServer);
 
   // Request bodies are streams handled by the routes (blobs) or read with a limit (manifests).
   app.removeAllContentTypeParsers();
@@ -90,10 +113,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     closing = true;
     done();
   });
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
     for (const [name, value] of headers) reply.header(name, value);
-    if (!closing) return done();
+    // /readyz answers a drain itself, in its own terms.
+    if (!closing || request.routeOptions.url === '/readyz') return done();
     reply.header('Connection', 'close').header('Retry-After', '5');
     sendError(reply, 503, 'UNAVAILABLE', 'the registry is shutting down');
   });
@@ -115,6 +139,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     });
   }
 
+  registerObservation(app, metrics);
   registerErrorHandling(app, config.http.publicUrl);
   const publicUrl = config.http.publicUrl;
   if (config.http.rateLimit) await registerRateLimit(app, config.http.rateLimit);
@@ -140,6 +165,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     }
   });
 
+  // For load balancers: ready to take requests (the index and the store answer, and no drain has begun).
+  app.get('/readyz', { config: { need: { kind: 'public' } } }, async (request, reply) => {
+    if (closing) return reply.code(503).header('Retry-After', '5').send({ status: 'draining' });
+    const [index, store] = await Promise.all([failure(() => registry.index.ping()), failure(() => registry.store.stat('health-check'))]);
+    if (index === undefined && store === undefined) return reply.send({ status: 'ready', index: 'ok', store: 'ok' });
+    request.log.warn({ index, store }, 'readiness check failed');
+    const state = (problem: string | undefined) => (problem === undefined ? 'ok' : 'unreachable');
+    return reply.code(503).send({ status: 'unavailable', index: state(index), store: state(store) });
+  });
+
   if (!auth && !isLoopback(config.http.host)) {
     app.log.warn(
       { host: config.http.host },
@@ -152,37 +187,57 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   const jobs: ScheduledJob[] = [];
   const log = app.log;
+  /** A job's run, its failures counted in the metrics (the job itself logs them). */
+  const counted =
+    (job: string, run: (lost: AbortSignal) => Promise<void>) =>
+    async (lost: AbortSignal): Promise<void> => {
+      try {
+        await run(lost);
+      } catch (err) {
+        metrics?.jobFailed(job);
+        throw err;
+      }
+    };
   const purging = config.storage.uploadPurging;
   if (purging.enabled) {
     const run = async () => {
       const purged = await registry.uploads.purge(new Date(Date.now() - purging.ageMs), purging.dryRun);
       if (purged.length > 0) log.info({ count: purged.length, dryRun: purging.dryRun }, 'purged expired uploads');
     };
-    jobs.push(new ScheduledJob(index.locks, 'upload-purge', purging.intervalMs, run, log));
+    jobs.push(new ScheduledJob(index.locks, 'upload-purge', purging.intervalMs, counted('upload-purge', run), log));
   }
   const writable = !config.storage.readOnly && config.storage.deleteEnabled;
   if (ecr && config.ecr && writable) {
     const lifecycle = ecr.services.lifecycle;
-    const run = async () => logLifecycle(log, 'lifecycle policies', await lifecycle.run());
-    jobs.push(new ScheduledJob(index.locks, 'lifecycle', config.ecr.lifecycleIntervalMs, run, log));
+    const run = async () => {
+      const started = performance.now();
+      const { expired, dryRun } = logLifecycle(log, 'lifecycle policies', await lifecycle.run());
+      metrics?.lifecycleRun('lifecycle', expired, dryRun, (performance.now() - started) / 1000);
+    };
+    jobs.push(new ScheduledJob(index.locks, 'lifecycle', config.ecr.lifecycleIntervalMs, counted('lifecycle', run), log));
   }
   if (config.retention && writable) {
     const retention = openRetention(registry, config.retention);
     const dryRun = config.retention.dryRun;
-    const run = async () => logLifecycle(log, 'retention policies', await retention.run({ dryRun }));
-    jobs.push(new ScheduledJob(index.locks, 'retention', config.retention.intervalMs, run, log));
+    const run = async () => {
+      const started = performance.now();
+      const { expired } = logLifecycle(log, 'retention policies', await retention.run({ dryRun }));
+      metrics?.lifecycleRun('retention', expired, dryRun, (performance.now() - started) / 1000);
+    };
+    jobs.push(new ScheduledJob(index.locks, 'retention', config.retention.intervalMs, counted('retention', run), log));
   }
   const gc = config.storage.gc;
   if (gc.enabled && !config.storage.readOnly) {
     const collector = new GarbageCollector(registry);
     const run = async (lost: AbortSignal) => {
       const report = await collector.run({ delayMs: gc.delayMs, dryRun: gc.dryRun, deleteUntagged: gc.deleteUntagged, signal: lost });
+      metrics?.gcRun({ ...report, seconds: report.durationMs / 1000 });
       const message = `garbage collection: ${describeGcReport(report)}`;
       if (report.failed > 0) log.warn(report, `${message}; the store kept ${report.failed} blob(s)`);
       else if (report.manifests + report.blobs > 0 || report.dryRun) log.info(report, message);
       else log.debug(report, message);
     };
-    jobs.push(new ScheduledJob(index.locks, 'gc', gc.intervalMs, run, log));
+    jobs.push(new ScheduledJob(index.locks, 'gc', gc.intervalMs, counted('gc', run), log));
   }
   app.decorate('jobs', jobs);
   app.addHook('onReady', async () => {
@@ -191,6 +246,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   app.addHook('onClose', async () => {
     auth?.close();
+    await debugServer?.close();
     await Promise.all(jobs.map((job) => job.stop()));
     await registry.pulls.close();
     await store.close?.();
@@ -199,14 +255,29 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   return app;
 }
 
+/** What went wrong with a probe, or undefined when it answered. */
+async function failure(probe: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await probe();
+    return undefined;
+  } catch (err) {
+    return (err as Error)?.message ?? String(err);
+  }
+}
+
 /** Logs what a lifecycle or retention run expired, and the policies it could not apply. */
-function logLifecycle(log: FastifyBaseLogger, what: string, outcome: Awaited<ReturnType<LifecycleService['run']>>): void {
+function logLifecycle(
+  log: FastifyBaseLogger,
+  what: string,
+  outcome: Awaited<ReturnType<LifecycleService['run']>>,
+): { expired: number; dryRun: boolean } {
   const { reports, failed } = outcome;
   const expired = reports.reduce((n, r) => n + r.expired.length, 0);
   const dryRun = reports.some((r) => r.dryRun);
   const repositories = reports.filter((r) => r.expired.length > 0).length;
   if (expired > 0) log.info({ expired, dryRun, repositories }, `${what} ${dryRun ? 'would expire' : 'expired'} images`);
   for (const f of failed) log.warn({ repository: f.repository, reason: f.reason }, `${what}: policy not applied`);
+  return { expired, dryRun };
 }
 
 /** What handlers may ask of the caller's rights: with auth off, everything is visible. */

@@ -10,6 +10,15 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   const app = await buildApp(config);
   app.log.debug({ config: redact(config) }, 'configuration');
   await app.listen({ host: config.http.host, port: config.http.port });
+  const debug = config.http.debug;
+  if (app.debugServer && debug) {
+    try {
+      await app.debugServer.listen({ host: debug.host, port: debug.port });
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+  }
 
   let closing = false;
   const shutdown = (signal: string) => {

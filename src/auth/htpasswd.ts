@@ -138,10 +138,18 @@ export class HtpasswdUsers {
     return entry && createHash('sha256').update(entry.hash).digest().subarray(0, 16).toString('base64url');
   }
 
+  /** How often a password check was answered from the cache of recent verifications (for metrics). */
+  get cacheStats(): { readonly hits: number; readonly misses: number } {
+    return this.#cache.stats;
+  }
+
   /** Whether this (user, password) verified within the last minute: no bcrypt, no waiting. */
   recentlyVerified(user: string, password: string): boolean {
     const entry = this.#users.get(user);
-    return entry !== undefined && password !== '' && this.#cache.has(this.#cache.digest(user, password, entry.hash));
+    const verified = entry !== undefined && password !== '' && this.#cache.has(this.#cache.digest(user, password, entry.hash));
+    // A miss here is counted by the verify() that follows.
+    if (verified) this.#cache.stats.hits++;
+    return verified;
   }
 
   /**
@@ -152,7 +160,11 @@ export class HtpasswdUsers {
     if (password === '') return false; // never a credential, whatever the file says
     const entry = this.#users.get(user);
     const digest = this.#cache.digest(user, password, entry?.hash ?? '');
-    if (entry && this.#cache.has(digest)) return true;
+    if (entry && this.#cache.has(digest)) {
+      this.#cache.stats.hits++;
+      return true;
+    }
+    this.#cache.stats.misses++;
     const running = this.#inflight.get(digest);
     if (running) return running;
     if (bcryptSlots.pending >= BCRYPT_BACKLOG) throw new PasswordCheckBusyError('too many password checks waiting');

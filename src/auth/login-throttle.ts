@@ -84,9 +84,13 @@ export class LoginThrottle {
     if (entry.failures.length >= this.#maxAddressFailures) {
       entry.lockedUntil = now + this.#firstLockMs;
       entry.failures = [];
+      this.lockouts.addresses++;
     }
     while (this.#addresses.size > this.#maxEntries) this.#addresses.delete(this.#addresses.keys().next().value!);
   }
+
+  /** Locks begun since the start, of (address, user) pairs and of addresses (for metrics). */
+  readonly lockouts = { pairs: 0, addresses: 0 };
 
   /** Number of pairs remembered (for tests and metrics). */
   get size(): number {
@@ -127,6 +131,7 @@ export class LoginThrottle {
       pair.locks++;
       pair.lockedUntil = now + lockMs;
       pair.failures = [];
+      this.lockouts.pairs++;
     }
     this.#trim(now);
   }

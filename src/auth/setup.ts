@@ -37,6 +37,8 @@ export interface Auth {
   readonly challenge: Challenge;
   readonly users?: HtpasswdUsers;
   readonly keys: AccessKeys;
+  /** Failed logins per (address, user) and per address; its lock counts feed the metrics. */
+  readonly throttle: LoginThrottle;
   /** The built-in token server, when enabled. */
   readonly tokenServer?: { readonly issuer: TokenIssuer; readonly key: SigningKey; readonly service: string };
   /** The ECR API's credentials, when `ecr` is on: the key pairs and the SigV4 verifier over them. */
@@ -75,10 +77,11 @@ export async function openAuth(config: Config, index: Index, log: AuthLog): Prom
     throw err;
   }
   users?.watch();
+  const throttle = new LoginThrottle();
   const authenticator = new Authenticator({
     ...(users ? { users } : {}),
     keys,
-    throttle: new LoginThrottle(),
+    throttle,
     ...(tokens ? { tokens } : {}),
     ...(ecr ? { ecr: ecr.credentials } : {}),
   });
@@ -88,6 +91,7 @@ export async function openAuth(config: Config, index: Index, log: AuthLog): Prom
     challenge,
     ...(users ? { users } : {}),
     keys,
+    throttle,
     ...(tokenServer ? { tokenServer } : {}),
     ...(ecr ? { ecr } : {}),
     close: () => users?.close(),

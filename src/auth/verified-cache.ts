@@ -26,6 +26,8 @@ export class VerifiedCache {
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
+  /** Checks answered from memory, and checks that had to run bcrypt (for metrics). */
+  readonly stats = { hits: 0, misses: 0 };
 
   constructor(options: VerifiedCacheOptions = {}) {
     this.#ttlMs = options.ttlMs ?? VERIFIED_TTL_MS;

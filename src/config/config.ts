@@ -19,6 +19,8 @@ export interface Config {
     readonly rateLimit?: RateLimitConfig;
     readonly headers: Readonly<Record<string, readonly string[]>>;
     readonly drainTimeoutMs: number;
+    /** The debug server (http.debug.addr): Prometheus metrics, off the public port; absent: none. */
+    readonly debug?: DebugConfig;
   };
   readonly storage: {
     /** The S3 driver's settings; without them the driver is the filesystem. */
@@ -58,6 +60,13 @@ export interface Config {
   readonly retention?: RetentionConfig;
   /** Configured keys that are accepted for compatibility but have no effect. */
   readonly ignoredKeys: readonly string[];
+}
+
+export interface DebugConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Metrics at `path` on the debug server; absent when http.debug.prometheus.enabled is not true. */
+  readonly prometheus?: { readonly path: string; readonly repositoryLabels: boolean };
 }
 
 export interface GcConfig {
@@ -332,6 +341,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
       ...(file.http?.ratelimit ? { rateLimit: resolveRateLimit(file.http.ratelimit) } : {}),
       headers: file.http?.headers ?? {},
       drainTimeoutMs: parseDuration(file.http?.draintimeout ?? '10s'),
+      ...(file.http?.debug ? resolveDebug(file.http.debug, port) : {}),
     },
     storage: {
       ...(s3 ? { s3 } : {}),
@@ -565,11 +575,24 @@ function keyPrefix(value: string): string {
   return prefix;
 }
 
+function resolveDebug(debug: NonNullable<NonNullable<ConfigFile['http']>['debug']>, publicPort: number): { debug?: DebugConfig } {
+  const prometheus = debug.prometheus?.enabled
+    ? { path: debug.prometheus.path ?? '/metrics', repositoryLabels: debug.prometheus.repositorylabels ?? false }
+    : undefined;
+  if (debug.addr === undefined || debug.addr === '') {
+    if (prometheus) throw new ConfigError('http.debug.prometheus.enabled: metrics are served on the debug server; set http.debug.addr too');
+    return {};
+  }
+  const { host, port } = parseAddr(debug.addr, 'http.debug.addr');
+  if (port !== 0 && port === publicPort) throw new ConfigError(`http.debug.addr: port ${port} is the public port (http.addr)`);
+  return { debug: { host, port, ...(prometheus ? { prometheus } : {}) } };
+}
+
 /** Parses distribution-style `host:port`, `:port` or `[v6]:port`. */
-export function parseAddr(addr: string): { host: string; port: number } {
+export function parseAddr(addr: string, key = 'http.addr'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr.trim());
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ConfigError(`http.addr: expected host:port or :port, got ${JSON.stringify(addr)}`);
+  if (!m || port > 65535) throw new ConfigError(`${key}: expected host:port or :port, got ${JSON.stringify(addr)}`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 

@@ -189,6 +189,22 @@ export const fileSchema = z
         ratelimit: rateLimitSchema.optional(),
         /** Ours: addresses or CIDR ranges of reverse proxies whose X-Forwarded-* headers are believed. */
         trustproxy: z.array(z.string().min(1)).optional(),
+        /** distribution's debug server: a second address, for metrics, off the public port. */
+        debug: z
+          .object({
+            addr: z.string().optional(),
+            prometheus: z
+              .object({
+                enabled: z.boolean().optional(),
+                path: z.string().regex(/^\/[^\s?#]*$/, { message: 'expected a path such as /metrics' }).optional(),
+                /** Ours: label request metrics with the repository (one series per repository: mind the cardinality). */
+                repositorylabels: z.boolean().optional(),
+              })
+              .strict()
+              .optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),
@@ -328,6 +344,10 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'http.tls.clientcas': 'list',
   'http.tls.minimumtls': 'string',
   'http.trustproxy': 'list',
+  'http.debug.addr': 'string',
+  'http.debug.prometheus.enabled': 'boolean',
+  'http.debug.prometheus.path': 'string',
+  'http.debug.prometheus.repositorylabels': 'boolean',
   'http.ratelimit.rate': 'number',
   'http.ratelimit.burst': 'number',
   'storage.filesystem.rootdirectory': 'string',

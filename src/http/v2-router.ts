@@ -23,6 +23,8 @@ const PUSH: readonly Action[] = ['pull', 'push'];
 const DELETE: readonly Action[] = ['delete'];
 
 interface Endpoint {
+  /** The API area, as metrics and the audit log name it. */
+  area: string;
   /** Matches the path after /v2/; the first group is the repository name. */
   pattern: RegExp;
   params: (m: RegExpExecArray) => Record<string, string>;
@@ -33,11 +35,13 @@ interface Endpoint {
 // path is matched here, from its end. Order matters: uploads before blobs.
 const ENDPOINTS: Endpoint[] = [
   {
+    area: 'blob_upload',
     pattern: /^(.+)\/blobs\/uploads\/?$/,
     params: (m) => ({ name: m[1]! }),
     methods: { POST: { handler: startUpload, needs: PUSH } },
   },
   {
+    area: 'blob_upload',
     pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/,
     params: (m) => ({ name: m[1]!, id: m[2]! }),
     methods: {
@@ -48,11 +52,13 @@ const ENDPOINTS: Endpoint[] = [
     },
   },
   {
+    area: 'blob',
     pattern: /^(.+)\/blobs\/([^/]+)$/,
     params: (m) => ({ name: m[1]!, digest: m[2]! }),
     methods: { GET: { handler: getBlob, needs: PULL }, HEAD: { handler: getBlob, needs: PULL }, DELETE: { handler: deleteBlob, needs: DELETE } },
   },
   {
+    area: 'manifest',
     pattern: /^(.+)\/manifests\/([^/]+)$/,
     params: (m) => ({ name: m[1]!, reference: m[2]! }),
     methods: {
@@ -63,11 +69,13 @@ const ENDPOINTS: Endpoint[] = [
     },
   },
   {
+    area: 'tags',
     pattern: /^(.+)\/tags\/list$/,
     params: (m) => ({ name: m[1]! }),
     methods: { GET: { handler: listTags, needs: PULL } },
   },
   {
+    area: 'referrers',
     pattern: /^(.+)\/referrers\/([^/]+)$/,
     params: (m) => ({ name: m[1]!, digest: m[2]! }),
     methods: { GET: { handler: listReferrers, needs: PULL } },
@@ -78,6 +86,7 @@ const ENDPOINTS: Endpoint[] = [
 const CATALOG: MethodTable = { GET: { handler: catalog, needs: [] } };
 
 interface Match {
+  area: string;
   methods: MethodTable;
   params: Record<string, string>;
   /** The repository, for the endpoints under one. */
@@ -91,13 +100,13 @@ function match(request: FastifyRequest): Match | undefined {
   if (matched.has(request)) return matched.get(request);
   const path = (request.params as { '*': string })['*'];
   let found: Match | undefined;
-  if (path === '_catalog') found = { methods: CATALOG, params: {} };
+  if (path === '_catalog') found = { area: 'catalog', methods: CATALOG, params: {} };
   else {
     for (const endpoint of ENDPOINTS) {
       const m = endpoint.pattern.exec(path);
       if (!m) continue;
       const params = endpoint.params(m);
-      found = { methods: endpoint.methods, params, name: params.name! };
+      found = { area: endpoint.area, methods: endpoint.methods, params, name: params.name! };
       break;
     }
   }
@@ -119,6 +128,17 @@ export function v2Need(request: FastifyRequest): Need {
 }
 
 const SIGNED_IN: Need = { kind: 'authenticated' };
+
+/**
+ * What a /v2/ request is, for metrics and the audit log: its API area (`unknown` for a path that
+ * names no endpoint), its path parameters and, when valid, the repository it names.
+ */
+export function v2Target(request: FastifyRequest): { area: string; repository?: string; params: Readonly<Record<string, string>> } {
+  const found = match(request);
+  if (!found) return { area: 'unknown', params: {} };
+  const valid = found.name !== undefined && isValidName(found.name);
+  return { area: found.area, params: found.params, ...(valid ? { repository: found.name } : {}) };
+}
 
 function dispatch(ctx: RouteContext) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {

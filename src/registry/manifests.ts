@@ -43,7 +43,7 @@ export function parseReference(value: string): Reference {
 /** Manifests, tags and referrers of repositories. */
 export class ManifestService {
   /** Tag lists of the repositories listed lately (a quarter of a million tags at most). */
-  private readonly tagLists = new TagCache(250_000);
+  readonly tagLists = new TagCache(250_000);
 
   constructor(
     private readonly store: BlobStore,

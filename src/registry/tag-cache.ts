@@ -10,6 +10,8 @@
 export class TagCache {
   private readonly entries = new Map<string, TagList>();
   private held = 0;
+  /** Lookups answered from memory and lookups that read the index (for metrics). */
+  readonly stats = { hits: 0, misses: 0 };
 
   constructor(
     /** The most tags kept, over all repositories. */
@@ -27,8 +29,10 @@ export class TagCache {
       // Map order is insertion order: moving the entry to the end marks it as the most recent.
       this.entries.delete(repo);
       this.entries.set(repo, hit);
+      this.stats.hits++;
       return hit;
     }
+    this.stats.misses++;
     const list = new TagList(repo, version, await load());
     if (this.entries.has(repo)) this.delete(repo); // another request loaded it meanwhile
     if (list.tags.length <= this.capacity) {

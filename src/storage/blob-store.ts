@@ -174,5 +174,11 @@ export interface BlobStore {
    */
   directUrl?(key: string): Promise<string | undefined>;
 
+  /**
+   * Requests the backend's client sent again after a failure, per operation, since the start
+   * (for metrics). Optional: a backend without retries has none.
+   */
+  retries?(): ReadonlyMap<string, number>;
+
   close?(): Promise<void>;
 }

@@ -290,6 +290,32 @@ export class S3BlobStore implements BlobStore {
         httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
       },
     });
+    // Outermost step: it sees how many attempts the SDK's retry strategy made, success or failure.
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          const result = await next(args);
+          this.#countRetries(context.commandName, (result.output as { $metadata?: { attempts?: number } }).$metadata?.attempts);
+          return result;
+        } catch (err) {
+          this.#countRetries(context.commandName, (err as { $metadata?: { attempts?: number } }).$metadata?.attempts);
+          throw err;
+        }
+      },
+      { step: 'initialize', name: 'ocireg-retry-count' },
+    );
+  }
+
+  readonly #retries = new Map<string, number>();
+
+  #countRetries(command: string | undefined, attempts: number | undefined): void {
+    if (attempts === undefined || attempts <= 1) return;
+    const operation = (command ?? 'unknown').replace(/Command$/, '');
+    this.#retries.set(operation, (this.#retries.get(operation) ?? 0) + attempts - 1);
+  }
+
+  retries(): ReadonlyMap<string, number> {
+    return this.#retries;
   }
 
   /** Checks that the bucket exists and the credentials open it. */

@@ -74,16 +74,17 @@ export function refuseLogin(
   challenge: string,
   message: string,
 ): FastifyReply {
+  request.server.metrics?.authFailure(result.reason);
   if (result.reason === 'busy') {
     reply.header('Retry-After', String(result.retryAfterSeconds));
     return sendError(reply, 503, 'UNAVAILABLE', 'too many logins are being checked; retry shortly');
   }
   if (result.reason === 'throttled') {
-    request.log.warn({ user, retryAfter: result.retryAfterSeconds }, 'login refused: too many failures');
+    request.log.warn({ audit: { action: 'login.failure', user, addr: request.ip, reason: 'throttled' }, retryAfter: result.retryAfterSeconds }, 'login refused: too many failures');
     reply.header('Retry-After', String(result.retryAfterSeconds));
     return sendError(reply, 429, 'TOOMANYREQUESTS', 'too many failed logins; retry later');
   }
-  request.log.info({ user, reason: result.detail }, 'authentication failed');
+  request.log.info({ user, reason: result.detail, audit: { action: 'login.failure', user, addr: request.ip, reason: result.reason } }, 'authentication failed');
   if (result.reason === 'expired') {
     return sendError(reply, 403, 'DENIED', 'Your authorization token has expired. Reauthenticate and try again.');
   }

@@ -17,10 +17,12 @@ import type { EcrServices } from '../../ecr/services.js';
 import { InputValidationError } from '../../ecr/validate.js';
 import type { Registry } from '../../registry/registry.js';
 import { RegistryError } from '../../oci/errors.js';
+import { isValidName } from '../../oci/names.js';
 import { ImmutableTagError, RepositoryNotFoundError } from '../../registry/repository-rules.js';
 import { StoreUnavailableError, toStorageFullError } from '../../storage/blob-store.js';
 import { requestSignal } from '../context.js';
 import { isClientGone } from '../errors.js';
+import { noteRequest } from '../observe.js';
 
 /** Sent as a Buffer, so that Fastify adds no charset (AWS sends none). */
 const AMZ_JSON = 'application/x-amz-json-1.1';
@@ -117,8 +119,11 @@ export async function ecrRoutes(app: FastifyInstance, surface: EcrSurface): Prom
         request.identity = caller;
         const run = Object.hasOwn(surface.operations, operation) ? surface.operations[operation] : undefined;
         if (!run) throw new EcrError('UnknownOperationException', `Operation ${operation} is not supported by this registry`);
+        // Parts of a layer are not audited one by one: its InitiateLayerUpload and CompleteLayerUpload are.
+        noteRequest(request, { operation, write: WRITES.has(operation) && operation !== 'UploadLayerPart' });
         checkContentType(request);
         const input = parseInput(body);
+        if (typeof input.repositoryName === 'string' && isValidName(input.repositoryName)) noteRequest(request, { repository: input.repositoryName });
         assertAllowed(surface.config, operation);
         const output = await run(input, context(surface, request, caller, operation));
         return reply.code(200).header('content-type', AMZ_JSON).send(Buffer.from(JSON.stringify(output)));
@@ -196,7 +201,11 @@ function signedRequest(request: FastifyRequest): Omit<SignedRequest, 'body'> {
 }
 
 function refused(request: FastifyRequest, result: Extract<SigV4Result, { ok: false }>): EcrError {
-  request.log.info({ reason: result.type }, 'ECR request signature refused');
+  request.server.metrics?.authFailure('invalid');
+  request.log.info(
+    { reason: result.type, audit: { action: 'login.failure', via: 'sigv4', addr: request.ip, reason: result.type } },
+    'ECR request signature refused',
+  );
   return new EcrError(result.type, result.message, result.status);
 }
 
