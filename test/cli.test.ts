@@ -270,6 +270,26 @@ describe('ocireg serve: a distribution-style config file', () => {
     await stopCleanly(p);
   });
 
+  it('serves Prometheus metrics on http.debug.addr, and not on the public port', async () => {
+    const debugPort = await freePort();
+    const s = await setup(`debug: { addr: "127.0.0.1:${debugPort}", prometheus: { enabled: true } }`);
+    const p = start(['serve', s.configPath], s.dir);
+    await expectServing(s.url, p);
+    const ready = await fetch(`${s.url}/readyz`, { signal: AbortSignal.timeout(5000) });
+    expect(await ready.json()).toEqual({ status: 'ready', index: 'ok', store: 'ok' });
+    const metrics = await fetch(`http://127.0.0.1:${debugPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    expect(text).toMatch(/^registry_http_requests_total\{route="\/v2\/",method="GET",status="200"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    const onPublic = await fetch(`${s.url}/metrics`, { signal: AbortSignal.timeout(5000) });
+    await onPublic.arrayBuffer();
+    expect(onPublic.status).toBe(404);
+    await stopCleanly(p);
+    // Both listeners are closed on the way out.
+    expect(await connectResult(debugPort)).toBe('ECONNREFUSED');
+  });
+
   it('takes the path from REGISTRY_CONFIGURATION_PATH as well', async () => {
     const s = await setup();
     const p = start(['serve'], s.dir, { REGISTRY_CONFIGURATION_PATH: s.configPath });

@@ -608,3 +608,43 @@ describe('redact', () => {
     expect(safe.http.port).toBe(5000);
   });
 });
+
+describe('http.debug (metrics on a second address)', () => {
+  it('is off unless an address is given, and metrics are off unless enabled', () => {
+    expect(loadConfig({ env: {} }).http.debug).toBeUndefined();
+    expect(loadConfig({ env: {}, overrides: { http: { debug: { addr: '127.0.0.1:5001' } } } }).http.debug).toEqual({ host: '127.0.0.1', port: 5001 });
+  });
+
+  it('serves metrics at /metrics by default, without repository labels', () => {
+    const config = loadConfig({ env: {}, overrides: { http: { debug: { addr: ':5001', prometheus: { enabled: true } } } } });
+    expect(config.http.debug).toEqual({ host: '0.0.0.0', port: 5001, prometheus: { path: '/metrics', repositoryLabels: false } });
+  });
+
+  it('takes REGISTRY_HTTP_DEBUG_* variables', () => {
+    const config = loadConfig({
+      env: {
+        REGISTRY_HTTP_DEBUG_ADDR: '127.0.0.1:5101',
+        REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: 'true',
+        REGISTRY_HTTP_DEBUG_PROMETHEUS_PATH: '/prom',
+        REGISTRY_HTTP_DEBUG_PROMETHEUS_REPOSITORYLABELS: 'true',
+      },
+    });
+    expect(config.http.debug).toEqual({ host: '127.0.0.1', port: 5101, prometheus: { path: '/prom', repositoryLabels: true } });
+  });
+
+  it('refuses metrics without a debug address, the public port, a bad address or a bad path, naming the key', () => {
+    const error = (http: object) => {
+      try {
+        loadConfig({ env: {}, overrides: { http } as never });
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      throw new Error('the configuration was accepted');
+    };
+    expect(error({ debug: { prometheus: { enabled: true } } })).toMatch(/http\.debug\.prometheus\.enabled.*http\.debug\.addr/);
+    expect(error({ addr: '127.0.0.1:5000', debug: { addr: '127.0.0.1:5000' } })).toMatch(/http\.debug\.addr: port 5000 is the public port/);
+    expect(error({ debug: { addr: 'localhost' } })).toMatch(/http\.debug\.addr: expected host:port/);
+    expect(error({ debug: { addr: ':5001', prometheus: { enabled: true, path: 'metrics' } } })).toMatch(/http\.debug\.prometheus\.path/);
+  });
+});

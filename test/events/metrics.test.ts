@@ -7,6 +7,11 @@ import type { FastifyInstance } from 'fastify';
 import { OCI_MANIFEST, digestOf, makeImage, pushBlob, putManifest, startRegistry, tempDir, type TestRegistry } from '../helpers.js';
 import { basic, writeHtpasswd } from '../http/auth-support.js';
 import type { ConfigFile } from '../../src/config/schema.js';
+import { Readable } from 'node:stream';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../support/built-server.js';
+import { listen, send, sleep, waitFor } from '../support/socket.js';
 
 const DEBUG: ConfigFile['http'] = { debug: { addr: '127.0.0.1:0', prometheus: { enabled: true } } };
 
@@ -175,6 +180,45 @@ describe('metrics on the debug server', () => {
     expect(sum(s, 'registry_http_sent_bytes_total', { route: '/v2/' })).toBe(firstAnswer);
     expect(sum(s, 'registry_http_received_bytes_total', { route: 'blob_upload' })).toBe(Buffer.byteLength(second));
     expect(sum(s, 'registry_http_sent_bytes_total', { route: 'blob_upload' })).toBe(total - firstAnswer);
+  });
+
+  it('shows an upload in flight while its body is being received', async () => {
+    reg = await startRegistry({ http: DEBUG });
+    const url = await listen(reg.app);
+    const start = await reg.app.inject({ method: 'POST', url: '/v2/slow/blobs/uploads/' });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const body = Readable.from(
+      (async function* () {
+        yield Buffer.from('first half, ');
+        await released;
+        yield Buffer.from('second half');
+      })(),
+    );
+    const patch = send(`${url}${start.headers.location as string}`, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body });
+    let inFlight = 0;
+    for (let i = 0; i < 100 && inFlight === 0; i++) {
+      await sleep(20);
+      inFlight = sum(await scrape(reg.app), 'registry_uploads_in_flight');
+    }
+    expect(inFlight).toBe(1);
+    release();
+    expect((await patch).status).toBe(202);
+    await waitFor(async () => sum(await scrape(reg!.app), 'registry_uploads_in_flight') === 0, { timeoutMs: 5000, what: 'the upload to end' });
+  });
+
+  it('has every metric the Grafana dashboard in docs/ queries', async () => {
+    reg = await startRegistry({ http: DEBUG });
+    const text = (await reg.app.debugServer!.inject({ method: 'GET', url: '/metrics' })).body;
+    const declared = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+    const dashboard = JSON.parse(await readFile(join(PROJECT_ROOT, 'docs', 'grafana-dashboard.json'), 'utf8')) as {
+      panels: Array<{ targets: Array<{ expr: string }> }>;
+    };
+    const queried = new Set(
+      dashboard.panels.flatMap((p) => p.targets.flatMap((t) => [...t.expr.matchAll(/\b((?:registry|process|nodejs)_[a-z0-9_]+)/g)].map((m) => m[1]!))),
+    );
+    expect(queried.size).toBeGreaterThan(15);
+    for (const name of queried) expect(declared, name).toContain(name.replace(/_(bucket|count|sum)$/, ''));
   });
 
   it('counts refused logins by reason and the locks they lead to', async () => {

@@ -215,6 +215,23 @@ describe('the registry on the S3 backend', () => {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
   });
 
+  it('is not ready while S3 fails, and counts the S3 client\'s retries in the metrics', async () => {
+    await start({ http: { debug: { addr: '127.0.0.1:0', prometheus: { enabled: true } } } });
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'ready', index: 'ok', store: 'ok' });
+    // Two throttled answers to the readiness probe's HEAD: the SDK retries them and then succeeds.
+    proxy.inject({ match: (r) => r.method === 'HEAD', fault: { kind: 'status', status: 503, code: 'SlowDown' }, times: 2 });
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+    const metrics = (await app.debugServer!.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^registry_storage_retries_total\{backend="s3",operation="HeadObject"\} 2$/m);
+    // Failing for good: not ready, and which part failed is said.
+    proxy.inject({ match: (r) => r.method === 'HEAD', fault: { kind: 'status', status: 500, code: 'InternalError' } });
+    const down = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(down.statusCode).toBe(503);
+    expect(down.json()).toEqual({ status: 'unavailable', index: 'ok', store: 'unreachable' });
+    proxy.clear();
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  });
+
   it('finishes an upload after a restart, recomputing the digest from the bucket', async () => {
     await start();
     const location = await startUpload();
