@@ -2,7 +2,8 @@
 # Install the real container clients used by end-to-end tests (Debian 12, root), and
 # htpasswd (apache2-utils) and openssl, with which the auth and TLS cases make their files, and
 # the AWS CLI v2 (Debian's awscli, at /usr/bin/aws) for the ECR cases, and PostgreSQL (the shared index of
-# several nodes; scripts/postgres.sh runs a private one) and haproxy (the balancer of the cluster tests).
+# several nodes; scripts/postgres.sh runs a private one), haproxy (the balancer of the cluster tests) and
+# Chromium (the web UI's browser tests, driven by playwright-core).
 # Idempotent; installs only, starts nothing. Run as root (or via sudo).
 set -euo pipefail
 
@@ -26,5 +27,5 @@ $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   docker.io skopeo podman buildah umoci \
   apache2-utils openssl awscli \
-  postgresql haproxy \
+  postgresql haproxy chromium \
   ca-certificates

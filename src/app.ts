@@ -25,6 +25,8 @@ import { RegistryMetrics } from './events/metrics.js';
 import { instrumentIndex, instrumentStore } from './events/instrument.js';
 import { registerObservation } from './http/observe.js';
 import { buildDebugServer } from './http/debug-server.js';
+import { uiApiRoutes } from './http/ui/ui-api.js';
+import { uiStaticRoutes } from './http/ui/ui-static.js';
 
 export interface BuildOptions {
   /** A logger configuration or instance for Fastify (default: pino at config.log.level). */
@@ -152,6 +154,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     const surface = { registry, config, ecr: config.ecr, auth: auth as Auth & { ecr: NonNullable<Auth['ecr']> }, ...ecr };
     await app.register(ecrRoutes, surface);
     await app.register(ecrDownloadRoutes, { registry, credentials: auth.ecr.credentials });
+  }
+  if (config.ui.enabled) {
+    await app.register(uiApiRoutes, { ctx, auth });
+    await app.register(uiStaticRoutes);
   }
   if (auth?.tokenServer) await app.register(tokenRoutes, auth as Auth & { tokenServer: NonNullable<Auth['tokenServer']> });
 

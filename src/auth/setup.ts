@@ -13,6 +13,7 @@ import { Authorizer } from './authorizer.js';
 import { EcrCredentials } from './ecr-credentials.js';
 import { HtpasswdUsers } from './htpasswd.js';
 import { LoginThrottle } from './login-throttle.js';
+import { UiSessions } from './ui-sessions.js';
 import { SigV4Verifier } from './sigv4.js';
 import { loadSigningKey, type SigningKey } from './signing-key.js';
 import { TokenIssuer } from './token-issuer.js';
@@ -37,6 +38,8 @@ export interface Auth {
   readonly challenge: Challenge;
   readonly users?: HtpasswdUsers;
   readonly keys: AccessKeys;
+  /** The web UI's sign-in sessions: with htpasswd users only (the UI signs in with a password). */
+  readonly sessions?: UiSessions;
   /** Failed logins per (address, user) and per address; its lock counts feed the metrics. */
   readonly throttle: LoginThrottle;
   /** The built-in token server, when enabled. */
@@ -89,7 +92,7 @@ export async function openAuth(config: Config, index: Index, log: AuthLog): Prom
     authenticator,
     authorizer: new Authorizer(policy),
     challenge,
-    ...(users ? { users } : {}),
+    ...(users ? { users, sessions: new UiSessions(config.http.secret) } : {}),
     keys,
     throttle,
     ...(tokenServer ? { tokenServer } : {}),

@@ -19,6 +19,8 @@ export interface Config {
     readonly rateLimit?: RateLimitConfig;
     readonly headers: Readonly<Record<string, readonly string[]>>;
     readonly drainTimeoutMs: number;
+    /** distribution's http.secret: here, the key that signs the web UI's sessions (shared by every node). */
+    readonly secret?: string;
     /** The debug server (http.debug.addr): Prometheus metrics, off the public port; absent: none. */
     readonly debug?: DebugConfig;
   };
@@ -58,6 +60,8 @@ export interface Config {
   readonly ecr?: EcrConfig;
   /** Retention policies for every user, with or without the ECR API; absent when none are configured. */
   readonly retention?: RetentionConfig;
+  /** The web UI at /ui/ (on unless ui.enabled is false). */
+  readonly ui: { readonly enabled: boolean };
   /** Configured keys that are accepted for compatibility but have no effect. */
   readonly ignoredKeys: readonly string[];
 }
@@ -342,6 +346,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
       headers: file.http?.headers ?? {},
       drainTimeoutMs: parseDuration(file.http?.draintimeout ?? '10s'),
       ...(file.http?.debug ? resolveDebug(file.http.debug, port) : {}),
+      ...(file.http?.secret ? { secret: file.http.secret } : {}),
     },
     storage: {
       ...(s3 ? { s3 } : {}),
@@ -368,6 +373,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
     ...(file.access ? { access: file.access } : {}),
     ...(file.ecr?.enabled ? { ecr: resolveEcr(file.ecr) } : {}),
     ...(file.retention?.policies?.length ? { retention: resolveRetention(file.retention) } : {}),
+    ui: { enabled: file.ui?.enabled ?? true },
     ignoredKeys: IGNORED_KEYS.filter(
       (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && s3),
     ),
@@ -677,7 +683,11 @@ export function redact(config: Config): unknown {
   const s3 = config.storage.s3;
   return {
     ...config,
-    http: { ...config.http, tls: config.http.tls ? { certificate: config.http.tls.certificate, key: '[redacted]' } : undefined },
+    http: {
+      ...config.http,
+      tls: config.http.tls ? { certificate: config.http.tls.certificate, key: '[redacted]' } : undefined,
+      secret: config.http.secret === undefined ? undefined : '[redacted]',
+    },
     storage: {
       ...config.storage,
       s3: s3

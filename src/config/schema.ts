@@ -282,6 +282,8 @@ export const fileSchema = z
     auth: authSchema.optional(),
     access: accessSchema.optional(),
     ecr: ecrSchema.optional(),
+    /** Ours: the web UI at /ui/. */
+    ui: z.object({ enabled: z.boolean().optional() }).strict().optional(),
     retention: z
       .object({
         policies: z
@@ -312,7 +314,6 @@ export type ConfigFile = z.infer<typeof fileSchema>;
 export const IGNORED_KEYS = [
   'version',
   'log.formatter',
-  'http.secret',
   'http.relativeurls',
   'storage.filesystem.maxthreads',
   'storage.s3.loglevel',
@@ -344,6 +345,7 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'http.tls.clientcas': 'list',
   'http.tls.minimumtls': 'string',
   'http.trustproxy': 'list',
+  'ui.enabled': 'boolean',
   'http.debug.addr': 'string',
   'http.debug.prometheus.enabled': 'boolean',
   'http.debug.prometheus.path': 'string',
