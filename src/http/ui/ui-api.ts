@@ -21,6 +21,9 @@ import { queryParam, readBody } from '../request.js';
 /** A config larger than this is not read for the image page (configs are a few KiB). */
 const CONFIG_LIMIT = 1024 * 1024;
 const PAGE = 50;
+/** The config media types of plain images: no artifact type worth showing. */
+const IMAGE_CONFIGS = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
+const artifactTypeOf = (t: string | undefined) => (t === undefined || IMAGE_CONFIGS.has(t) ? null : t);
 const MAX_PAGE = 500;
 
 export interface UiApiOptions {
@@ -117,7 +120,7 @@ export async function uiApiRoutes(app: FastifyInstance, { ctx, auth }: UiApiOpti
           tags: shown.flatMap((tag) => {
             const detail = details.get(digests.get(tag) ?? '');
             if (!detail) return [];
-            return [{ tag, digest: detail.digest, mediaType: detail.manifestMediaType, artifactType: detail.artifactMediaType ?? null, size: detail.sizeInBytes, pushedAt: detail.pushedAt }];
+            return [{ tag, digest: detail.digest, mediaType: detail.manifestMediaType, artifactType: artifactTypeOf(detail.artifactMediaType), size: detail.sizeInBytes, pushedAt: detail.pushedAt }];
           }),
           ...(tags.length > n ? { next: shown[shown.length - 1] } : {}),
         };
@@ -185,7 +188,7 @@ async function imagePage(ctx: RouteContext, images: EcrImages, request: FastifyR
     digest: row.digest,
     mediaType: row.mediaType,
     kind: manifest.kind,
-    artifactType: detail?.artifactMediaType ?? null,
+    artifactType: artifactTypeOf(detail?.artifactMediaType),
     size: detail?.sizeInBytes ?? 0,
     manifestSize: row.size,
     pushedAt: row.createdAt,
