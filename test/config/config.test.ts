@@ -648,3 +648,14 @@ describe('http.debug (metrics on a second address)', () => {
     expect(error({ debug: { addr: ':5001', prometheus: { enabled: true, path: 'metrics' } } })).toMatch(/http\.debug\.prometheus\.path/);
   });
 });
+
+describe('http.secret and ui', () => {
+  it('keeps http.secret (it signs the web UI sessions), never prints it, and turns the UI off with ui.enabled', () => {
+    const config = loadConfig({ env: { REGISTRY_UI_ENABLED: 'false' }, overrides: { http: { secret: 'a shared secret' } } });
+    expect(config.http.secret).toBe('a shared secret');
+    expect(config.ignoredKeys).not.toContain('http.secret');
+    expect(JSON.stringify(redact(config))).not.toContain('a shared secret');
+    expect(config.ui.enabled).toBe(false);
+    expect(loadConfig({ env: {} }).ui.enabled).toBe(true);
+  });
+});
