@@ -40,17 +40,18 @@ export function instrumentIndex(index: Index, metrics: RegistryMetrics): Index {
  * wrapped functions are made once per method, not per call.
  */
 function timed<T extends object>(target: T, operation: (name: string) => string | undefined, observe: Observe): T {
-  const wrappers = new Map<string | symbol, unknown>();
+  // Keyed by the function itself: a method replaced on the object gets a wrapper of its own.
+  const wrappers = new WeakMap<object, unknown>();
   return new Proxy(target, {
     get(object, property) {
       const value = Reflect.get(object, property, object) as unknown;
       if (typeof value !== 'function') return value;
-      let wrapper = wrappers.get(property);
+      let wrapper = wrappers.get(value);
       if (wrapper === undefined) {
         const name = typeof property === 'string' ? operation(property) : undefined;
         const method = value as (...args: unknown[]) => unknown;
         wrapper = name === undefined ? method.bind(object) : timeCalls(object, method, name, observe);
-        wrappers.set(property, wrapper);
+        wrappers.set(value, wrapper);
       }
       return wrapper;
     },

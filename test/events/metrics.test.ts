@@ -221,6 +221,36 @@ describe('metrics on the debug server', () => {
     for (const name of queried) expect(declared, name).toContain(name.replace(/_(bucket|count|sum)$/, ''));
   });
 
+  it('counts retention runs and the images they expired, and failed job runs', async () => {
+    const policy = JSON.stringify({
+      rules: [{ rulePriority: 1, selection: { tagStatus: 'tagged', tagPrefixList: ['v'], countType: 'imageCountMoreThan', countNumber: 1 }, action: { type: 'expire' } }],
+    });
+    reg = await startRegistry({ http: DEBUG, retention: { policies: [{ repositories: ['apps/**'], policy }] } });
+    for (const tag of ['v1', 'v2', 'v3']) {
+      const image = await makeImage(reg.app, 'apps/web', { layer: tag });
+      expect((await putManifest(reg.app, 'apps/web', tag, image)).statusCode).toBe(201);
+      await sleep(3);
+    }
+    await reg.app.jobs.find((j) => j.name === 'retention')!.runNow();
+    let s = await scrape(reg.app);
+    expect(sum(s, 'registry_lifecycle_runs_total', { job: 'retention' })).toBe(1);
+    expect(sum(s, 'registry_lifecycle_expired_images_total', { job: 'retention', mode: 'delete' })).toBe(2);
+    expect(sum(s, 'registry_lifecycle_duration_seconds_count', { job: 'retention' })).toBe(1);
+    // A run that fails is counted as a failure of its job.
+    const index = reg.app.registry.database.registry;
+    const staleUploads = index.staleUploads;
+    index.staleUploads = async () => {
+      throw new Error('the index is gone');
+    };
+    try {
+      await reg.app.jobs.find((j) => j.name === 'upload-purge')!.runNow().catch(() => undefined);
+    } finally {
+      index.staleUploads = staleUploads;
+    }
+    s = await scrape(reg.app);
+    expect(sum(s, 'registry_job_failures_total', { job: 'upload-purge' })).toBe(1);
+  });
+
   it('counts refused logins by reason and the locks they lead to', async () => {
     const dir = await tempDir();
     const path = await writeHtpasswd(dir);
