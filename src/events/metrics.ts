@@ -63,6 +63,10 @@ export class RegistryMetrics {
   readonly #lifecycleExpired: Counter<string>;
   readonly #lifecycleDuration: Histogram<string>;
   readonly #jobFailures: Counter<string>;
+  readonly #events: Counter<string>;
+  readonly #deliveryFailures: Counter<string>;
+  readonly #archives: Counter<string>;
+  readonly #archiveBytes: Counter<string>;
   readonly #storageBackend: string;
   readonly #indexDriver: string;
 
@@ -213,6 +217,34 @@ export class RegistryMetrics {
       labelNames: ['job'],
       registers,
     });
+    this.#events = new Counter({
+      name: 'registry_notification_events_total',
+      help: 'Notification events per endpoint: queued (written to the outbox), delivered, or dropped (past the outbox bound).',
+      labelNames: ['endpoint', 'result'],
+      registers,
+    });
+    this.#deliveryFailures = new Counter({
+      name: 'registry_notification_delivery_failures_total',
+      help: 'Deliveries to an endpoint that failed (refused, timed out, or not answered with 2xx); they are retried.',
+      labelNames: ['endpoint'],
+      registers,
+    });
+    this.#archives = new Counter({
+      name: 'registry_archive_images_total',
+      help: 'Images imported from, and exported as, archives over /api/v1/.',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.#archiveBytes = new Counter({
+      name: 'registry_archive_bytes_total',
+      help: 'Bytes of the archives imported and exported over /api/v1/.',
+      labelNames: ['direction'],
+      registers,
+    });
+    for (const direction of ['import', 'export']) {
+      this.#archives.inc({ direction }, 0);
+      this.#archiveBytes.inc({ direction }, 0);
+    }
     // Every series that can be known at the start is there from the start (at zero), so that
     // rate() and increase() see the first events, and dashboards show zero rather than nothing.
     this.#uploads.set(0);
@@ -274,6 +306,20 @@ export class RegistryMetrics {
 
   jobFailed(job: string): void {
     this.#jobFailures.inc({ job });
+  }
+
+  /** Events of a notification endpoint; `result` is queued, delivered or dropped. */
+  notificationEvents(endpoint: string, result: 'queued' | 'delivered' | 'dropped', n = 1): void {
+    this.#events.inc({ endpoint, result }, n);
+  }
+
+  notificationFailed(endpoint: string): void {
+    this.#deliveryFailures.inc({ endpoint });
+  }
+
+  archive(direction: 'import' | 'export', images: number, bytes: number): void {
+    this.#archives.inc({ direction }, images);
+    this.#archiveBytes.inc({ direction }, bytes);
   }
 
   /** The text exposition format, and its content type. */

@@ -113,8 +113,11 @@ describe('the web UI in Chromium', () => {
     // The browser holds the session as an HttpOnly cookie, and nothing in its storage.
     const cookies = await context.cookies();
     expect(cookies.map((c) => [c.name, c.httpOnly, c.sameSite])).toEqual([['ocireg_session', true, 'Strict']]);
-    expect(await page.evaluate(() => [localStorage.length, sessionStorage.length])).toEqual([0, 0]);
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(await page.evaluate(() => {
+      const w = globalThis as unknown as { localStorage: { length: number }; sessionStorage: { length: number } };
+      return [w.localStorage.length, w.sessionStorage.length];
+    })).toEqual([0, 0]);
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie)).toBe('');
   });
 
   it('lists repositories, searches them, and shows a repository\'s tags', async () => {
@@ -144,12 +147,12 @@ describe('the web UI in Chromium', () => {
     // The label is shown as the text it is: no element was made of it and no script ran.
     expect(await page.textContent('#labels')).toContain(XSS_LABEL);
     expect(await page.$$('main img')).toHaveLength(0);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
     await shot('5-image');
     const command = await page.textContent('#pull-command');
     expect(command).toMatch(new RegExp(`^docker pull ${registry.host}/team/web@sha256:[a-f0-9]{64}$`));
     await page.click('#copy');
-    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(command);
+    await expect.poll(() => page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText())).toBe(command);
   });
 
   it('deletes a tag, and the list shows it gone', async () => {
