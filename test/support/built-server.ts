@@ -24,13 +24,14 @@ export interface BuiltCli {
 /**
  * Compiles src/ with tsconfig.build.json into a private temporary folder (so that
  * test files building in parallel, and the user's own dist/, do not collide), next
- * to a package.json saying "type": "module" and a link to the project's node_modules.
+ * to a package.json saying "type": "module" and links to the project's node_modules and web/.
  */
 export async function buildCli(timeoutMs = 180_000): Promise<BuiltCli> {
   const dir = await mkdtemp(join(tmpdir(), 'ocireg-build-'));
   try {
     await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n');
     await symlink(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    await symlink(join(PROJECT_ROOT, 'web'), join(dir, 'web'), 'dir'); // the UI's files, as in the package
     const tsc = join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     const args = ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--tsBuildInfoFile', join(dir, 'tsbuildinfo'), '--sourceMap', 'false'];
     try {

@@ -25,7 +25,13 @@ export const UI_CSP =
 export async function uiStaticRoutes(app: FastifyInstance): Promise<void> {
   // Read once: a handful of small files, answered from memory.
   const files = new Map<string, { type: string; body: Buffer }>();
-  for (const name of readdirSync(WEB_ROOT)) {
+  let names: string[];
+  try {
+    names = readdirSync(WEB_ROOT);
+  } catch (err) {
+    throw new Error(`the web UI's files are missing from ${WEB_ROOT} (${(err as Error).message}); reinstall the package, or set ui.enabled: false`);
+  }
+  for (const name of names) {
     const type = TYPES[extname(name)];
     if (type) files.set(name, { type, body: readFileSync(join(WEB_ROOT, name)) });
   }
