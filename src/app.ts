@@ -3,7 +3,7 @@ import type { Config } from './config/config.js';
 import type { Index } from './index/contract.js';
 import { openIndex } from './index/open-index.js';
 import { registerErrorHandling, sendError } from './http/errors.js';
-import type { RouteContext } from './http/context.js';
+import { eventOrigin, type RouteContext } from './http/context.js';
 import { v2Routes } from './http/v2-router.js';
 import { serverOptions } from './http/server-options.js';
 import { registerGuard } from './http/auth/guard.js';
@@ -27,6 +27,8 @@ import { registerObservation } from './http/observe.js';
 import { buildDebugServer } from './http/debug-server.js';
 import { uiApiRoutes } from './http/ui/ui-api.js';
 import { uiStaticRoutes } from './http/ui/ui-static.js';
+import { Notifier } from './events/notifier.js';
+import { hostname } from 'node:os';
 
 export interface BuildOptions {
   /** A logger configuration or instance for Fastify (default: pino at config.log.level). */
@@ -44,6 +46,8 @@ declare module 'fastify' {
     jobs: ScheduledJob[];
     /** The metrics, when http.debug.prometheus is on. */
     metrics: RegistryMetrics | undefined;
+    /** The notifier, when notifications.endpoints has an enabled endpoint. */
+    notifier: Notifier | undefined;
     /** The debug server (http.debug.addr), when configured: main.ts listens on it, the app closes it. */
     debugServer: FastifyInstance | undefined;
   }
@@ -99,6 +103,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(auth ? { lockouts: () => auth.throttle.lockouts } : {}),
     storageRetries: () => store.retries?.(),
   });
+  // Events go to the outbox only when an endpoint listens.
+  const notifier = config.notifications
+    ? new Notifier(registry.database.outbox, index.locks, config.notifications, app.log, metrics, `${hostname()}:${config.http.port}`)
+    : undefined;
+  registry.events = notifier;
+  app.decorate('notifier', notifier);
   const debugServer = config.http.debug ? buildDebugServer(metrics, prometheus?.path ?? '/metrics', app.log) : undefined;
   app.decorate('debugServer', debugServer);
 
@@ -146,7 +156,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const publicUrl = config.http.publicUrl;
   if (config.http.rateLimit) await registerRateLimit(app, config.http.rateLimit);
   registerGuard(app, auth, publicUrl);
-  const ctx: RouteContext = { registry, config, url: (path) => (publicUrl ? publicUrl + path : path), access: routeAccess(auth) };
+  const ctx: RouteContext = {
+    registry,
+    config,
+    url: (path) => (publicUrl ? publicUrl + path : path),
+    origin: (request) => (registry.events ? eventOrigin(request, publicUrl) : undefined),
+    access: routeAccess(auth),
+  };
   await app.register(v2Routes, ctx);
   let ecr: Ecr | undefined;
   if (config.ecr && auth?.ecr) {
@@ -247,6 +263,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   }
   app.decorate('jobs', jobs);
   app.addHook('onReady', async () => {
+    await notifier?.start();
     for (const job of jobs) job.start({ now: job.name === 'upload-purge' });
   });
 
@@ -254,6 +271,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     auth?.close();
     await debugServer?.close();
     await Promise.all(jobs.map((job) => job.stop()));
+    await notifier?.close();
     await registry.pulls.close();
     await store.close?.();
     await index.close();

@@ -60,6 +60,8 @@ export interface Config {
   readonly ecr?: EcrConfig;
   /** Retention policies for every user, with or without the ECR API; absent when none are configured. */
   readonly retention?: RetentionConfig;
+  /** Event notifications; absent when no endpoint is enabled. */
+  readonly notifications?: NotificationsConfig;
   /** The web UI at /ui/ (on unless ui.enabled is false). */
   readonly ui: { readonly enabled: boolean };
   /** Configured keys that are accepted for compatibility but have no effect. */
@@ -373,6 +375,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
     ...(file.access ? { access: file.access } : {}),
     ...(file.ecr?.enabled ? { ecr: resolveEcr(file.ecr) } : {}),
     ...(file.retention?.policies?.length ? { retention: resolveRetention(file.retention) } : {}),
+    ...resolveNotifications(file.notifications),
     ui: { enabled: file.ui?.enabled ?? true },
     ignoredKeys: IGNORED_KEYS.filter(
       (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && s3),
@@ -398,6 +401,64 @@ function resolveGc(gc: NonNullable<NonNullable<ConfigFile['storage']>['maintenan
     throw new ConfigError('storage.maintenance.gc.interval must be greater than zero and at most 24 days');
   }
   return resolved;
+}
+
+export interface NotificationEndpoint {
+  readonly name: string;
+  readonly url: string;
+  /** Sent with every request (an Authorization header, say): never logged. */
+  readonly headers: Readonly<Record<string, readonly string[]>>;
+  readonly timeoutMs: number;
+  /** Consecutive failures before the delay between attempts starts growing from `backoffMs`. */
+  readonly threshold: number;
+  readonly backoffMs: number;
+  /** Events whose target has one of these media types are not sent (ignoredmediatypes and ignore.mediatypes). */
+  readonly ignoredMediaTypes: readonly string[];
+  readonly ignoredActions: readonly string[];
+}
+
+export interface NotificationsConfig {
+  /** The enabled endpoints (those with `disabled: true` are left out). */
+  readonly endpoints: readonly NotificationEndpoint[];
+  /** Undelivered events kept at most; past it the oldest are dropped (counted and logged). */
+  readonly outboxMaxEvents: number;
+}
+
+export const OUTBOX_MAX_EVENTS = 1_000_000;
+
+function resolveNotifications(n: ConfigFile['notifications']): { notifications?: NotificationsConfig } {
+  const names = new Set<string>();
+  const endpoints: NotificationEndpoint[] = [];
+  for (const [i, e] of (n?.endpoints ?? []).entries()) {
+    const at = `notifications.endpoints[${i}]`;
+    if (names.has(e.name)) throw new ConfigError(`${at}.name: "${e.name}" names another endpoint too`);
+    names.add(e.name);
+    let url: URL;
+    try {
+      url = new URL(e.url);
+    } catch {
+      throw new ConfigError(`${at}.url: not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${at}.url: must be http:// or https://`);
+    const timeoutMs = parseDuration(e.timeout ?? '1s');
+    const backoffMs = parseDuration(e.backoff ?? '1s');
+    if (timeoutMs <= 0 || timeoutMs > 10 * 60_000) throw new ConfigError(`${at}.timeout: must be greater than zero and at most 10m`);
+    if (backoffMs <= 0 || backoffMs > 60 * 60_000) throw new ConfigError(`${at}.backoff: must be greater than zero and at most 1h`);
+    if (e.disabled) continue;
+    const headers = Object.fromEntries(Object.entries(e.headers ?? {}).map(([k, v]) => [k, typeof v === 'string' ? [v] : v]));
+    endpoints.push({
+      name: e.name,
+      url: url.toString(),
+      headers,
+      timeoutMs,
+      threshold: e.threshold ?? 10,
+      backoffMs,
+      ignoredMediaTypes: [...new Set([...(e.ignoredmediatypes ?? []), ...(e.ignore?.mediatypes ?? [])])],
+      ignoredActions: [...new Set(e.ignore?.actions ?? [])],
+    });
+  }
+  if (endpoints.length === 0) return {};
+  return { notifications: { endpoints, outboxMaxEvents: n?.outbox?.maxevents ?? OUTBOX_MAX_EVENTS } };
 }
 
 function resolveRetention(retention: NonNullable<ConfigFile['retention']>): RetentionConfig {
@@ -708,6 +769,17 @@ export function redact(config: Config): unknown {
           },
         }
       : config.index,
+    // An endpoint's headers (Authorization, ...) and the user information or query of its URL may be secrets.
+    notifications: config.notifications
+      ? {
+          ...config.notifications,
+          endpoints: config.notifications.endpoints.map((e) => ({
+            ...e,
+            url: redactEndpointUrl(e.url),
+            headers: Object.fromEntries(Object.keys(e.headers).map((k) => [k, ['[redacted]']])),
+          })),
+        }
+      : undefined,
     ecr: config.ecr
       ? { ...config.ecr, credentials: config.ecr.credentials.map((c) => ({ ...c, secretAccessKey: '[redacted]' })) }
       : undefined,
@@ -715,6 +787,17 @@ export function redact(config: Config): unknown {
 }
 
 /** A connection URL without its password. */
+function redactEndpointUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.username !== '' || url.password !== '') url.username = url.password = 'redacted';
+    if (url.search !== '') url.search = '?redacted';
+    return url.toString();
+  } catch {
+    return '[redacted]';
+  }
+}
+
 export function redactUrl(text: string): string {
   try {
     const url = new URL(text);

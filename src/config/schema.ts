@@ -282,6 +282,39 @@ export const fileSchema = z
     auth: authSchema.optional(),
     access: accessSchema.optional(),
     ecr: ecrSchema.optional(),
+    /** distribution's notifications: events to webhook endpoints (src/events/notifier.ts). */
+    notifications: z
+      .object({
+        events: z.object({ includereferences: z.boolean().optional() }).strict().optional(),
+        endpoints: z
+          .array(
+            z
+              .object({
+                name: z.string().min(1).max(100),
+                disabled: z.boolean().optional(),
+                url: z.string().min(1),
+                // As distribution's http.Header: each name with a list of values (one value alone is taken too).
+                headers: z.record(z.string().min(1), z.union([z.array(z.string()), z.string()])).optional(),
+                timeout: duration.optional(),
+                threshold: z.number().int().min(0).optional(),
+                backoff: duration.optional(),
+                ignoredmediatypes: z.array(z.string()).optional(),
+                ignore: z
+                  .object({
+                    mediatypes: z.array(z.string()).optional(),
+                    actions: z.array(z.enum(['push', 'pull', 'mount', 'delete'])).optional(),
+                  })
+                  .strict()
+                  .optional(),
+              })
+              .strict(),
+          )
+          .optional(),
+        /** Ours: how many undelivered events the outbox keeps before it drops the oldest. */
+        outbox: z.object({ maxevents: z.number().int().min(1).optional() }).strict().optional(),
+      })
+      .strict()
+      .optional(),
     /** Ours: the web UI at /ui/. */
     ui: z.object({ enabled: z.boolean().optional() }).strict().optional(),
     retention: z
@@ -325,6 +358,7 @@ export const IGNORED_KEYS = [
   'storage.redirect',
   'health',
   'auth.token.autoredirect',
+  'notifications.events',
 ];
 
 /**

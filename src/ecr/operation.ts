@@ -3,6 +3,7 @@
  * (the registry, ECR's settings and services, the caller and its rights). Nothing here knows
  * HTTP: src/http/ecr/ builds the context and turns results and EcrErrors into responses.
  */
+import type { EventOrigin } from '../events/events.js';
 import type { Action, EcrConfig } from '../config/config.js';
 import type { Identity } from '../auth/types.js';
 import type { Registry } from '../registry/registry.js';
@@ -26,6 +27,8 @@ export interface OperationContext {
   readonly redirect: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
+  /** The origin of the events of a change (undefined when notifications are off). */
+  readonly origin?: EventOrigin | undefined;
   /** Throws AccessDeniedException unless the caller may take `action` on the repository. */
   require(repo: string, action: Action): void;
   /** Whether the caller may take `action` on the repository (to filter listings). */

@@ -18,7 +18,7 @@ export function instrumentStore(store: BlobStore, metrics: RegistryMetrics): Blo
 }
 
 /** The index's areas whose calls are queries; the locks are held for as long as a job runs, not timed. */
-const INDEX_AREAS = ['registry', 'accessKeys', 'ecr', 'images', 'pullTimes', 'previews', 'gc'] as const;
+const INDEX_AREAS = ['registry', 'accessKeys', 'ecr', 'images', 'pullTimes', 'previews', 'gc', 'outbox'] as const;
 
 export function instrumentIndex(index: Index, metrics: RegistryMetrics): Index {
   const observe = metrics.indexCall.bind(metrics);

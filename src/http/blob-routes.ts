@@ -28,6 +28,7 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
     .header('Accept-Ranges', 'bytes')
     .header('Cache-Control', 'max-age=31536000, immutable');
   if (fresh) return reply.code(304).send();
+  if (request.method === 'GET') ctx.registry.pulled({ kind: 'blob', repository: name, digest: digest.toString(), size }, ctx.origin(request));
   if (direct) return reply.code(307).header('Location', direct).header('Cache-Control', 'no-store').header('Content-Length', '0').send();
   reply.type(MediaType.OctetStream).header('Content-Length', String(length));
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
@@ -35,8 +36,8 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
 };
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */
-export const deleteBlob: Handler<BlobParams> = async (ctx, { name, digest }, _request, reply) => {
+export const deleteBlob: Handler<BlobParams> = async (ctx, { name, digest }, request, reply) => {
   assertDeletable(ctx);
-  await ctx.registry.blobs.unlink(name, Digest.parse(digest));
+  await ctx.registry.blobs.unlink(name, Digest.parse(digest), ctx.origin(request));
   return reply.code(202).header('Content-Length', '0').send();
 };

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.js';
 import { RegistryError } from '../oci/errors.js';
 import type { Registry } from '../registry/registry.js';
+import type { EventOrigin } from '../events/events.js';
 
 /** What every /v2/ handler is given besides the request and the reply. */
 export interface RouteContext {
@@ -9,6 +10,8 @@ export interface RouteContext {
   config: Config;
   /** A URL for a Location header: relative, or under http.host when it is set. */
   url(path: string): string;
+  /** Who asked, from where, for the events of the change (undefined when notifications are off). */
+  origin(request: FastifyRequest): EventOrigin | undefined;
   /** What the caller may see, for handlers whose answer depends on it (decided in src/auth/). */
   access: {
     /** Whether the caller may pull from `repo` (a mount's source). */
@@ -31,6 +34,27 @@ export function assertDeletable(ctx: RouteContext): void {
   if (!ctx.config.storage.deleteEnabled) {
     throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry', { status: 405 });
   }
+}
+
+/**
+ * The origin of a request's events, as distribution records it: the request (its id, the client's
+ * address and port, the Host asked for, the method, the User-Agent), the user, and the registry's
+ * URL as the client sees it (http.host when set).
+ */
+export function eventOrigin(request: FastifyRequest, publicUrl: string | undefined): EventOrigin {
+  const identity = request.identity;
+  const port = request.raw.socket?.remotePort;
+  return {
+    request: {
+      id: request.id,
+      addr: port !== undefined ? (request.ip.includes(':') ? `[${request.ip}]:${port}` : `${request.ip}:${port}`) : request.ip,
+      host: request.headers.host ?? '',
+      method: request.method,
+      useragent: request.headers['user-agent'] ?? '',
+    },
+    actor: identity?.kind === 'user' ? { name: identity.name } : {},
+    baseUrl: publicUrl ?? `${request.protocol}://${request.host}`,
+  };
 }
 
 /** Aborts when the client goes away, so that storage calls stop early. */

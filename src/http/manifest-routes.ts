@@ -10,7 +10,14 @@ type ManifestParams = { name: string; reference: string };
 export const getManifest: Handler<ManifestParams> = async (ctx, { name, reference }, request, reply) => {
   const manifest = await ctx.registry.manifests.get(name, parseReference(reference), request.headers.accept);
   // A GET is a pull (ECR's lastRecordedPullTime; batched, no write here); a HEAD only looks.
-  if (request.method === 'GET') ctx.registry.pulls.record(name, manifest.digest);
+  if (request.method === 'GET') {
+    ctx.registry.pulls.record(name, manifest.digest);
+    const ref = parseReference(reference);
+    ctx.registry.pulled(
+      { kind: 'manifest', repository: name, digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.content.length, ...('tag' in ref ? { tag: ref.tag } : {}) },
+      ctx.origin(request),
+    );
+  }
   const etag = `"${manifest.digest}"`;
   reply
     .header('Content-Type', manifest.mediaType)
@@ -33,7 +40,7 @@ export const putManifest: Handler<ManifestParams> = async (ctx, { name, referenc
     limit,
     () => new RegistryError('MANIFEST_INVALID', `manifest exceeds the ${limit}-byte limit`, { status: 413, detail: { limit } }),
   );
-  const result = await ctx.registry.manifests.put(name, ref, body, request.headers['content-type'], extraTags);
+  const result = await ctx.registry.manifests.put(name, ref, body, request.headers['content-type'], extraTags, ctx.origin(request));
   reply
     .code(201)
     .header('Location', ctx.url(`/v2/${name}/manifests/${result.digest}`))
@@ -44,8 +51,8 @@ export const putManifest: Handler<ManifestParams> = async (ctx, { name, referenc
 };
 
 /** DELETE: by digest removes the manifest and its tags; by tag, only the tag. */
-export const deleteManifest: Handler<ManifestParams> = async (ctx, { name, reference }, _request, reply) => {
+export const deleteManifest: Handler<ManifestParams> = async (ctx, { name, reference }, request, reply) => {
   assertDeletable(ctx);
-  await ctx.registry.manifests.delete(name, parseReference(reference));
+  await ctx.registry.manifests.delete(name, parseReference(reference), ctx.origin(request));
   return reply.code(202).header('Content-Length', '0').send();
 };

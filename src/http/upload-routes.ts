@@ -57,10 +57,10 @@ export const startUpload: Handler<StartParams> = async (ctx, { name }, request, 
     const from = queryParam(request, 'from');
     if (from !== undefined) assertName(from);
     // Only from repositories the caller may pull; otherwise this is an ordinary upload (202).
-    const mounted = await ctx.registry.blobs.mount(name, Digest.parse(mount), from, (repo) => ctx.access.mayPull(request, repo));
+    const mounted = await ctx.registry.blobs.mount(name, Digest.parse(mount), from, (repo) => ctx.access.mayPull(request, repo), ctx.origin(request));
     if (mounted) return blobCreated(ctx, reply, name, mounted.digest);
   } else if (digest !== undefined) {
-    const result = await ctx.registry.uploads.monolithic(name, digestParam(digest), request.raw, contentLength(request), signal);
+    const result = await ctx.registry.uploads.monolithic(name, digestParam(digest), request.raw, contentLength(request), signal, ctx.origin(request));
     return blobCreated(ctx, reply, name, result.digest);
   }
   const state = await ctx.registry.uploads.start(name, signal);
@@ -94,6 +94,7 @@ export const completeUpload: Handler<UploadParams> = async (ctx, { name, id }, r
     withBody ? request.raw : undefined,
     { range, length: contentLength(request) },
     requestSignal(request),
+    ctx.origin(request),
   );
   return blobCreated(ctx, reply, name, result.digest);
 };

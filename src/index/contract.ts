@@ -182,8 +182,9 @@ export interface RegistryIndex {
    * (GcIndex.claimBlob) are left to their releases. Throws BlobDeletingError, writing nothing,
    * when it is being deleted.
    */
-  addBlob(repo: string, digest: string, size: number, now?: number): Promise<void>;
-  unlinkBlob(repo: string, digest: string): Promise<boolean>;
+  addBlob(repo: string, digest: string, size: number, now?: number, events?: readonly string[]): Promise<void>;
+  /** Unlinks a blob from a repository; `events` go to the outbox in the same transaction, if it was linked. */
+  unlinkBlob(repo: string, digest: string, events?: readonly string[]): Promise<boolean>;
   /** Sizes of blobs linked into the repository, by digest; absent ones (and those being deleted) are missing. */
   linkedBlobSizes(repoId: number | undefined, digests: string[]): Promise<Map<string, number>>;
   /** Records a blob without linking it (reindex, index copy), touched at `touchedAt` (default now), never from file times. */
@@ -206,8 +207,8 @@ export interface RegistryIndex {
    */
   putManifest(repo: string, m: NewManifest, tags: string[], now?: number, options?: PutManifestOptions): Promise<void>;
   tagsOf(repo: string, digest: string): Promise<string[]>;
-  /** Removes a manifest and every tag pointing at it. */
-  deleteManifest(repo: string, digest: string): Promise<boolean>;
+  /** Removes a manifest and every tag pointing at it; `events` go to the outbox in the same transaction, if it was there. */
+  deleteManifest(repo: string, digest: string, events?: readonly string[]): Promise<boolean>;
   /**
    * Removes a manifest and its tags only if `accept` takes the tags it has at that moment and the
    * manifests of the repository that list it as a child (an index's), in one transaction that no
@@ -217,8 +218,9 @@ export interface RegistryIndex {
     repo: string,
     digest: string,
     accept: (tags: readonly string[], parents: readonly string[]) => boolean,
+    events?: readonly string[],
   ): Promise<string[] | undefined>;
-  deleteTag(repo: string, tag: string): Promise<boolean>;
+  deleteTag(repo: string, tag: string, events?: readonly string[]): Promise<boolean>;
   /** Every tag of a repository, in byte order. */
   allTags(repoId: number): Promise<string[]>;
   /**
@@ -314,6 +316,8 @@ export interface PutManifestOptions {
   readonly checkReferences?: boolean;
   /** Blobs the registry need not hold (foreign layers with urls): not checked. */
   readonly external?: readonly string[];
+  /** Events for the outbox (OutboxIndex), written in the same transaction. */
+  readonly events?: readonly string[];
 }
 
 export interface GcIndex {
@@ -530,6 +534,38 @@ export class LockTimeoutError extends Error {
 export type IndexDriver = 'sqlite' | 'postgres';
 
 /** The whole index, as `openIndex` gives it. */
+/** An event of the outbox, numbered in commit order. */
+export interface OutboxRow {
+  seq: number;
+  /** The event's JSON text (src/events/events.ts). */
+  event: string;
+}
+
+/**
+ * The outbox of event notifications: events are written by the registry's writes in their own
+ * transactions (the `events` arguments of RegistryIndex), or appended here (batched pulls), and
+ * read in order by the notifier, which keeps one cursor per endpoint (the last number delivered).
+ * Numbers grow in commit order: no event ever appears before one with a lower number.
+ */
+export interface OutboxIndex {
+  /** Appends events in a transaction of their own. */
+  append(events: readonly string[], now?: number): Promise<void>;
+  /** Events numbered after `seq`, oldest first, at most `limit`. */
+  after(seq: number, limit: number): Promise<OutboxRow[]>;
+  /** The highest number the outbox holds (0 when it is empty) and how many events it holds. */
+  stats(): Promise<{ last: number; count: number }>;
+  /** How many events are numbered after `after` and up to `through`. */
+  countBetween(after: number, through: number): Promise<number>;
+  /** The number of the `n`th newest event (what a trim down to `n` events keeps from), or undefined if there are fewer. */
+  nthNewest(n: number): Promise<number | undefined>;
+  /** Deletes the events numbered up to `seq`; returns how many went. */
+  deleteThrough(seq: number): Promise<number>;
+  /** The endpoints' cursors (the last number each has received). */
+  cursors(): Promise<Map<string, number>>;
+  /** Sets an endpoint's cursor (never moving it back). */
+  setCursor(endpoint: string, seq: number, now?: number): Promise<void>;
+}
+
 export interface Index {
   readonly driver: IndexDriver;
   readonly registry: RegistryIndex;
@@ -539,6 +575,7 @@ export interface Index {
   readonly pullTimes: PullTimeIndex;
   readonly previews: LifecyclePreviewIndex;
   readonly gc: GcIndex;
+  readonly outbox: OutboxIndex;
   readonly locks: IndexLocks;
   /** A short description for logs (the file, or the database's host and name, never a password). */
   readonly where: string;

@@ -5,6 +5,7 @@ import { NotFoundError, type BlobStore, type ByteRange, type ObjectHandle } from
 import { keys } from '../storage/keys.js';
 import { BlobDeletingError, type GcIndex, type RegistryIndex } from '../index/contract.js';
 import { OPEN_RULES, type RepositoryRules } from './repository-rules.js';
+import { eventsOf, type EventOrigin, type EventSink } from '../events/events.js';
 
 export interface BlobInfo {
   digest: Digest;
@@ -32,6 +33,9 @@ export class BlobService {
     private readonly rules: () => RepositoryRules = () => OPEN_RULES,
     private readonly gc?: GcIndex,
   ) {}
+
+  /** Where events go (set by Registry): nowhere unless notifications are on. */
+  sink: () => EventSink | undefined = () => undefined;
 
   /**
    * Holds a blob about to be written to the store, so that the collector leaves it alone until it
@@ -89,14 +93,22 @@ export class BlobService {
    * without it, any is. Returns null when no readable repository has the blob.
    * A mount is a push: the repository's rules admit it first (or refuse it), found or not.
    */
-  async mount(repo: string, digest: Digest, from: string | undefined, mayRead?: (repo: string) => boolean): Promise<BlobInfo | null> {
+  async mount(
+    repo: string,
+    digest: Digest,
+    from: string | undefined,
+    mayRead?: (repo: string) => boolean,
+    origin?: EventOrigin,
+  ): Promise<BlobInfo | null> {
     await this.rules().admitPush(repo);
     const d = digest.toString();
     let size = from !== undefined && (!mayRead || mayRead(from)) ? await this.index.linkedBlobSize(from, d) : undefined;
+    const source = size !== undefined ? from : undefined;
     size ??= mayRead ? await this.readableLinkedSize(d, mayRead) : await this.index.anyLinkedBlobSize(d);
     if (size === undefined) return null;
+    const subject = { kind: 'blob', repository: repo, digest: d, size, ...(source !== undefined ? { fromRepository: source } : {}) } as const;
     try {
-      await this.link(repo, digest, size);
+      await this.link(repo, digest, size, eventsOf(this.sink(), origin, 'mount', [subject]));
     } catch (err) {
       // The collector is deleting it: the client uploads it instead.
       if (err instanceof BlobDeletingError) return null;
@@ -118,8 +130,8 @@ export class BlobService {
     return undefined;
   }
 
-  /** Records in the store, then in the index, that `repo` holds the blob. */
-  async link(repo: string, digest: Digest, size: number): Promise<void> {
+  /** Records in the store, then in the index, that `repo` holds the blob (with the events of the change, if any). */
+  async link(repo: string, digest: Digest, size: number, events?: readonly string[]): Promise<void> {
     const link = keys.layerLink(repo, digest);
     await this.store.put(link, new Uint8Array(0));
     // Admitted again just before the index records it: an upload that began before its
@@ -131,7 +143,8 @@ export class BlobService {
       throw err;
     }
     try {
-      await this.index.addBlob(repo, digest.toString(), size);
+      await this.index.addBlob(repo, digest.toString(), size, undefined, events);
+      if (events) this.sink()?.written();
     } catch (err) {
       // Being deleted (a mount racing the collector): no link object may outlive the refusal.
       if (err instanceof BlobDeletingError) await this.store.delete(link);
@@ -140,10 +153,12 @@ export class BlobService {
   }
 
   /** Removes the blob from the repository (the content stays for other repositories). */
-  async unlink(repo: string, digest: Digest): Promise<void> {
-    if ((await this.index.linkedBlobSize(repo, digest.toString())) === undefined) throw blobUnknown(digest);
+  async unlink(repo: string, digest: Digest, origin?: EventOrigin): Promise<void> {
+    const d = digest.toString();
+    if ((await this.index.linkedBlobSize(repo, d)) === undefined) throw blobUnknown(digest);
     await this.store.delete(keys.layerLink(repo, digest));
-    await this.index.unlinkBlob(repo, digest.toString());
+    const events = eventsOf(this.sink(), origin, 'delete', [{ kind: 'blob', repository: repo, digest: d }]);
+    if ((await this.index.unlinkBlob(repo, d, events)) && events) this.sink()?.written();
   }
 }
 

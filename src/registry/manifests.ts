@@ -11,6 +11,7 @@ import type { BlobService } from './blobs.js';
 import { LocalLocks } from '../index/local-locks.js';
 import { OPEN_RULES, type RepositoryRules, type TagMove } from './repository-rules.js';
 import { TagCache, type TagList } from './tag-cache.js';
+import { eventsOf, type EventOrigin, type EventSink, type EventSubject } from '../events/events.js';
 
 /** A reference from a URL: a tag or a digest. */
 export type Reference = { tag: string } | { digest: Digest };
@@ -57,6 +58,9 @@ export class ManifestService {
     /** Holds a manifest's bytes against the collector while they are written (see BlobService.claim). */
     private readonly blobs?: BlobService,
   ) {}
+
+  /** Where events go (set by Registry): nowhere unless notifications are on. */
+  sink: () => EventSink | undefined = () => undefined;
 
   /**
    * Runs `fn` holding the repository's write lock. `fenced` throws LockLostError once the lock
@@ -113,7 +117,14 @@ export class ManifestService {
    * rules admit the push before anything is written, and, under the write lock, see
    * every tag the push would move (a tag already on this digest is not a move).
    */
-  async put(repo: string, ref: Reference, body: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutResult> {
+  async put(
+    repo: string,
+    ref: Reference,
+    body: Buffer,
+    contentType: string | undefined,
+    extraTags: string[] = [],
+    origin?: EventOrigin,
+  ): Promise<PutResult> {
     const manifest = parseManifest(body, contentType);
     const digest = 'digest' in ref ? Digest.of(body, ref.digest.algorithm) : Digest.of(body);
     if ('digest' in ref && !digest.equals(ref.digest)) {
@@ -133,7 +144,10 @@ export class ManifestService {
       await this.verifyReferences(repo, manifest);
       const moves = await this.tagMoves(repo, digest.toString(), tags);
       if (moves.length > 0) await this.rules().checkTagMoves(repo, moves);
-      await this.write(repo, digest, manifest, body, tags, fenced);
+      // One push event per tag (distribution's), or one without a tag for a push by digest.
+      const base = { kind: 'manifest', repository: repo, digest: digest.toString(), mediaType: manifest.mediaType, size: body.length } as const;
+      const subjects: EventSubject[] = tags.length > 0 ? tags.map((tag) => ({ ...base, tag })) : [base];
+      await this.write(repo, digest, manifest, body, tags, fenced, eventsOf(this.sink(), origin, 'push', subjects));
       return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
     });
   }
@@ -160,6 +174,7 @@ export class ManifestService {
     body: Buffer,
     tags: string[],
     fenced: () => void,
+    events?: readonly string[],
   ): Promise<void> {
     const blobKey = keys.blob(digest);
     await this.blobs?.claim(digest.toString(), body.length);
@@ -179,7 +194,9 @@ export class ManifestService {
       await this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags, undefined, {
         checkReferences: true,
         external: externalBlobs(manifest).map((d) => d.digest.toString()),
+        ...(events ? { events } : {}),
       });
+      if (events) this.sink()?.written();
     } catch (err) {
       if (err instanceof ManifestReferencesError) throw referencesUnknown(err.problems);
       throw err;
@@ -231,8 +248,8 @@ export class ManifestService {
   }
 
   /** By digest: the manifest and its tags. By tag: the tag only. */
-  async delete(repo: string, ref: Reference): Promise<void> {
-    return this.writes(repo, () => this.deleteNow(repo, ref));
+  async delete(repo: string, ref: Reference, origin?: EventOrigin): Promise<void> {
+    return this.writes(repo, () => this.deleteNow(repo, ref, origin));
   }
 
   /**
@@ -241,13 +258,20 @@ export class ManifestService {
    * are now (a lifecycle run checks the tags are those its plan saw, and that no index lists it).
    * Returns whether it was deleted.
    */
-  async deleteIf(repo: string, digest: Digest, accept: (tags: readonly string[], parents: readonly string[]) => boolean): Promise<boolean> {
+  async deleteIf(
+    repo: string,
+    digest: Digest,
+    accept: (tags: readonly string[], parents: readonly string[]) => boolean,
+    origin?: EventOrigin,
+  ): Promise<boolean> {
     return this.writes(repo, async () => {
+      const events = eventsOf(this.sink(), origin, 'delete', [{ kind: 'manifest', repository: repo, digest: digest.toString() }]);
       // The index first, in one transaction that checks the tags again: another process (a CLI
       // run beside the registry) holds no lock of ours. The links in the store follow; if that is
       // cut short, reindex would bring the image back, never lose one.
-      const removed = await this.index.deleteManifestIf(repo, digest.toString(), accept);
+      const removed = await this.index.deleteManifestIf(repo, digest.toString(), accept, events);
       if (!removed) return false;
+      if (events) this.sink()?.written();
       this.tagLists.delete(repo);
       for (const tag of removed) await this.store.delete(keys.tagLink(repo, tag));
       await this.store.delete(keys.manifestLink(repo, digest));
@@ -281,12 +305,15 @@ export class ManifestService {
     });
   }
 
-  private async deleteNow(repo: string, ref: Reference): Promise<void> {
+  private async deleteNow(repo: string, ref: Reference, origin?: EventOrigin): Promise<void> {
+    const sink = this.sink();
     if ('tag' in ref) {
       const digest = isValidTag(ref.tag) ? await this.index.tagDigest(repo, ref.tag) : undefined;
       if (!digest) throw manifestUnknown(repo, ref);
       await this.store.delete(keys.tagLink(repo, ref.tag));
-      await this.index.deleteTag(repo, ref.tag);
+      // A tag's deletion names the tag (and the digest it pointed at), as distribution's does.
+      const events = eventsOf(sink, origin, 'delete', [{ kind: 'manifest', repository: repo, digest, tag: ref.tag }]);
+      if ((await this.index.deleteTag(repo, ref.tag, events)) && events) sink?.written();
       this.tagLists.delete(repo);
       return;
     }
@@ -294,7 +321,8 @@ export class ManifestService {
     if (!(await this.index.manifest(repo, d))) throw manifestUnknown(repo, ref);
     for (const tag of await this.index.tagsOf(repo, d)) await this.store.delete(keys.tagLink(repo, tag));
     await this.store.delete(keys.manifestLink(repo, ref.digest));
-    await this.index.deleteManifest(repo, d);
+    const events = eventsOf(sink, origin, 'delete', [{ kind: 'manifest', repository: repo, digest: d }]);
+    if ((await this.index.deleteManifest(repo, d, events)) && events) sink?.written();
     this.tagLists.delete(repo);
   }
 

@@ -5,6 +5,7 @@ import { ManifestService } from './manifests.js';
 import { PullTimes } from './pull-times.js';
 import { OPEN_RULES, type RepositoryRules } from './repository-rules.js';
 import { UploadService } from './uploads.js';
+import type { EventOrigin, EventSink, EventSubject } from '../events/events.js';
 
 export interface RegistryOptions {
   /** ECR's rules on pushes (repositories must exist, immutable tags); none by default. */
@@ -20,6 +21,8 @@ export class Registry {
   readonly pulls: PullTimes;
   /** The rules pushes obey: set once, by the ECR room, before the app serves. */
   rules: RepositoryRules;
+  /** Where the use cases' events go: set by the app when notifications are on. */
+  events: EventSink | undefined;
 
   constructor(
     readonly store: BlobStore,
@@ -35,6 +38,16 @@ export class Registry {
     this.blobs = new BlobService(store, this.index, rules, database.gc);
     this.uploads = new UploadService(store, this.index, this.blobs, rules, database.locks);
     this.manifests = new ManifestService(store, this.index, rules, database.locks, this.blobs);
+    const sink = () => this.events;
+    this.blobs.sink = sink;
+    this.uploads.sink = sink;
+    this.manifests.sink = sink;
+  }
+
+  /** A pull (a manifest's or a blob's GET): its event is batched, never waited for. */
+  pulled(subject: EventSubject, origin: EventOrigin | undefined): void {
+    const sink = this.events;
+    if (sink && origin) sink.pulled(sink.factory.make('pull', subject, origin));
   }
 
   /** Checks that the index and the store answer. */

@@ -1,4 +1,5 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { eventsOf, type EventOrigin, type EventSink } from '../events/events.js';
 import { Digest } from '../oci/digest.js';
 import { RegistryError, UploadRangeError } from '../oci/errors.js';
 import { NotFoundError, UploadOffsetError, UploadTooLargeError, type BlobStore } from '../storage/blob-store.js';
@@ -57,6 +58,9 @@ export class UploadService {
     private readonly lockWaitMs = UPLOAD_LOCK_WAIT_MS,
   ) {}
 
+  /** Where events go (set by Registry): nowhere unless notifications are on. */
+  sink: () => EventSink | undefined = () => undefined;
+
   /** Opens an upload session; the repository's rules admit the push first (or refuse it). */
   async start(repo: string, signal?: AbortSignal): Promise<UploadState> {
     await this.rules().admitPush(repo);
@@ -101,6 +105,7 @@ export class UploadService {
     body: AsyncIterable<Uint8Array> | undefined,
     chunk: ChunkHeaders,
     signal?: AbortSignal,
+    origin?: EventOrigin,
   ): Promise<{ digest: Digest; size: number }> {
     return this.exclusive(repo, id, signal, async (held) => {
       const size = body ? await this.appendChunk(repo, id, body, chunk, held) : await this.currentSize(repo, id, held);
@@ -111,7 +116,7 @@ export class UploadService {
       }
       // The bytes just checked are the upload's only while the lock is held.
       if (held.aborted) throw new LockLostError(lockName(id));
-      await this.commit(repo, id, digest, size, held);
+      await this.commit(repo, id, digest, size, held, origin);
       return { digest, size };
     });
   }
@@ -123,6 +128,7 @@ export class UploadService {
     body: AsyncIterable<Uint8Array>,
     length: number | undefined,
     signal?: AbortSignal,
+    origin?: EventOrigin,
   ): Promise<{ digest: Digest; size: number }> {
     await this.rules().admitPush(repo);
     // A temporary upload without a session row: if the process dies, purging removes it by age.
@@ -137,7 +143,7 @@ export class UploadService {
         }
         const actual = Digest.fromHash(digest.algorithm, hash);
         if (!actual.equals(digest)) throw digestMismatch(digest, actual);
-        await this.commit(repo, id, digest, size, signal);
+        await this.commit(repo, id, digest, size, signal, origin);
         return { digest, size };
       } catch (err) {
         await this.store.cancelUpload(id);
@@ -281,7 +287,7 @@ export class UploadService {
   }
 
   /** Moves a verified upload into place (unless the content is already there) and links it. */
-  private async commit(repo: string, id: string, digest: Digest, size: number, signal?: AbortSignal): Promise<void> {
+  private async commit(repo: string, id: string, digest: Digest, size: number, signal?: AbortSignal, origin?: EventOrigin): Promise<void> {
     const key = keys.blob(digest);
     // Held from here until it is linked: the collector neither deletes the bytes found in place nor
     // those about to be written (and, while it is deleting them, this waits for it to finish).
@@ -302,7 +308,8 @@ export class UploadService {
     // (the blob is then content no repository holds, until a push links it or it is collected).
     await this.forget(id);
     try {
-      await this.blobs.link(repo, digest, size);
+      const events = eventsOf(this.sink(), origin, 'push', [{ kind: 'blob', repository: repo, digest: digest.toString(), size }]);
+      await this.blobs.link(repo, digest, size, events);
     } finally {
       // Linked (and touched: the grace window runs from here) or refused: the hold ends.
       await this.blobs.release(digest.toString());

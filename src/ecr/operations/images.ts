@@ -173,7 +173,7 @@ export const imageOperations: OperationTable = {
     }
     try {
       // By digest (the one checked above, of whichever algorithm), the tag as an extra one.
-      await ctx.registry.manifests.put(repo, { digest }, body, mediaType, tag !== undefined ? [tag] : []);
+      await ctx.registry.manifests.put(repo, { digest }, body, mediaType, tag !== undefined ? [tag] : [], ctx.origin);
     } catch (err) {
       throw pushFailure(ctx, repo, err);
     }
@@ -317,19 +317,19 @@ async function deleteImage(ctx: OperationContext, repo: string, id: RequestedId)
       tags = now;
       listedBy = parents;
       return parents.length === 0;
-    });
+    }, ctx.origin);
     if (listedBy.length > 0) return failure('ImageReferencedByManifestList', `Requested image referenced by manifest list: [${listedBy.join(', ')}]`);
     if (!done) return NOT_FOUND;
     return tags.length === 0 ? [{ imageDigest: found.digest }] : tags.map((imageTag) => ({ imageDigest: found.digest, imageTag }));
   }
   try {
-    await ctx.registry.manifests.delete(repo, { tag: id.imageTag! });
+    await ctx.registry.manifests.delete(repo, { tag: id.imageTag! }, ctx.origin);
   } catch (err) {
     if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') return NOT_FOUND;
     throw err;
   }
   // Its last tag gone and no index listing it: the image goes too.
-  await ctx.registry.manifests.deleteIf(repo, digest, (now, parents) => now.length === 0 && parents.length === 0);
+  await ctx.registry.manifests.deleteIf(repo, digest, (now, parents) => now.length === 0 && parents.length === 0, ctx.origin);
   return [{ imageDigest: found.digest, imageTag: id.imageTag! }];
 }
 

@@ -123,7 +123,7 @@ export const layerOperations: OperationTable = {
       );
     }
     try {
-      await ctx.registry.uploads.complete(repo, uploadId, digest, undefined, {}, ctx.signal);
+      await ctx.registry.uploads.complete(repo, uploadId, digest, undefined, {}, ctx.signal, ctx.origin);
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'DIGEST_INVALID') {
         throw new EcrError('InvalidLayerException', `The digest of the uploaded layer does not match the provided digest '${layerDigest}'`);

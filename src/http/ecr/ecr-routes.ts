@@ -20,7 +20,7 @@ import { RegistryError } from '../../oci/errors.js';
 import { isValidName } from '../../oci/names.js';
 import { ImmutableTagError, RepositoryNotFoundError } from '../../registry/repository-rules.js';
 import { StoreUnavailableError, toStorageFullError } from '../../storage/blob-store.js';
-import { requestSignal } from '../context.js';
+import { eventOrigin, requestSignal } from '../context.js';
 import { isClientGone } from '../errors.js';
 import { noteRequest } from '../observe.js';
 
@@ -263,6 +263,7 @@ function context(surface: EcrSurface, request: FastifyRequest, caller: EcrCaller
     baseUrl,
     redirect: surface.config.storage.redirect,
     signal: requestSignal(request),
+    origin: surface.registry.events ? eventOrigin(request, publicUrl) : undefined,
     may,
     require(repo, action) {
       if (!may(repo, action)) throw ecrErrors.accessDenied(userArn, operation, repositoryArn(repo));

@@ -128,7 +128,7 @@ export async function uiApiRoutes(app: FastifyInstance, { ctx, auth }: UiApiOpti
       if (target.kind === 'manifest' && request.method === 'GET') return imagePage(ctx, images, request, name, target.digest);
       if (request.method === 'DELETE' && (target.kind === 'tag' || target.kind === 'manifest')) {
         assertDeletable(ctx);
-        await ctx.registry.manifests.delete(name, target.kind === 'tag' ? { tag: target.tag } : { digest: target.digest });
+        await ctx.registry.manifests.delete(name, target.kind === 'tag' ? { tag: target.tag } : { digest: target.digest }, ctx.origin(request));
         return reply.code(204).send();
       }
       reply.header('Allow', target.kind === 'tags' ? 'GET' : target.kind === 'tag' ? 'DELETE' : 'GET, DELETE');

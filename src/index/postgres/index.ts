@@ -15,6 +15,7 @@ import {
 } from './database.js';
 import { PostgresEcrIndex } from './ecr.js';
 import { PostgresGcIndex } from './gc.js';
+import { PostgresOutboxIndex } from './outbox.js';
 import { PostgresImageIndex } from './images.js';
 import { PostgresLocks } from './locks.js';
 import { PostgresLifecyclePreviewIndex } from './previews.js';
@@ -33,6 +34,7 @@ export class PostgresIndex implements Index {
   readonly pullTimes: PostgresPullTimeIndex;
   readonly previews: PostgresLifecyclePreviewIndex;
   readonly gc: PostgresGcIndex;
+  readonly outbox: PostgresOutboxIndex;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -49,6 +51,7 @@ export class PostgresIndex implements Index {
     this.pullTimes = new PostgresPullTimeIndex(db);
     this.previews = new PostgresLifecyclePreviewIndex(db);
     this.gc = new PostgresGcIndex(db);
+    this.outbox = new PostgresOutboxIndex(db);
   }
 
   /** Ends the pool and the lock connection (releasing this node's locks). */

@@ -10,6 +10,7 @@ import {
 } from '../contract.js';
 import { manifestColumns } from '../rows.js';
 import { limitOf, type PgDb, type Querier } from './database.js';
+import { writeOutbox } from './outbox.js';
 
 const MANIFEST_COLUMNS = 'm.id, m.digest, m.media_type AS "mediaType", m.size, m.content';
 
@@ -225,7 +226,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
    * The blob row's write is one conditional upsert: it locks the row, so that it is ordered
    * against the collector's compare-and-set, and writes nothing to a blob being deleted.
    */
-  async addBlob(repo: string, digest: string, size: number, now = Date.now()): Promise<void> {
+  async addBlob(repo: string, digest: string, size: number, now = Date.now(), events?: readonly string[]): Promise<void> {
     await this.db.tx(async (q) => {
       const row = await q.one(
         `INSERT INTO blobs (digest, size, created_at, touched_at) VALUES ($1, $2, $3, $3)
@@ -241,15 +242,19 @@ export class PostgresRegistryIndex implements RegistryIndex {
          ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = EXCLUDED.created_at`,
         [repoId, digest, now],
       );
+      await writeOutbox(q, events, now);
     }, [FOREIGN_KEY_VIOLATION]);
   }
 
-  async unlinkBlob(repo: string, digest: string): Promise<boolean> {
-    const changed = await this.db.run(
-      'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2',
-      [repo, digest],
-    );
-    return changed > 0;
+  async unlinkBlob(repo: string, digest: string, events?: readonly string[]): Promise<boolean> {
+    return this.db.tx(async (q) => {
+      const changed = await q.run(
+        'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2',
+        [repo, digest],
+      );
+      if (changed > 0) await writeOutbox(q, events, Date.now());
+      return changed > 0;
+    });
   }
 
   async linkedBlobSizes(repoId: number | undefined, digests: string[]): Promise<Map<string, number>> {
@@ -359,6 +364,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
           [repoId, names, m.digest, now],
         );
       }
+      await writeOutbox(q, options.events, now);
     });
   }
 
@@ -371,12 +377,14 @@ export class PostgresRegistryIndex implements RegistryIndex {
     return rows.map((r) => r.name);
   }
 
-  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+  async deleteManifest(repo: string, digest: string, events?: readonly string[]): Promise<boolean> {
     return this.db.tx(async (q) => {
       const repoId = await lockForTagWrite(q, repo);
       if (repoId === undefined) return false;
       await q.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repoId, digest]);
-      return (await q.run('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repoId, digest])) > 0;
+      const deleted = (await q.run('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repoId, digest])) > 0;
+      if (deleted) await writeOutbox(q, events, Date.now());
+      return deleted;
     });
   }
 
@@ -388,6 +396,7 @@ export class PostgresRegistryIndex implements RegistryIndex {
     repo: string,
     digest: string,
     accept: (tags: readonly string[], parents: readonly string[]) => boolean,
+    events?: readonly string[],
   ): Promise<string[] | undefined> {
     return this.db.tx(async (q) => {
       const repoId = await lockForTagWrite(q, repo);
@@ -409,15 +418,18 @@ export class PostgresRegistryIndex implements RegistryIndex {
       if (!accept(tags, parents)) return undefined;
       await q.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repoId, digest]);
       await q.run('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2', [repoId, digest]);
+      await writeOutbox(q, events, Date.now());
       return tags;
     });
   }
 
-  async deleteTag(repo: string, tag: string): Promise<boolean> {
+  async deleteTag(repo: string, tag: string, events?: readonly string[]): Promise<boolean> {
     return this.db.tx(async (q) => {
       const repoId = await lockForTagWrite(q, repo);
       if (repoId === undefined) return false;
-      return (await q.run('DELETE FROM tags WHERE repository_id = $1 AND name = $2', [repoId, tag])) > 0;
+      const deleted = (await q.run('DELETE FROM tags WHERE repository_id = $1 AND name = $2', [repoId, tag])) > 0;
+      if (deleted) await writeOutbox(q, events, Date.now());
+      return deleted;
     });
   }
 

@@ -8,6 +8,7 @@ import { SqliteImageIndex } from './images.js';
 import { SqlitePullTimeIndex } from './pull-times.js';
 import { SqliteLifecyclePreviewIndex } from './previews.js';
 import { SqliteRegistryIndex } from './registry.js';
+import { SqliteOutboxIndex } from './outbox.js';
 
 /** The index in one SQLite file (better-sqlite3): the embedded default, for one machine. */
 export class SqliteIndex implements Index {
@@ -19,6 +20,7 @@ export class SqliteIndex implements Index {
   readonly pullTimes: SqlitePullTimeIndex;
   readonly previews: SqliteLifecyclePreviewIndex;
   readonly gc: SqliteGcIndex;
+  readonly outbox: SqliteOutboxIndex;
   readonly locks = new LocalLocks();
   readonly where: string;
 
@@ -31,6 +33,7 @@ export class SqliteIndex implements Index {
     this.pullTimes = new SqlitePullTimeIndex(db);
     this.previews = new SqliteLifecyclePreviewIndex(db);
     this.gc = new SqliteGcIndex(db, () => this.registry.noteTagWrite());
+    this.outbox = new SqliteOutboxIndex(db);
   }
 
   async close(): Promise<void> {

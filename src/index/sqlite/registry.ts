@@ -10,6 +10,7 @@ import {
 } from '../contract.js';
 import type { Db } from './database.js';
 import { manifestColumns } from '../rows.js';
+import { outboxWriter } from './outbox.js';
 
 /** What a blob row of `blobs b` has unless the collector is deleting it (it then reads as absent). */
 const NOT_DELETING = "b.gc_state IS NOT 'deleting'";
@@ -29,7 +30,11 @@ export class SqliteRegistryIndex implements RegistryIndex {
   /** Tag writes through this connection (see tagsVersion). */
   private tagWrites = 0;
 
+  /** Writes events into the outbox, inside the transaction of the change. */
+  private readonly outbox;
+
   constructor(readonly db: Db) {
+    this.outbox = outboxWriter(db);
     this.s = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
@@ -214,16 +219,21 @@ export class SqliteRegistryIndex implements RegistryIndex {
    * Records a blob (if new) or makes it live and touched, and links it into a repository, in one
    * transaction; a blob being deleted is refused (BlobDeletingError) before anything is written.
    */
-  async addBlob(repo: string, digest: string, size: number, now = Date.now()): Promise<void> {
+  async addBlob(repo: string, digest: string, size: number, now = Date.now(), events?: readonly string[]): Promise<void> {
     this.db.transaction(() => {
       if (this.s.liveBlob.run({ digest, size, now }).changes === 0) throw new BlobDeletingError(digest);
       const repoId = this.ensure(repo, now);
       this.s.linkBlob.run(repoId, digest, now);
+      this.outbox(events, now);
     })();
   }
 
-  async unlinkBlob(repo: string, digest: string): Promise<boolean> {
-    return this.s.unlinkBlob.run(repo, digest).changes > 0;
+  async unlinkBlob(repo: string, digest: string, events?: readonly string[]): Promise<boolean> {
+    return this.db.transaction(() => {
+      const unlinked = this.s.unlinkBlob.run(repo, digest).changes > 0;
+      if (unlinked) this.outbox(events, Date.now());
+      return unlinked;
+    })();
   }
 
   /** Sizes of blobs linked into the repository, by digest; absent ones (and those being deleted) are missing. */
@@ -281,6 +291,7 @@ export class SqliteRegistryIndex implements RegistryIndex {
         for (const d of m.children) this.s.insertReference.run(id, d, 'manifest');
       }
       for (const tag of tags) this.s.upsertTag.run(repoId, tag, m.digest, now);
+      this.outbox(options.events, now);
     });
     if (checked) write.immediate();
     else write();
@@ -330,13 +341,15 @@ export class SqliteRegistryIndex implements RegistryIndex {
   }
 
   /** Removes a manifest and every tag pointing at it. */
-  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+  async deleteManifest(repo: string, digest: string, events?: readonly string[]): Promise<boolean> {
     this.tagWrites++;
     const repoId = this.idOf(repo);
     if (repoId === undefined) return false;
     return this.db.transaction(() => {
       this.s.deleteTagsOf.run(repoId, digest);
-      return this.s.deleteManifest.run(repoId, digest).changes > 0;
+      const deleted = this.s.deleteManifest.run(repoId, digest).changes > 0;
+      if (deleted) this.outbox(events, Date.now());
+      return deleted;
     })();
   }
 
@@ -349,6 +362,7 @@ export class SqliteRegistryIndex implements RegistryIndex {
     repo: string,
     digest: string,
     accept: (tags: readonly string[], parents: readonly string[]) => boolean,
+    events?: readonly string[],
   ): Promise<string[] | undefined> {
     this.tagWrites++;
     const repoId = this.idOf(repo);
@@ -359,14 +373,20 @@ export class SqliteRegistryIndex implements RegistryIndex {
       if (!accept(tags, this.s.parents.all(digest, repoId))) return undefined;
       this.s.deleteTagsOf.run(repoId, digest);
       this.s.deleteManifest.run(repoId, digest);
+      this.outbox(events, Date.now());
       return tags;
     }).immediate();
   }
 
-  async deleteTag(repo: string, tag: string): Promise<boolean> {
+  async deleteTag(repo: string, tag: string, events?: readonly string[]): Promise<boolean> {
     this.tagWrites++;
     const repoId = this.idOf(repo);
-    return repoId !== undefined && this.s.deleteTag.run(repoId, tag).changes > 0;
+    if (repoId === undefined) return false;
+    return this.db.transaction(() => {
+      const deleted = this.s.deleteTag.run(repoId, tag).changes > 0;
+      if (deleted) this.outbox(events, Date.now());
+      return deleted;
+    })();
   }
 
   /** Every tag of a repository, in lexical (byte) order. */
