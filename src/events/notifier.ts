@@ -172,30 +172,41 @@ export class Notifier implements EventSink {
 
   /** Sends the endpoint's events after its cursor, envelope by envelope, until none is left. */
   private async drain(ep: NotificationEndpoint, lost: AbortSignal): Promise<void> {
-    let cursor = (await this.outbox.cursors()).get(ep.name) ?? 0;
     for (;;) {
       if (this.stop.signal.aborted || lost.aborted) return;
+      // Read each time: the bound may have moved it past events that were dropped.
+      const cursor = await this.cursor(ep);
       const rows = await this.outbox.after(cursor, ENVELOPE_EVENTS);
       if (rows.length === 0) return;
       const events = rows.map((r) => r.event).filter((e) => wanted(ep, e));
       if (events.length > 0) {
         this.metrics?.notificationEvents(ep.name, 'queued', events.length);
-        if (!(await this.deliver(ep, events, lost))) return;
+        const outcome = await this.deliver(ep, events, rows[0]!.seq, lost);
+        if (outcome === 'stopped') return;
+        if (outcome === 'stale') continue; // some of it was dropped meanwhile: the rest goes in a new envelope
         this.metrics?.notificationEvents(ep.name, 'delivered', events.length);
       }
-      cursor = rows[rows.length - 1]!.seq;
-      await this.outbox.setCursor(ep.name, cursor);
+      await this.outbox.setCursor(ep.name, rows[rows.length - 1]!.seq);
     }
   }
 
-  /** Posts one envelope until the endpoint takes it; false when stopped first. */
-  private async deliver(ep: NotificationEndpoint, events: readonly string[], lost: AbortSignal): Promise<boolean> {
+  private async cursor(ep: NotificationEndpoint): Promise<number> {
+    return (await this.outbox.cursors()).get(ep.name) ?? 0;
+  }
+
+  /**
+   * Posts one envelope (whose first event is numbered `first`) until the endpoint takes it:
+   * 'stopped' when the notifier stops or the lock is lost first, 'stale' when, between two
+   * attempts, the outbox's bound dropped some of its events.
+   */
+  private async deliver(ep: NotificationEndpoint, events: readonly string[], first: number, lost: AbortSignal): Promise<'sent' | 'stopped' | 'stale'> {
     const body = `{"events":[${events.join(',')}]}`;
     const headers: Record<string, string> = {};
     for (const [name, values] of Object.entries(ep.headers)) headers[name] = values.join(', ');
     headers['content-type'] = ENVELOPE_MEDIA_TYPE;
     for (let failures = 0; ; ) {
-      if (this.stop.signal.aborted || lost.aborted) return false;
+      if (this.stop.signal.aborted || lost.aborted) return 'stopped';
+      if (failures > 0 && (await this.cursor(ep)) >= first) return 'stale';
       let reason: string;
       try {
         // Not cut by a shutdown: an envelope the receiver may already hold is not left half-sent.
@@ -203,7 +214,7 @@ export class Notifier implements EventSink {
         await res.body?.cancel().catch(() => undefined);
         if (res.status >= 200 && res.status < 400) {
           if (failures > 0) this.log.info({ endpoint: ep.name, failures }, 'notification endpoint answers again');
-          return true;
+          return 'sent';
         }
         reason = `answered ${res.status}`;
       } catch (err) {

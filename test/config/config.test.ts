@@ -143,8 +143,8 @@ log:
 
 describe('loadConfig rejects what it does not understand', () => {
   it('names an unknown top-level key', async () => {
-    const message = configError({ path: await configFile('notifications:\n  endpoints: []\n') });
-    expect(message).toContain('"notifications"');
+    const message = configError({ path: await configFile('proxy:\n  remoteurl: https://registry-1.docker.io\n') });
+    expect(message).toContain('"proxy"');
     expect(message).toContain(join(dir, 'config.yml'));
   });
 
@@ -657,5 +657,74 @@ describe('http.secret and ui', () => {
     expect(JSON.stringify(redact(config))).not.toContain('a shared secret');
     expect(config.ui.enabled).toBe(false);
     expect(loadConfig({ env: {} }).ui.enabled).toBe(true);
+  });
+});
+
+describe('notifications', () => {
+  const load = (notifications: object) => loadConfig({ env: {}, overrides: { notifications } as never });
+  const error = (notifications: object) => {
+    try {
+      load(notifications);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error('the configuration was accepted');
+  };
+
+  it("takes distribution's endpoint keys, with its defaults, and leaves disabled endpoints out", () => {
+    const config = load({
+      events: { includereferences: true },
+      endpoints: [
+        {
+          name: 'alistener',
+          url: 'https://listener.example.com/event',
+          headers: { Authorization: ['Bearer t0ken'], 'X-One': 'single' },
+          timeout: '500ms',
+          threshold: 5,
+          backoff: '2s',
+          ignoredmediatypes: ['application/octet-stream'],
+          ignore: { mediatypes: ['application/vnd.oci.image.index.v1+json', 'application/octet-stream'], actions: ['pull'] },
+        },
+        { name: 'plain', url: 'http://127.0.0.1:9000/' },
+        { name: 'off', url: 'http://127.0.0.1:9001/', disabled: true },
+      ],
+    });
+    expect(config.notifications).toEqual({
+      outboxMaxEvents: 1_000_000,
+      endpoints: [
+        {
+          name: 'alistener',
+          url: 'https://listener.example.com/event',
+          headers: { Authorization: ['Bearer t0ken'], 'X-One': ['single'] },
+          timeoutMs: 500,
+          threshold: 5,
+          backoffMs: 2000,
+          ignoredMediaTypes: ['application/octet-stream', 'application/vnd.oci.image.index.v1+json'],
+          ignoredActions: ['pull'],
+        },
+        { name: 'plain', url: 'http://127.0.0.1:9000/', headers: {}, timeoutMs: 1000, threshold: 10, backoffMs: 1000, ignoredMediaTypes: [], ignoredActions: [] },
+      ],
+    });
+    expect(config.ignoredKeys).toContain('notifications.events');
+    expect(load({ endpoints: [{ name: 'off', url: 'http://x/', disabled: true }] }).notifications).toBeUndefined();
+    expect(load({ endpoints: [{ name: 'a', url: 'http://x/' }], outbox: { maxevents: 50 } }).notifications?.outboxMaxEvents).toBe(50);
+  });
+
+  it('never prints the headers or the credentials and query of the URL', () => {
+    const config = load({ endpoints: [{ name: 'a', url: 'https://user:pw-secret@hooks.example.com/in?token=q-secret', headers: { Authorization: 'Bearer h-secret' } }] });
+    const text = JSON.stringify(redact(config));
+    for (const secret of ['pw-secret', 'q-secret', 'h-secret']) expect(text).not.toContain(secret);
+    expect(text).toContain('hooks.example.com');
+  });
+
+  it('refuses bad endpoints, naming the key', () => {
+    expect(error({ endpoints: [{ name: 'a', url: 'not a url' }] })).toMatch(/notifications\.endpoints\[0\]\.url: not a URL/);
+    expect(error({ endpoints: [{ name: 'a', url: 'ftp://x/' }] })).toMatch(/notifications\.endpoints\[0\]\.url: must be http/);
+    expect(error({ endpoints: [{ name: 'a', url: 'http://x/' }, { name: 'a', url: 'http://y/' }] })).toMatch(/endpoints\[1\]\.name: "a" names another/);
+    expect(error({ endpoints: [{ name: 'a', url: 'http://x/', timeout: '0s' }] })).toMatch(/endpoints\[0\]\.timeout/);
+    expect(error({ endpoints: [{ name: 'a', url: 'http://x/', backoff: '2h' }] })).toMatch(/endpoints\[0\]\.backoff/);
+    expect(error({ endpoints: [{ name: 'a', url: 'http://x/', ignore: { actions: ['tag'] } }] })).toMatch(/notifications\.endpoints\.0\.ignore\.actions|actions/);
+    expect(error({ endpoints: [{ name: 'a', url: 'http://x/', retries: 3 }] })).toMatch(/retries/);
   });
 });
