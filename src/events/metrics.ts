@@ -219,7 +219,7 @@ export class RegistryMetrics {
     });
     this.#events = new Counter({
       name: 'registry_notification_events_total',
-      help: 'Notification events per endpoint: queued (written to the outbox), delivered, or dropped (past the outbox bound).',
+      help: 'Notification events per endpoint: queued (taken from the outbox for delivery), delivered, or dropped (past the outbox bound).',
       labelNames: ['endpoint', 'result'],
       registers,
     });
