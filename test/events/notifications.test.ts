@@ -15,6 +15,16 @@ import type { ConfigFile } from '../../src/config/schema.js';
 import { ENVELOPE_MEDIA_TYPE } from '../../src/events/events.js';
 import { OCI_CONFIG, OCI_MANIFEST, digestOf, tempDir } from '../helpers.js';
 import { basic, writeHtpasswd } from '../http/auth-support.js';
+import {
+  BatchDeleteImageCommand,
+  CompleteLayerUploadCommand,
+  CreateRepositoryCommand,
+  ECRClient,
+  InitiateLayerUploadCommand,
+  PutImageCommand,
+  UploadLayerPartCommand,
+} from '@aws-sdk/client-ecr';
+import { ACCOUNT, ECR_ACCESS, KEYS, REGION } from '../ecr/sdk-support.js';
 
 const SECRET_HEADER = 'Bearer notification-secret-4711';
 
@@ -417,5 +427,36 @@ describe('event notifications', () => {
     expect(app.notifier).toBeUndefined();
     await pushImage(url, 'r', 'v1', 'quiet');
     expect((await app.registry.database.outbox.stats()).count).toBe(0);
+  });
+});
+
+describe('event notifications from the ECR API', () => {
+  it('CompleteLayerUpload, PutImage and BatchDeleteImage send the events of the same changes over /v2/', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const receiver = await Receiver.create();
+    receivers.push(receiver);
+    await receiver.up();
+    const credentials = Object.entries(KEYS).map(([user, k]) => ({ accesskeyid: k.accessKeyId, secretaccesskey: k.secretAccessKey, user }));
+    const { url } = await start(dir, receiver, { access: ECR_ACCESS, ecr: { enabled: true, accountid: ACCOUNT, region: REGION, credentials } } as ConfigFile);
+    const ecr = new ECRClient({ endpoint: url, region: REGION, credentials: KEYS.dev, maxAttempts: 1 });
+    await ecr.send(new CreateRepositoryCommand({ repositoryName: 'team/svc' }));
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+    const { uploadId } = await ecr.send(new InitiateLayerUploadCommand({ repositoryName: 'team/svc' }));
+    await ecr.send(new UploadLayerPartCommand({ repositoryName: 'team/svc', uploadId, partFirstByte: 0, partLastByte: config.length - 1, layerPartBlob: config }));
+    await ecr.send(new CompleteLayerUploadCommand({ repositoryName: 'team/svc', uploadId, layerDigests: [digestOf(config)] }));
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: digestOf(config), size: config.length }, layers: [] });
+    await ecr.send(new PutImageCommand({ repositoryName: 'team/svc', imageManifest: manifest, imageManifestMediaType: OCI_MANIFEST, imageTag: 'v1' }));
+    await ecr.send(new BatchDeleteImageCommand({ repositoryName: 'team/svc', imageIds: [{ imageTag: 'v1' }] }));
+    const events = await receiver.waitFor(4);
+    await sleep(300);
+    expect(receiver.events()).toHaveLength(4);
+    expect(events.map((e) => [e.action, e.target.repository, e.target.digest, e.target.tag, e.actor.name])).toEqual([
+      ['push', 'team/svc', digestOf(config), undefined, 'dev'],
+      ['push', 'team/svc', digestOf(manifest), 'v1', 'dev'],
+      ['delete', 'team/svc', digestOf(manifest), 'v1', 'dev'],
+      ['delete', 'team/svc', digestOf(manifest), undefined, 'dev'],
+    ]);
+    expect(events[1]!.target.url).toBe(`${url}/v2/team/svc/manifests/${digestOf(manifest)}`);
   });
 });
