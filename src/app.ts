@@ -28,6 +28,7 @@ import { buildDebugServer } from './http/debug-server.js';
 import { uiApiRoutes } from './http/ui/ui-api.js';
 import { uiStaticRoutes } from './http/ui/ui-static.js';
 import { Notifier } from './events/notifier.js';
+import { archiveRoutes } from './http/api/archive-routes.js';
 import { hostname } from 'node:os';
 
 export interface BuildOptions {
@@ -171,6 +172,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await app.register(ecrRoutes, surface);
     await app.register(ecrDownloadRoutes, { registry, credentials: auth.ecr.credentials });
   }
+  await app.register(archiveRoutes, { ctx });
   if (config.ui.enabled) {
     await app.register(uiApiRoutes, { ctx, auth });
     await app.register(uiStaticRoutes);
@@ -306,10 +308,11 @@ function logLifecycle(
 
 /** What handlers may ask of the caller's rights: with auth off, everything is visible. */
 function routeAccess(auth: Auth | undefined): RouteContext['access'] {
-  if (!auth) return { mayPull: () => true, visible: () => undefined };
+  if (!auth) return { mayPull: () => true, mayPush: () => true, visible: () => undefined };
   const { authorizer } = auth;
   return {
     mayPull: (request, repo) => authorizer.mayPull(request.identity, repo),
+    mayPush: (request, repo) => authorizer.actions(request.identity, repo).has('push'),
     visible: (request) => {
       const identity = request.identity;
       return authorizer.seesWholeCatalog(identity) ? undefined : (repo) => authorizer.listsInCatalog(identity, repo);

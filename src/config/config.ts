@@ -64,9 +64,23 @@ export interface Config {
   readonly notifications?: NotificationsConfig;
   /** The web UI at /ui/ (on unless ui.enabled is false). */
   readonly ui: { readonly enabled: boolean };
+  /** Limits on the image archives imported over /api/v1/import. */
+  readonly archives: ArchivesConfig;
   /** Configured keys that are accepted for compatibility but have no effect. */
   readonly ignoredKeys: readonly string[];
 }
+
+export interface ArchivesConfig {
+  /** The most bytes an archive may have, as sent and once decompressed. */
+  readonly maxBytes: number;
+  /** The most entries (files, folders, links) an archive may hold. */
+  readonly maxEntries: number;
+}
+
+/** 16 GiB: more than the largest images people move as archives, less than a full disk. */
+export const ARCHIVE_MAX_BYTES = 16 * 1024 ** 3;
+/** A docker save holds a few entries per layer; a 10,000-entry archive is a bomb, not an image. */
+export const ARCHIVE_MAX_ENTRIES = 4096;
 
 export interface DebugConfig {
   readonly host: string;
@@ -377,6 +391,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
     ...(file.retention?.policies?.length ? { retention: resolveRetention(file.retention) } : {}),
     ...resolveNotifications(file.notifications),
     ui: { enabled: file.ui?.enabled ?? true },
+    archives: { maxBytes: file.archives?.maxsize ?? ARCHIVE_MAX_BYTES, maxEntries: file.archives?.maxentries ?? ARCHIVE_MAX_ENTRIES },
     ignoredKeys: IGNORED_KEYS.filter(
       (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && s3),
     ),

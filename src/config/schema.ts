@@ -317,6 +317,14 @@ export const fileSchema = z
       .optional(),
     /** Ours: the web UI at /ui/. */
     ui: z.object({ enabled: z.boolean().optional() }).strict().optional(),
+    /** Ours: image archives imported over /api/v1/import. */
+    archives: z
+      .object({
+        maxsize: z.number().int().min(1024).optional(),
+        maxentries: z.number().int().min(1).max(1_000_000).optional(),
+      })
+      .strict()
+      .optional(),
     retention: z
       .object({
         policies: z
@@ -380,6 +388,8 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'http.tls.minimumtls': 'string',
   'http.trustproxy': 'list',
   'ui.enabled': 'boolean',
+  'archives.maxsize': 'number',
+  'archives.maxentries': 'number',
   'http.debug.addr': 'string',
   'http.debug.prometheus.enabled': 'boolean',
   'http.debug.prometheus.path': 'string',

@@ -16,6 +16,8 @@ export interface RouteContext {
   access: {
     /** Whether the caller may pull from `repo` (a mount's source). */
     mayPull(request: FastifyRequest, repo: string): boolean;
+    /** Whether the caller may push to `repo` (an archive import, whose repositories are known only from its body). */
+    mayPush(request: FastifyRequest, repo: string): boolean;
     /** The repositories a listing may show the caller; undefined when it sees all of them. */
     visible(request: FastifyRequest): ((repo: string) => boolean) | undefined;
   };

@@ -93,7 +93,7 @@ function describe(request: FastifyRequest): Target {
   }
   if (url === '/' && request.method === 'POST') return { route: 'ecr' };
   const action = request.routeOptions.config.audit;
-  return { route: url, ...(action !== undefined && !READS.has(request.method) ? { action } : {}) };
+  return { route: url, ...(learned?.repository !== undefined ? { repository: learned.repository } : {}), ...(action !== undefined && !READS.has(request.method) ? { action } : {}) };
 }
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);

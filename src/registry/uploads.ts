@@ -23,6 +23,13 @@ export interface ChunkHeaders {
   length?: number | undefined;
 }
 
+/** A blob written to a staging upload, with the digest and size its bytes turned out to have. */
+export interface StagedBlob {
+  readonly id: string;
+  readonly digest: Digest;
+  readonly size: number;
+}
+
 interface HashState {
   hash: Hash;
   size: number;
@@ -150,6 +157,54 @@ export class UploadService {
         throw err instanceof UploadTooLargeError ? tooLarge(err) : err;
       }
     });
+  }
+
+  /**
+   * Stages a blob whose digest is not known beforehand (an entry of an image archive): an upload
+   * without a session row, hashed as it is written. Nothing links it until `commitStaged`; if the
+   * process dies first, purging removes it by age. The caller discards it when it is not wanted.
+   */
+  async stage(body: AsyncIterable<Uint8Array>, algorithm: Digest['algorithm'], signal?: AbortSignal): Promise<StagedBlob> {
+    const id = randomUUID();
+    const hash = createHash(algorithm);
+    try {
+      await this.store.createUpload(id, undefined, signal);
+      const size = await this.store.appendUpload(id, 0, hashing(body, hash, { bytes: 0, dropped: 0 }), signal);
+      return { id, digest: Digest.fromHash(algorithm, hash), size };
+    } catch (err) {
+      await this.store.cancelUpload(id);
+      throw err instanceof UploadTooLargeError ? tooLarge(err) : err;
+    }
+  }
+
+  /** A staged blob's bytes, read back (a manifest or config of an archive, once it is known to be one). */
+  async readStaged(id: string, signal?: AbortSignal): Promise<AsyncIterable<unknown>> {
+    return this.readUpload(id, signal);
+  }
+
+  /** Drops a staged blob (an archive refused, or an entry no image uses). */
+  async discardStaged(id: string): Promise<void> {
+    await this.store.cancelUpload(id);
+  }
+
+  /**
+   * Moves a staged blob into place (unless the content is already there) and links it into each
+   * repository; the repositories' rules admit the push first.
+   */
+  async commitStaged(repos: readonly string[], blob: StagedBlob, signal?: AbortSignal, origin?: EventOrigin): Promise<void> {
+    for (const repo of new Set(repos)) await this.rules().admitPush(repo);
+    const [first, ...others] = [...new Set(repos)];
+    if (first === undefined) return this.discardStaged(blob.id);
+    await this.commit(first, blob.id, blob.digest, blob.size, signal, origin);
+    for (const repo of others) {
+      await this.blobs.claim(blob.digest.toString(), blob.size, signal);
+      try {
+        const events = eventsOf(this.sink(), origin, 'push', [{ kind: 'blob', repository: repo, digest: blob.digest.toString(), size: blob.size }]);
+        await this.blobs.link(repo, blob.digest, blob.size, events);
+      } finally {
+        await this.blobs.release(blob.digest.toString());
+      }
+    }
   }
 
   async cancel(repo: string, id: string): Promise<void> {
