@@ -91,8 +91,14 @@ export class ArchiveImporter {
 
       // The whole archive is valid: commit, blobs first, then each repository's manifests.
       for (const [file, repos] of blobRepositories) {
-        committed.add(file.blob.id);
-        await uploads.commitStaged([...repos], file.blob, options.signal, options.origin);
+        const blob = file.staged ?? (await uploads.stage(once(file.content!), file.digest.algorithm, options.signal));
+        try {
+          await uploads.commitStaged([...repos], blob, options.signal, options.origin);
+        } catch (err) {
+          await uploads.discardStaged(blob.id);
+          throw err;
+        }
+        committed.add(blob.id);
       }
       const imported: ImportedImage[] = [];
       for (const [repository, plan] of plans) {
@@ -150,10 +156,14 @@ export class ArchiveImporter {
 
   /** A staged file's bytes (kept in memory, or read back from staging), at most `limit` of them. */
   private async readStaged(file: StagedFile, limit: number, signal?: AbortSignal): Promise<Buffer> {
-    if (file.blob.size > limit) throw archiveInvalid(`${file.path} is larger than ${limit} bytes`);
+    if (file.size > limit) throw archiveInvalid(`${file.path} is larger than ${limit} bytes`);
     if (file.content) return file.content;
     const chunks: Buffer[] = [];
-    for await (const chunk of await this.registry.uploads.readStaged(file.blob.id, signal)) chunks.push(chunk as Buffer);
+    for await (const chunk of await this.registry.uploads.readStaged(file.staged!.id, signal)) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
   }
+}
+
+async function* once(content: Buffer): AsyncIterable<Uint8Array> {
+  yield content;
 }

@@ -124,14 +124,14 @@ async function collect(
 function blobFile(contents: ArchiveContents, d: Descriptor, where: string): StagedFile | undefined {
   const file = contents.file(`blobs/${d.digest.algorithm}/${d.digest.hex}`);
   if (!file) return undefined;
-  if (!file.blob.digest.equals(d.digest)) {
-    throw new RegistryError('DIGEST_INVALID', `invalid archive: ${where}: the file for ${d.digest} has the digest ${file.blob.digest}`, {
-      detail: { expected: d.digest.toString(), actual: file.blob.digest.toString(), path: file.path },
+  if (!file.digest.equals(d.digest)) {
+    throw new RegistryError('DIGEST_INVALID', `invalid archive: ${where}: the file for ${d.digest} has the digest ${file.digest}`, {
+      detail: { expected: d.digest.toString(), actual: file.digest.toString(), path: file.path },
     });
   }
-  if (file.blob.size !== d.size) {
-    throw new RegistryError('SIZE_INVALID', `invalid archive: ${where}: ${d.digest} has ${file.blob.size} bytes, not the ${d.size} its descriptor says`, {
-      detail: { digest: d.digest.toString(), expected: d.size, actual: file.blob.size },
+  if (file.size !== d.size) {
+    throw new RegistryError('SIZE_INVALID', `invalid archive: ${where}: ${d.digest} has ${file.size} bytes, not the ${d.size} its descriptor says`, {
+      detail: { digest: d.digest.toString(), expected: d.size, actual: file.size },
     });
   }
   return file;
@@ -194,9 +194,9 @@ async function planDockerSave(contents: ArchiveContents, saved: DockerSaveEntry[
       const file = contents.file(path);
       if (!file) throw archiveInvalid(`${where}: the layer ${path} is not in the archive`);
       // An uncompressed layer's digest is its diff ID: a layer that is not the one the config says is refused.
-      if (!file.gzip && file.blob.digest.toString() !== diffIds[n]) {
-        throw new RegistryError('DIGEST_INVALID', `invalid archive: ${where}: the layer ${path} has the digest ${file.blob.digest}, not the config's diff ID ${String(diffIds[n])}`, {
-          detail: { path, expected: diffIds[n], actual: file.blob.digest.toString() },
+      if (!file.gzip && file.digest.toString() !== diffIds[n]) {
+        throw new RegistryError('DIGEST_INVALID', `invalid archive: ${where}: the layer ${path} has the digest ${file.digest}, not the config's diff ID ${String(diffIds[n])}`, {
+          detail: { path, expected: diffIds[n], actual: file.digest.toString() },
         });
       }
       return file;
@@ -204,8 +204,8 @@ async function planDockerSave(contents: ArchiveContents, saved: DockerSaveEntry[
     const manifest = {
       schemaVersion: 2,
       mediaType: MediaType.OciManifest,
-      config: { mediaType: OCI_CONFIG, digest: configFile.blob.digest.toString(), size: configFile.blob.size },
-      layers: layers.map((f) => ({ mediaType: f.gzip ? OCI_LAYER_GZIP : OCI_LAYER, digest: f.blob.digest.toString(), size: f.blob.size })),
+      config: { mediaType: OCI_CONFIG, digest: configFile.digest.toString(), size: configFile.size },
+      layers: layers.map((f) => ({ mediaType: f.gzip ? OCI_LAYER_GZIP : OCI_LAYER, digest: f.digest.toString(), size: f.size })),
     };
     const body = Buffer.from(JSON.stringify(manifest));
     images.push({

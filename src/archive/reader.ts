@@ -1,9 +1,10 @@
 /**
  * Reads an image archive (a tar, optionally gzip-compressed) as it arrives: every regular file
- * goes straight into a staging upload, hashed on the way, so that memory stays flat whatever the
- * archive's size and whatever the order of its entries. Small files are also kept in memory (up
- * to a fixed budget), since the manifests and configs among them are read again. What the
- * archive is (docker save, OCI layout) is decided afterwards, from the staged files.
+ * is hashed on the way and, unless it is small, goes straight into a staging upload, so that
+ * memory stays flat whatever the archive's size and whatever the order of its entries. Small
+ * files (manifests, configs, index.json) are kept in memory up to a fixed budget, and staged
+ * only if an image uses them. What the archive is (docker save, OCI layout) is decided
+ * afterwards, from the files.
  *
  * Hostile input is refused here: paths that climb out of the archive, links that point outside
  * it, devices and FIFOs, duplicate paths, too many entries, too many bytes, headers larger than
@@ -14,13 +15,13 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header as Headers } from 'tar-stream';
-import type { DigestAlgorithm } from '../oci/digest.js';
+import { Digest, type DigestAlgorithm } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import type { StagedBlob } from '../registry/uploads.js';
 
-/** Files at most this large are kept in memory as well as staged (manifests, configs, index.json). */
+/** Files at most this large are kept in memory rather than staged (manifests, configs, index.json). */
 export const SMALL_FILE_BYTES = 1024 * 1024;
-/** At most this much of an archive is kept in memory; further small files are read back from staging. */
+/** At most this much of an archive is kept in memory; further files are staged, and read back when needed. */
 export const SMALL_FILES_BUDGET = 16 * 1024 * 1024;
 /** How many links a path may go through before it names a file. */
 const MAX_LINK_HOPS = 16;
@@ -39,7 +40,10 @@ export interface ArchiveLimits {
 
 export interface StagedFile {
   readonly path: string;
-  readonly blob: StagedBlob;
+  readonly digest: Digest;
+  readonly size: number;
+  /** Where a large file was staged; a small one is only kept in memory (`content`). */
+  readonly staged?: StagedBlob;
   /** The file's bytes, when it was small enough to keep. */
   readonly content?: Buffer;
   /** Whether the file starts with gzip's magic number (a compressed layer). */
@@ -68,7 +72,7 @@ export class ArchiveContents {
 
   /** Every staged upload, once. */
   staged(): StagedBlob[] {
-    return [...this.files.values()].map((f) => f.blob);
+    return [...this.files.values()].flatMap((f) => (f.staged ? [f.staged] : []));
   }
 }
 
@@ -157,12 +161,11 @@ async function* decompressed(source: AsyncIterable<Uint8Array>): AsyncIterable<U
   }
 }
 
-/** Passes an entry's bytes on, keeping a copy when the file is small and the budget allows. */
-async function* keeping(source: AsyncIterable<Uint8Array>, kept: Buffer[] | undefined, head: { bytes?: Buffer }): AsyncIterable<Uint8Array> {
+/** Passes an entry's bytes on, noting its first two (gzip's magic number?). */
+async function* keeping(source: AsyncIterable<Uint8Array>, head: { bytes?: Buffer }): AsyncIterable<Uint8Array> {
   for await (const chunk of source) {
     if (head.bytes === undefined) head.bytes = Buffer.from(chunk.subarray(0, 2));
     else if (head.bytes.length < 2) head.bytes = Buffer.concat([head.bytes, chunk.subarray(0, 2 - head.bytes.length)]);
-    kept?.push(Buffer.from(chunk));
     yield chunk;
   }
 }
@@ -204,13 +207,21 @@ export async function readArchive(
           case 'contiguous-file': {
             if (path === undefined) throw archiveInvalid('a file entry has no name');
             const size = header.size ?? 0;
-            const kept = size <= SMALL_FILE_BYTES && size <= budget ? [] : undefined;
-            if (kept) budget -= size;
-            const head: { bytes?: Buffer } = {};
             const algorithm: DigestAlgorithm = path.startsWith('blobs/sha512/') ? 'sha512' : 'sha256';
-            const blob = await stager.stage(keeping(entry as AsyncIterable<Uint8Array>, kept, head), algorithm, signal);
+            if (size <= SMALL_FILE_BYTES && size <= budget) {
+              // Kept in memory only: staged when (and if) an image uses it.
+              budget -= size;
+              const chunks: Buffer[] = [];
+              for await (const chunk of entry) chunks.push(chunk as Buffer);
+              const content = Buffer.concat(chunks);
+              const gzip = content[0] === 0x1f && content[1] === 0x8b;
+              contents.files.set(path, { path, digest: Digest.of(content, algorithm), size: content.length, content, gzip });
+              break;
+            }
+            const head: { bytes?: Buffer } = {};
+            const staged = await stager.stage(keeping(entry as AsyncIterable<Uint8Array>, head), algorithm, signal);
             const gzip = head.bytes?.[0] === 0x1f && head.bytes[1] === 0x8b;
-            contents.files.set(path, { path, blob, gzip, ...(kept ? { content: Buffer.concat(kept) } : {}) });
+            contents.files.set(path, { path, digest: staged.digest, size: staged.size, staged, gzip });
             break;
           }
           case 'symlink':
@@ -224,8 +235,9 @@ export async function readArchive(
         }
       }
     } catch (err) {
+      // The loop's own refusal, else the parser's reason (an entry cut short says only "destroyed").
       const fed = await stop(extract, feeding);
-      throw explain(fed instanceof RegistryError ? fed : err);
+      throw [err, fed].map(explain).find((e) => e instanceof RegistryError) ?? err;
     }
     const fed = await feeding;
     if (fed !== undefined) throw explain(fed);

@@ -19,7 +19,7 @@ export function sha256(data: Buffer | string): string {
 export async function tarOf(entries: TarEntry[], options: { gzip?: boolean } = {}): Promise<Buffer> {
   const tar = tarPack();
   const chunks: Buffer[] = [];
-  tar.on('data', (c: Buffer) => chunks.push(c));
+  tar.on('data', (c: unknown) => chunks.push(c as Buffer));
   const ended = new Promise<void>((resolve, reject) => {
     tar.on('end', resolve);
     tar.on('error', reject);
@@ -49,10 +49,24 @@ export interface TestImage {
   digest: string;
 }
 
-/** An image of `layers` (uncompressed tars) for linux/`arch`, its config listing their diff IDs. */
-export async function testImage(name: string, arch = 'amd64', layerCount = 2): Promise<TestImage> {
+/** `size` bytes that differ from seed to seed (a large layer; the registry does not look inside). */
+export function filler(size: number, seed: string): Buffer {
+  const out = Buffer.alloc(size);
+  let block = createHash('sha256').update(seed).digest();
+  for (let off = 0; off < size; off += block.length) {
+    block.copy(out, off);
+    block = createHash('sha256').update(block).digest();
+  }
+  return out;
+}
+
+/**
+ * An image of `layers` (uncompressed tars, or `layerBytes` of filler each) for linux/`arch`, its
+ * config listing their diff IDs.
+ */
+export async function testImage(name: string, arch = 'amd64', layerCount = 2, layerBytes?: number): Promise<TestImage> {
   const layers: Buffer[] = [];
-  for (let i = 0; i < layerCount; i++) layers.push(await layerTar(`${name} layer ${i} ${arch}`));
+  for (let i = 0; i < layerCount; i++) layers.push(layerBytes ? filler(layerBytes, `${name} ${i} ${arch}`) : await layerTar(`${name} layer ${i} ${arch}`));
   const config = Buffer.from(
     JSON.stringify({
       architecture: arch,
