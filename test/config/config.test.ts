@@ -660,6 +660,17 @@ describe('http.secret and ui', () => {
   });
 });
 
+describe('archives', () => {
+  it('bounds imported archives: 16 GiB and 4096 entries unless archives.maxsize and .maxentries say otherwise', () => {
+    expect(loadConfig({ env: {} }).archives).toEqual({ maxBytes: 16 * 1024 ** 3, maxEntries: 4096 });
+    expect(loadConfig({ env: {}, overrides: { archives: { maxsize: 1048576, maxentries: 10 } } }).archives).toEqual({ maxBytes: 1048576, maxEntries: 10 });
+    expect(loadConfig({ env: { REGISTRY_ARCHIVES_MAXSIZE: '2048', REGISTRY_ARCHIVES_MAXENTRIES: '7' } }).archives).toEqual({ maxBytes: 2048, maxEntries: 7 });
+    expect(() => loadConfig({ env: {}, overrides: { archives: { maxentries: 0 } } })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: {}, overrides: { archives: { maxsize: 10 } } })).toThrow(/archives\.maxsize/);
+    expect(() => loadConfig({ env: {}, overrides: { archives: { limit: 1 } } as never })).toThrow(ConfigError);
+  });
+});
+
 describe('notifications', () => {
   const load = (notifications: object) => loadConfig({ env: {}, overrides: { notifications } as never });
   const error = (notifications: object) => {
