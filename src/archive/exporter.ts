@@ -17,6 +17,7 @@ import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/mani
 import { MediaType } from '../oci/media-types.js';
 import type { Reference, StoredManifest } from '../registry/manifests.js';
 import type { Registry } from '../registry/registry.js';
+import { keys } from '../storage/keys.js';
 
 export type ExportFormat = 'docker' | 'oci';
 
@@ -36,6 +37,8 @@ export interface ExportPlan {
 }
 
 const TAR_BLOCK = 512;
+/** A config larger than this is not read to learn its platform (configs are a few KiB). */
+const CONFIG_LIMIT = 4 * 1024 * 1024;
 /** Names longer than this take a long-name header in a tar (ustar keeps 100 characters). */
 const USTAR_NAME = 100;
 const OCI_LAYOUT = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
@@ -49,6 +52,8 @@ export async function planExport(
   ref: Reference,
   format: ExportFormat,
   platform: string | undefined,
+  /** The registry's host as clients name it: the archive names the image `<host>/<repo>:<tag>`, as a pull would. */
+  host?: string,
 ): Promise<ExportPlan> {
   const top = await registry.manifests.get(repo, ref, '*/*');
   let chosen = top;
@@ -58,6 +63,12 @@ export async function planExport(
     chosen = await registry.manifests.get(repo, { digest: child.digest }, '*/*');
     parsed = parseManifest(chosen.content, chosen.mediaType);
     if (parsed.kind === 'index') throw new RegistryError('MANIFEST_INVALID', `the manifest for ${platform ?? 'the image'} is itself an index`, { status: 400 });
+  } else if (platform !== undefined && parsed.config) {
+    // A single image asked for by platform: it must be that platform, as its config says.
+    const own = await configPlatform(registry, repo, parsed.config);
+    if (own !== undefined && own !== platform && own.split('/').slice(0, 2).join('/') !== platform) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `the image is for ${own}, not ${platform}`, { detail: { platforms: [own] } });
+    }
   }
   const files = new Map<string, ExportFile>();
   const addBlob = async (d: Descriptor) => {
@@ -78,8 +89,8 @@ export async function planExport(
   await addManifest(chosen, parsed, 0);
 
   const tag = 'tag' in ref ? ref.tag : undefined;
-  const fullName = `${repo}:${tag ?? 'latest'}`;
-  const annotations: Record<string, string> = tag !== undefined ? { 'io.containerd.image.name': `${repo}:${tag}`, 'org.opencontainers.image.ref.name': tag } : {};
+  const fullName = `${host ? `${host}/` : ''}${repo}:${tag ?? 'latest'}`;
+  const annotations: Record<string, string> = tag !== undefined ? { 'io.containerd.image.name': fullName, 'org.opencontainers.image.ref.name': tag } : {};
   const index = {
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,
@@ -190,6 +201,21 @@ function pickPlatform(index: ParsedManifest, platform: string | undefined, repo:
     });
   }
   return found;
+}
+
+/** `os/arch[/variant]` from an image's config; undefined when the config says none (an artifact). */
+async function configPlatform(registry: Registry, repo: string, config: Descriptor): Promise<string | undefined> {
+  if (config.size > CONFIG_LIMIT) return undefined;
+  await registry.blobs.stat(repo, config.digest);
+  const body = await registry.store.get(keys.blob(config.digest));
+  if (!body) return undefined;
+  try {
+    const doc = JSON.parse(body.toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
+    if (typeof doc.os !== 'string' || typeof doc.architecture !== 'string') return undefined;
+    return [doc.os, doc.architecture, ...(typeof doc.variant === 'string' && doc.variant !== '' ? [doc.variant] : [])].join('/');
+  } catch {
+    return undefined;
+  }
 }
 
 function platformOf(d: Descriptor, withVariant = true): string {

@@ -68,7 +68,6 @@ export class ArchiveImporter {
             detail: [{ Type: 'repository', Name: repository, Action: 'push' }],
           });
         }
-        await this.registry.rules.admitPush(repository);
       }
       // Blobs that the manifests name and the archive lacks: the repository must hold them already.
       const blobRepositories = new Map<StagedFile, Set<string>>();
@@ -87,6 +86,12 @@ export class ArchiveImporter {
             }
           }
         }
+      }
+
+      // Last, the repositories' rules (ECR's: a push may create the repository; immutable tags).
+      for (const [repository, plan] of plans) {
+        await this.registry.rules.admitPush(repository);
+        for (const [tag, m] of plan.tags) await this.registry.manifests.checkTags(repository, m.digest, [tag]);
       }
 
       // The whole archive is valid: commit, blobs first, then each repository's manifests.

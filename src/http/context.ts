@@ -59,6 +59,12 @@ export function eventOrigin(request: FastifyRequest, publicUrl: string | undefin
   };
 }
 
+/** The registry's host as clients name it in image references: http.host's, else the request's. */
+export function registryHost(ctx: RouteContext, request: FastifyRequest): string {
+  const publicUrl = ctx.config.http.publicUrl;
+  return publicUrl ? new URL(publicUrl).host : request.host;
+}
+
 /** Aborts when the client goes away, so that storage calls stop early. */
 export function requestSignal(request: FastifyRequest): AbortSignal {
   const controller = new AbortController();

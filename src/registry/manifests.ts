@@ -152,6 +152,16 @@ export class ManifestService {
     });
   }
 
+  /**
+   * Whether the repository's rules would let a push of `digest` write these tags (an immutable
+   * tag may not move): asked ahead of a push that writes other things first (an archive import),
+   * and asked again by `put` under the write lock.
+   */
+  async checkTags(repo: string, digest: Digest, tags: readonly string[]): Promise<void> {
+    const moves = await this.tagMoves(repo, digest.toString(), tags);
+    if (moves.length > 0) await this.rules().checkTagMoves(repo, moves);
+  }
+
   /** The tags a push of `digest` would write, with where each points now; those already on it are left out. */
   private async tagMoves(repo: string, digest: string, tags: readonly string[]): Promise<TagMove[]> {
     const moves: TagMove[] = [];

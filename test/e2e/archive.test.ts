@@ -178,7 +178,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (env) {
     for (const container of created) await run('docker', ['rm', '-f', container], { env, allowFailure: true, timeoutMs: 60_000 });
-    // Pulled (<host>/e2e/archive-*) and loaded (e2e/archive-*, as the export names them) images.
+    // Pulled and loaded images (<host>/e2e/archive-*); the plain names too, in case a run was cut short.
     await removeImages(env, `${host}/e2e/archive-`);
     await removeImages(env, 'e2e/archive-');
     if (source) await run('docker', ['rmi', '-f', source.id], { env, allowFailure: true, timeoutMs: 60_000 });
@@ -283,12 +283,13 @@ describe('image archive export', () => {
     expect(Number(res.headers['content-length'])).toBe((await stat(archive)).size);
     const saveManifest = JSON.parse(await tarFile(archive, 'manifest.json')) as Array<{ Config: string; RepoTags: string[]; Layers: string[] }>;
     expect(saveManifest).toHaveLength(1);
-    expect(saveManifest[0]!.RepoTags).toEqual(['e2e/archive-exp:v1']);
+    // Named as a pull from this registry names it, so that a docker push after the load comes back here.
+    expect(saveManifest[0]!.RepoTags).toEqual([`${host}/e2e/archive-exp:v1`]);
 
     await removeSourceImage();
     const loaded = await docker(['load', '-i', archive]);
-    expect(loaded.stdout).toContain('Loaded image: e2e/archive-exp:v1');
-    const local = await inspectLocal('e2e/archive-exp:v1');
+    expect(loaded.stdout).toContain(`Loaded image: ${host}/e2e/archive-exp:v1`);
+    const local = await inspectLocal(`${host}/e2e/archive-exp:v1`);
     expect(local.id).toBe(source.id);
     expect(local.layers).toEqual(source.layers);
 

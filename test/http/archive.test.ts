@@ -416,12 +416,12 @@ describe('exporting archives', () => {
     );
     for (const blob of blobsOf(image)) expect(files.get(`blobs/sha256/${hex(blob)}`)!.data.equals(blob)).toBe(true);
     expect(JSON.parse(files.get('manifest.json')!.data.toString())).toEqual([
-      { Config: `blobs/sha256/${hex(image.config)}`, RepoTags: ['team/export:v1'], Layers: image.layers.map((l) => `blobs/sha256/${hex(l)}`) },
+      { Config: `blobs/sha256/${hex(image.config)}`, RepoTags: ['localhost:80/team/export:v1'], Layers: image.layers.map((l) => `blobs/sha256/${hex(l)}`) },
     ]);
     expect(JSON.parse(files.get('index.json')!.data.toString())).toEqual({
       schemaVersion: 2,
       mediaType: OCI_INDEX,
-      manifests: [{ mediaType: OCI_MANIFEST, digest: image.digest, size: image.manifest.length, annotations: { 'io.containerd.image.name': 'team/export:v1', 'org.opencontainers.image.ref.name': 'v1' } }],
+      manifests: [{ mediaType: OCI_MANIFEST, digest: image.digest, size: image.manifest.length, annotations: { 'io.containerd.image.name': 'localhost:80/team/export:v1', 'org.opencontainers.image.ref.name': 'v1' } }],
     });
     // Back in, elsewhere: the same image.
     const again = await importArchive(reg.app, res.rawPayload, { repository: 'team/copy' });
@@ -456,6 +456,12 @@ describe('exporting archives', () => {
     const none = await reg.app.inject({ method: 'GET', url: '/api/v1/export/team/plat:m?format=oci&platform=linux/s390x' });
     expect(none.statusCode).toBe(404);
     expect(none.body).toMatch(/no linux\/s390x platform/);
+    // A single image is exported for its own platform only.
+    const child = await reg.app.inject({ method: 'GET', url: `/api/v1/export/team/plat@${arm.digest}?platform=linux/arm64` });
+    expect(child.statusCode).toBe(200);
+    const other = await reg.app.inject({ method: 'GET', url: `/api/v1/export/team/plat@${arm.digest}?platform=linux/amd64` });
+    expect(other.statusCode).toBe(404);
+    expect(other.body).toMatch(/the image is for linux\/arm64, not linux\/amd64/);
   });
 
   it('answers bad requests with the error, before any byte of a tar', async () => {

@@ -21,7 +21,7 @@ import { Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
 import { isValidName, isValidTag } from '../../oci/names.js';
 import type { Reference } from '../../registry/manifests.js';
-import { assertWritable, requestSignal, type RouteContext } from '../context.js';
+import { assertWritable, registryHost, requestSignal, type RouteContext } from '../context.js';
 import { noteRequest } from '../observe.js';
 import { baseMediaType } from '../../oci/media-types.js';
 import { queryParam } from '../request.js';
@@ -66,51 +66,27 @@ export async function archiveRoutes(app: FastifyInstance, { ctx }: ArchiveRouteO
           throw formError(`unknown field ${JSON.stringify(name.slice(0, 100))}: the form takes file, repository and tag`);
         }
       };
-      let contents: ArchiveContents | undefined;
+      let staged: ArchiveContents;
       try {
-        if (request.isMultipart()) {
-          try {
-            for await (const part of request.parts()) {
-              if (part.type === 'field') {
-                take(part.fieldname, part.value);
-                continue;
-              }
-              if (part.fieldname !== 'file') throw formError(`the archive goes in a part named file, not ${JSON.stringify(part.fieldname.slice(0, 100))}`);
-              if (contents) throw formError('send one archive per request');
-              contents = await importer.read(part.file, signal);
-            }
-          } catch (err) {
-            throw formProblem(err);
-          }
-        } else if (TAR_TYPES.has(baseMediaType(request.headers['content-type']))) {
-          for (const name of ['repository', 'tag']) {
-            const value = queryParam(request, name);
-            if (value !== undefined) take(name, value);
-          }
-          contents = await importer.read(request.raw, signal);
-        } else {
-          throw new RegistryError('UNSUPPORTED', 'send the archive as multipart/form-data (a part named file), or as the body with Content-Type application/x-tar', {
-            status: 415,
-          });
-        }
-        if (!contents) throw formError('the form has no part named file holding the archive');
-        const staged = contents;
-        contents = undefined; // commit discards what it does not keep, whatever happens
-        const imported = await importer.commit(staged, {
-          repository: fields.repository,
-          tag: fields.tag,
-          mayPush: (repo) => ctx.access.mayPush(request, repo),
-          origin: ctx.origin(request),
-          signal,
-        });
-        const repositories = [...new Set(imported.map((i) => i.repository))];
-        if (repositories.length === 1) noteRequest(request, { repository: repositories[0]! });
-        request.server.metrics?.archive('import', new Set(imported.map((i) => `${i.repository}@${i.digest}`)).size, staged.sent.bytes);
-        request.log.info({ images: imported.length, repositories, bytes: staged.sent.bytes }, 'archive imported');
-        return reply.code(201).send({ imported });
-      } finally {
-        if (contents) await importer.discard(contents);
+        staged = await receive(request, importer, take, signal);
+      } catch (err) {
+        // Refused before the whole body arrived: the connection closes, rather than reading the rest to throw it away.
+        if (!request.raw.complete) reply.header('Connection', 'close');
+        throw err;
       }
+      // The commit discards whatever it does not keep, whatever happens.
+      const imported = await importer.commit(staged, {
+        repository: fields.repository,
+        tag: fields.tag,
+        mayPush: (repo) => ctx.access.mayPush(request, repo),
+        origin: ctx.origin(request),
+        signal,
+      });
+      const repositories = [...new Set(imported.map((i) => i.repository))];
+      if (repositories.length === 1) noteRequest(request, { repository: repositories[0]! });
+      request.server.metrics?.archive('import', new Set(imported.map((i) => `${i.repository}@${i.digest}`)).size, staged.sent.bytes);
+      request.log.info({ images: imported.length, repositories, bytes: staged.sent.bytes }, 'archive imported');
+      return reply.code(201).send({ imported });
     },
   );
 
@@ -124,7 +100,7 @@ export async function archiveRoutes(app: FastifyInstance, { ctx }: ArchiveRouteO
       throw new RegistryError('UNSUPPORTED', 'platform must be os/arch or os/arch/variant', { status: 400, detail: { platform } });
     }
     const { name, ref } = target;
-    const plan = await planExport(ctx.registry, name, ref, format as ExportFormat, platform);
+    const plan = await planExport(ctx.registry, name, ref, format as ExportFormat, platform, registryHost(ctx, request));
     ctx.registry.pulls.record(name, plan.manifest.digest);
     ctx.registry.pulled(
       { kind: 'manifest', repository: name, digest: plan.manifest.digest, mediaType: plan.manifest.mediaType, size: plan.manifest.content.length, ...('tag' in ref ? { tag: ref.tag } : {}) },
@@ -132,6 +108,47 @@ export async function archiveRoutes(app: FastifyInstance, { ctx }: ArchiveRouteO
     );
     return stream(ctx, request, reply, plan);
   });
+}
+
+/**
+ * Reads the request's archive into staging: the form's file part (its fields handed to `take` as
+ * they come, before or after it), or the whole body when it is the tar itself.
+ */
+async function receive(
+  request: FastifyRequest,
+  importer: ArchiveImporter,
+  take: (name: string, value: unknown) => void,
+  signal: AbortSignal,
+): Promise<ArchiveContents> {
+  let contents: ArchiveContents | undefined;
+  try {
+    if (request.isMultipart()) {
+      for await (const part of request.parts()) {
+        if (part.type === 'field') {
+          take(part.fieldname, part.value);
+          continue;
+        }
+        if (part.fieldname !== 'file') throw formError(`the archive goes in a part named file, not ${JSON.stringify(part.fieldname.slice(0, 100))}`);
+        if (contents) throw formError('send one archive per request');
+        contents = await importer.read(part.file, signal);
+      }
+    } else if (TAR_TYPES.has(baseMediaType(request.headers['content-type']))) {
+      for (const name of ['repository', 'tag']) {
+        const value = queryParam(request, name);
+        if (value !== undefined) take(name, value);
+      }
+      contents = await importer.read(request.raw, signal);
+    } else {
+      throw new RegistryError('UNSUPPORTED', 'send the archive as multipart/form-data (a part named file), or as the body with Content-Type application/x-tar', {
+        status: 415,
+      });
+    }
+    if (!contents) throw formError('the form has no part named file holding the archive');
+    return contents;
+  } catch (err) {
+    if (contents) await importer.discard(contents);
+    throw formProblem(err);
+  }
 }
 
 /** Sends the planned tar; a failure once bytes are out cuts the response short (the client sees it failed). */

@@ -15,7 +15,7 @@ import { summarizeConfig } from '../../oci/image-config.js';
 import { parseManifest } from '../../oci/manifest.js';
 import { INDEX_MEDIA_TYPES } from '../../oci/media-types.js';
 import { isValidName, isValidTag } from '../../oci/names.js';
-import { assertDeletable, type RouteContext } from '../context.js';
+import { assertDeletable, registryHost, type RouteContext } from '../context.js';
 import { queryParam, readBody } from '../request.js';
 
 /** A config larger than this is not read for the image page (configs are a few KiB). */
@@ -243,11 +243,6 @@ async function readConfig(ctx: RouteContext, name: string, digest: Digest, reque
 }
 
 /** host[:port] as `docker pull` names this registry. */
-function registryHost(ctx: RouteContext, request: FastifyRequest): string {
-  const publicUrl = ctx.config.http.publicUrl;
-  return publicUrl ? new URL(publicUrl).host : request.host;
-}
-
 function pageSize(request: FastifyRequest): number {
   const raw = queryParam(request, 'n');
   if (raw === undefined || raw === '') return PAGE;
