@@ -13,6 +13,7 @@ import { PASSWORDS, basic, call, pushBlobAs, writeHtpasswd } from './auth-suppor
 import { CreateRepositoryCommand, DescribeRepositoriesCommand, ECRClient, PutImageTagMutabilityCommand } from '@aws-sdk/client-ecr';
 import { ACCOUNT, ECR_ACCESS, KEYS, REGION } from '../ecr/sdk-support.js';
 import { listen } from '../support/socket.js';
+import { dockerSaveEntries, formOf, tarOf, testImage } from '../archive/archives.js';
 
 interface Line {
   msg: string;
@@ -101,6 +102,30 @@ describe('the audit log', () => {
       // A mount of a blob that is not there falls back to an upload: audited as the mount asked for.
       ['blob.mount', 'anonymous', 'lib/y', 202],
     ]);
+  });
+});
+
+describe('the audit log of archive imports', () => {
+  it('audits an import with the user, the repository and the status, refused or not, but not an export', async () => {
+    const { app, lines } = await start({
+      auth: { htpasswd: { path: await writeHtpasswd((dir = await tempDir())) } },
+      access: { repositories: { 'team/**': { users: { alice: ['pull', 'push'], bob: ['pull'] } } } },
+    });
+    const image = await testImage('audited');
+    const form = formOf(await tarOf(dockerSaveEntries([{ image, repoTags: ['team/audited:v1'] }])));
+    for (const user of ['alice', 'bob']) {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/import', payload: form.payload, headers: { ...form.headers, authorization: basic(user) } });
+      expect(res.statusCode).toBe(user === 'alice' ? 201 : 403);
+    }
+    expect((await app.inject({ method: 'GET', url: '/api/v1/export/team/audited:v1', headers: { authorization: basic('bob') } })).statusCode).toBe(200);
+    const imports = audits(lines).filter((a) => a.action === 'archive.import');
+    expect(imports).toEqual([
+      { action: 'archive.import', user: 'alice', addr: '127.0.0.1', repository: 'team/audited', status: 201 },
+      { action: 'archive.import', user: 'bob', addr: '127.0.0.1', status: 403 },
+    ]);
+    expect(audits(lines).filter((a) => String(a.action).includes('export'))).toEqual([]);
+    // The import's own pushes go through the use cases, not through /v2/: the one line says it all.
+    expect(audits(lines)).toHaveLength(2);
   });
 });
 
