@@ -25,6 +25,7 @@ import {
   UploadLayerPartCommand,
 } from '@aws-sdk/client-ecr';
 import { ACCOUNT, ECR_ACCESS, KEYS, REGION } from '../ecr/sdk-support.js';
+import { dockerSaveEntries, formOf, tarOf, testImage } from '../archive/archives.js';
 
 const SECRET_HEADER = 'Bearer notification-secret-4711';
 
@@ -458,5 +459,32 @@ describe('event notifications from the ECR API', () => {
       ['delete', 'team/svc', digestOf(manifest), undefined, 'dev'],
     ]);
     expect(events[1]!.target.url).toBe(`${url}/v2/team/svc/manifests/${digestOf(manifest)}`);
+  });
+});
+
+describe('event notifications from archive imports', () => {
+  it('an import sends the push events of its blobs and manifest with the request\'s origin, and an export a pull', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const receiver = await Receiver.create();
+    receivers.push(receiver);
+    await receiver.up();
+    const { url } = await start(dir, receiver);
+    const image = await testImage('notified');
+    const form = formOf(await tarOf(dockerSaveEntries([{ image, repoTags: ['team/notified:v1'] }])));
+    expect((await req(url, 'POST', '/api/v1/import', form.payload, form.headers)).status).toBe(201);
+    expect((await req(url, 'GET', '/api/v1/export/team/notified:v1')).status).toBe(200);
+    const events = await receiver.waitFor(5);
+    await sleep(300);
+    expect(receiver.events()).toHaveLength(5);
+    const blobs = [image.config, ...image.layers].map((b) => digestOf(b));
+    expect(events.slice(0, 3).map((e) => [e.action, e.target.repository, e.target.mediaType]).every(([a, r, m]) => a === 'push' && r === 'team/notified' && m === 'application/octet-stream')).toBe(true);
+    expect(events.slice(0, 3).map((e) => e.target.digest).sort()).toEqual([...blobs].sort());
+    expect(events.slice(3).map((e) => [e.action, e.target.repository, e.target.digest, e.target.tag, e.target.mediaType])).toEqual([
+      ['push', 'team/notified', image.digest, 'v1', OCI_MANIFEST],
+      ['pull', 'team/notified', image.digest, 'v1', OCI_MANIFEST],
+    ]);
+    expect(events[3]!.request.method).toBe('POST');
+    expect(events[3]!.request.useragent).toBe('notify-test/1.0');
   });
 });
