@@ -409,6 +409,10 @@ describe('exporting archives', () => {
     expect(res.headers['content-disposition']).toBe('attachment; filename="team_export_v1.tar"');
     expect(res.headers['docker-content-digest']).toBe(image.digest);
     expect(Number(res.headers['content-length'])).toBe(res.rawPayload.length);
+    const head = await reg.app.inject({ method: 'HEAD', url: '/api/v1/export/team/export:v1?format=docker' });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-length']).toBe(res.headers['content-length']);
+    expect(head.rawPayload.length).toBe(0);
     const files = await entriesOf(res.rawPayload);
     const hex = (b: Buffer) => sha256(b).slice(7);
     expect([...files.keys()].sort()).toEqual(

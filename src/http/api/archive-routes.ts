@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PassThrough } from 'node:stream';
 import type { Need } from '../../auth/types.js';
 import { ArchiveImporter } from '../../archive/importer.js';
-import { planExport, writeExport, type ExportFormat } from '../../archive/exporter.js';
+import { planExport, writeExport, type ExportFormat, type ExportPlan } from '../../archive/exporter.js';
 import type { ArchiveContents } from '../../archive/reader.js';
 import { Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
@@ -90,24 +90,34 @@ export async function archiveRoutes(app: FastifyInstance, { ctx }: ArchiveRouteO
     },
   );
 
-  app.get('/api/v1/export/*', { config: { need: exportNeed, session: true } }, async (request, reply) => {
-    const target = parseExportTarget(request);
-    if (!target) throw new RegistryError('NAME_INVALID', 'export what? /api/v1/export/<name>:<tag> or /api/v1/export/<name>@<digest>', { status: 400 });
-    const format = queryParam(request, 'format') ?? 'docker';
-    if (format !== 'docker' && format !== 'oci') throw new RegistryError('UNSUPPORTED', 'format must be docker or oci', { status: 400, detail: { format } });
-    const platform = queryParam(request, 'platform');
-    if (platform !== undefined && !/^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/i.test(platform)) {
-      throw new RegistryError('UNSUPPORTED', 'platform must be os/arch or os/arch/variant', { status: 400, detail: { platform } });
-    }
-    const { name, ref } = target;
-    const plan = await planExport(ctx.registry, name, ref, format as ExportFormat, platform, registryHost(ctx, request));
-    ctx.registry.pulls.record(name, plan.manifest.digest);
-    ctx.registry.pulled(
-      { kind: 'manifest', repository: name, digest: plan.manifest.digest, mediaType: plan.manifest.mediaType, size: plan.manifest.content.length, ...('tag' in ref ? { tag: ref.tag } : {}) },
-      ctx.origin(request),
-    );
-    return stream(ctx, request, reply, plan);
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/api/v1/export/*',
+    config: { need: exportNeed, session: true },
+    handler: (request, reply) => exportImage(ctx, request, reply),
   });
+}
+
+/** GET or HEAD of an export: everything looked up, then the tar streamed. */
+async function exportImage(ctx: RouteContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const target = parseExportTarget(request);
+  if (!target) throw new RegistryError('NAME_INVALID', 'export what? /api/v1/export/<name>:<tag> or /api/v1/export/<name>@<digest>', { status: 400 });
+  const format = queryParam(request, 'format') ?? 'docker';
+  if (format !== 'docker' && format !== 'oci') throw new RegistryError('UNSUPPORTED', 'format must be docker or oci', { status: 400, detail: { format } });
+  const platform = queryParam(request, 'platform');
+  if (platform !== undefined && !/^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/i.test(platform)) {
+    throw new RegistryError('UNSUPPORTED', 'platform must be os/arch or os/arch/variant', { status: 400, detail: { platform } });
+  }
+  const { name, ref } = target;
+  const plan = await planExport(ctx.registry, name, ref, format as ExportFormat, platform, registryHost(ctx, request));
+  // A HEAD learns the headers (the length, the digest); it is no pull.
+  if (request.method === 'HEAD') return headers(reply, plan).send();
+  ctx.registry.pulls.record(name, plan.manifest.digest);
+  ctx.registry.pulled(
+    { kind: 'manifest', repository: name, digest: plan.manifest.digest, mediaType: plan.manifest.mediaType, size: plan.manifest.content.length, ...('tag' in ref ? { tag: ref.tag } : {}) },
+    ctx.origin(request),
+  );
+  return stream(ctx, request, reply, plan);
 }
 
 /**
@@ -152,7 +162,7 @@ async function receive(
 }
 
 /** Sends the planned tar; a failure once bytes are out cuts the response short (the client sees it failed). */
-function stream(ctx: RouteContext, request: FastifyRequest, reply: FastifyReply, plan: Awaited<ReturnType<typeof planExport>>): FastifyReply {
+function stream(ctx: RouteContext, request: FastifyRequest, reply: FastifyReply, plan: ExportPlan): FastifyReply {
   const controller = new AbortController();
   reply.raw.once('close', () => {
     if (!reply.raw.writableEnded) controller.abort();
@@ -165,12 +175,16 @@ function stream(ctx: RouteContext, request: FastifyRequest, reply: FastifyReply,
       body.destroy(err as Error);
     },
   );
+  return headers(reply, plan).send(body);
+}
+
+function headers(reply: FastifyReply, plan: ExportPlan): FastifyReply {
   reply
     .header('Content-Type', 'application/x-tar')
     .header('Content-Disposition', `attachment; filename="${plan.filename}"`)
     .header('Docker-Content-Digest', plan.manifest.digest);
   if (plan.length !== undefined) reply.header('Content-Length', String(plan.length));
-  return reply.send(body);
+  return reply;
 }
 
 /** Pull on the repository named in the URL; a URL that names none needs a signed-in caller, then gets a 400. */
