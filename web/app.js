@@ -146,7 +146,13 @@ async function repositoriesPage(params) {
     location.hash = `#/?q=${encodeURIComponent(/** @type {HTMLInputElement} */ (search).value.trim())}`;
   });
   const list = el('div', {}, el('p', { class: 'muted' }, 'Loading…'));
-  show(el('h1', {}, 'Repositories'), form, uploader(), list);
+  // An import reloads the list below, so that what it brought in shows.
+  show(el('h1', {}, 'Repositories'), form, uploader(() => void repositoryList(list, q, last)), list);
+  await repositoryList(list, q, last);
+}
+
+/** Fills `list` with a page of repositories (with their usage). @param {HTMLElement} list @param {string} q @param {string} last */
+async function repositoryList(list, q, last) {
   try {
     const query = new URLSearchParams({ n: '50' });
     if (q) query.set('q', q);
@@ -179,8 +185,11 @@ async function repositoriesPage(params) {
   }
 }
 
-/** Drag and drop (or choose) an image archive; it is sent to the import API with a progress bar. */
-function uploader() {
+/**
+ * Drag and drop (or choose) an image archive; it is sent to the import API with a progress bar.
+ * @param {() => void} [onImported] called after a successful import
+ */
+function uploader(onImported) {
   const file = el('input', { type: 'file', id: 'archive', accept: '.tar,.tar.gz,.tgz,application/x-tar,application/gzip' });
   const repository = el('input', { type: 'text', id: 'import-repository', placeholder: 'repository (optional)', 'aria-label': 'Repository' });
   const tag = el('input', { type: 'text', id: 'import-tag', placeholder: 'tag (optional)', 'aria-label': 'Tag' });
@@ -220,6 +229,7 @@ function uploader() {
           el('p', {}, `Imported ${imported.length} image(s):`),
           el('ul', { id: 'imported' }, ...imported.map((/** @type {any} */ i) => el('li', {}, el('a', { href: `#/r/${repoPath(String(i.repository))}@${String(i.digest)}` }, `${i.repository}${i.tag ? `:${i.tag}` : ''}`), ' ', el('code', {}, short(String(i.digest)))))),
         );
+        onImported?.();
       } else {
         status.replaceChildren(el('p', { class: 'error', role: 'alert' }, body?.errors?.[0]?.message ?? `Import failed: ${xhr.status}`));
       }
