@@ -6,13 +6,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, rm, statfs } from 'node:fs/promises';
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pack as tarPack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCli, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
 import { sleep } from '../support/socket.js';
+import { chunkAt, streamingRequest } from '../support/streaming-request.js';
 import { tempDir } from '../helpers.js';
 
 const MiB = 1024 * 1024;
@@ -24,17 +25,6 @@ const MAX_GROWTH = 100 * MiB;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-
-/**
- * Chunk `i` of a layer: a random 1 MiB base with a counter written every 4 KiB, so that no two
- * chunks are alike (and the layer does not start with gzip's magic number: chunk 0 starts with
- * four zero bytes). A fresh buffer each time, because the socket may still hold the previous one.
- */
-function chunkAt(base: Buffer, i: number): Buffer {
-  const chunk = Buffer.from(base);
-  for (let off = 0; off < chunk.length; off += 4096) chunk.writeUInt32LE((i * 0x9e3779b1 + off) >>> 0, off);
-  return chunk;
-}
 
 function* layerChunks(base: Buffer): Generator<Buffer> {
   for (let i = 0; i < CHUNKS; i++) yield chunkAt(base, i);
@@ -155,26 +145,7 @@ interface Upload {
 
 /** A POST /api/v1/import of a multipart body, with chunked transfer (no Content-Length). */
 function startImport(url: string, boundary: string): Upload {
-  const req = httpRequest(`${url}/api/v1/import`, {
-    method: 'POST',
-    agent: false,
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-  });
-  const responded = new Promise<{ res: IncomingMessage; body: string }>((resolve, reject) => {
-    req.once('error', reject);
-    req.once('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.once('end', () => resolve({ res, body }));
-      res.once('error', reject);
-    });
-  });
-  responded.catch(() => {}); // awaited by the tests
-  const closed = once(req, 'close').then((): never => {
-    throw new Error('the request closed mid-body');
-  });
-  closed.catch(() => {}); // only raced against while writing
+  const { req, responded, closed } = streamingRequest(`${url}/api/v1/import`, 'POST', { 'content-type': `multipart/form-data; boundary=${boundary}` });
   let sent = 0;
   return {
     req,

@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { rm, statfs } from 'node:fs/promises';
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCli, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
 import { sleep } from '../support/socket.js';
+import { chunkAt, streamingRequest, writeChunk } from '../support/streaming-request.js';
 import { tempDir } from '../helpers.js';
 import { registryS3Env, startS3Server, type S3Server } from '../support/s3.js';
 
@@ -16,23 +16,6 @@ const CHUNKS = 1024; // 1 GiB in 1 MiB chunks
 const BLOB_SIZE = CHUNKS * MiB;
 const MAX_GROWTH = 100 * MiB;
 const REPO = 'memory/big';
-
-/**
- * Chunk `i` of the test blob: a random 1 MiB base with a counter written every
- * 4 KiB, so that no two chunks are alike. A fresh buffer each time, because the
- * socket may still hold the previous one.
- */
-function chunkAt(base: Buffer, i: number): Buffer {
-  const chunk = Buffer.from(base);
-  for (let off = 0; off < chunk.length; off += 4096) chunk.writeUInt32LE((i * 0x9e3779b1 + off) >>> 0, off);
-  return chunk;
-}
-
-/** Writes with backpressure: resolves once the request can take more, rejects if it closed first. */
-async function writeChunk(req: ClientRequest, closed: Promise<never>, chunk: Buffer): Promise<void> {
-  if (req.write(chunk)) return;
-  await Promise.race([once(req, 'drain'), closed]);
-}
 
 const free = await statfs(tmpdir()).then((s) => s.bavail * s.bsize);
 const enoughDisk = free >= 4 * GiB;
@@ -82,28 +65,14 @@ describe.skipIf(!enoughDisk).each(['filesystem', 's3'] as const)('memory of the 
 
     // Second pass: the same bytes, streamed with backpressure.
     const pushSampler = sampleRss(pid);
-    const req = httpRequest(`${server!.url}/v2/${REPO}/blobs/uploads/?digest=${digest}`, {
-      method: 'POST',
-      agent: false,
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(BLOB_SIZE) },
+    const upload = streamingRequest(`${server!.url}/v2/${REPO}/blobs/uploads/?digest=${digest}`, 'POST', {
+      'content-type': 'application/octet-stream',
+      'content-length': String(BLOB_SIZE),
     });
-    const responded = new Promise<{ res: IncomingMessage; body: string }>((resolve, reject) => {
-      req.once('error', reject);
-      req.once('response', (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.once('end', () => resolve({ res, body }));
-        res.once('error', reject);
-      });
-    });
-    const closed = once(req, 'close').then((): never => {
-      throw new Error('the request closed mid-body');
-    });
-    closed.catch(() => {}); // only raced against while writing
+    const { req, responded } = upload;
     const timer = setTimeout(() => req.destroy(new Error('the push took more than 240 s')), 240_000);
     try {
-      for (let i = 0; i < CHUNKS; i++) await writeChunk(req, closed, chunkAt(base, i));
+      for (let i = 0; i < CHUNKS; i++) await writeChunk(upload, chunkAt(base, i));
       req.end();
       const { res, body } = await responded;
       expect(res.statusCode, body).toBe(201);
