@@ -255,13 +255,21 @@ async function stop(extract: ReturnType<typeof tarExtract>, feeding: Promise<unk
   return feeding;
 }
 
-/** A refusal as the client should read it: tar-stream's and zlib's errors name the problem. */
+/** What tar-stream says of a stream that is not a well-formed tar. */
+const TAR_ERRORS = /^(Unexpected end of data|Invalid tar header|Header exceeds max size|Invalid header)/;
+
+/**
+ * A refusal as the client should read it: tar-stream's and zlib's errors name the problem. Any
+ * other failure (the store's, the client going away) is left as it is.
+ */
 function explain(err: unknown): unknown {
   if (err instanceof RegistryError) return err;
-  const message = (err as Error)?.message ?? String(err);
-  if (/Unexpected end of data|unexpected end of file|Invalid tar header|Header exceeds max size|Invalid header|incorrect header check|invalid|checksum/i.test(message)) {
-    return archiveInvalid(message.includes('Unexpected end') || message.includes('unexpected end') ? 'it ends before its last entry (truncated)' : message);
-  }
+  const e = err as { message?: unknown; code?: unknown } | undefined;
+  const message = typeof e?.message === 'string' ? e.message : '';
+  const zlib = typeof e?.code === 'string' && e.code.startsWith('Z_');
+  if (message.startsWith('Unexpected end of data') || (zlib && message === 'unexpected end of file')) return archiveInvalid('it ends before its last entry (truncated)');
+  if (TAR_ERRORS.test(message)) return archiveInvalid(message);
+  if (zlib) return archiveInvalid(`the gzip stream is damaged (${message})`);
   return err;
 }
 
