@@ -78,6 +78,21 @@ async function expectPulled(app: FastifyInstance, repo: string, tag: string, dig
   }
 }
 
+/** A form of these text fields only (each `x`). */
+function manyParts(names: string[]): { payload: Buffer; headers: Record<string, string> } {
+  const b = 'many-parts';
+  const body = names.map((n) => `--${b}\r\nContent-Disposition: form-data; name="${n}"\r\n\r\nx\r\n`).join('') + `--${b}--\r\n`;
+  return { payload: Buffer.from(body), headers: { 'content-type': `multipart/form-data; boundary=${b}` } };
+}
+
+/** A form with the repository field and two file parts holding the same archive. */
+function twoFiles(archive: Buffer): { payload: Buffer; headers: Record<string, string> } {
+  const b = 'two-files';
+  const file = (name: string) => [Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="${name}"; filename="a.tar"\r\n\r\n`), archive, Buffer.from('\r\n')];
+  const payload = Buffer.concat([Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="repository"\r\n\r\nteam/two\r\n`), ...file('file'), ...file('file'), Buffer.from(`--${b}--\r\n`)]);
+  return { payload, headers: { 'content-type': `multipart/form-data; boundary=${b}` } };
+}
+
 describe('importing archives', () => {
   it('imports a docker save of the older format, its manifest.json last, under the names it holds', async () => {
     reg = await startRegistry();
@@ -191,6 +206,10 @@ describe('importing archives', () => {
         'BLOB_UPLOAD_INVALID',
         /no part named file/,
       ],
+      ['a field longer than 1 KiB', importArchive(reg.app, unnamed, { repository: 'a'.repeat(1500) }), 400, 'BLOB_UPLOAD_INVALID', /repository field is longer than 1024 bytes/],
+      ['three fields', importArchive(reg.app, unnamed, { repository: 'ok', tag: 'v1', colour: 'x' }), 400, 'BLOB_UPLOAD_INVALID', /unknown field|two fields at most/],
+      ['a field twice too many', reg.app.inject({ method: 'POST', url: '/api/v1/import', ...manyParts(['repository', 'tag', 'tag', 'tag']) }), 400, 'BLOB_UPLOAD_INVALID', /two fields at most/],
+      ['two archives', reg.app.inject({ method: 'POST', url: '/api/v1/import', ...twoFiles(unnamed) }), 400, 'BLOB_UPLOAD_INVALID', /one archive per request/],
       [
         'JSON instead of a form',
         reg.app.inject({ method: 'POST', url: '/api/v1/import', headers: { 'content-type': 'application/json' }, payload: '{}' }),

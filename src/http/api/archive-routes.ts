@@ -28,6 +28,12 @@ import { queryParam } from '../request.js';
 
 /** A form field is a name or a tag: a few hundred bytes at most. */
 const FIELD_BYTES = 1024;
+/** The form's shape, as the multipart parser's refusals say it was exceeded. */
+const FORM_LIMITS: Record<string, string> = {
+  FST_FILES_LIMIT: 'send one archive per request',
+  FST_FIELDS_LIMIT: 'the form takes two fields at most (repository and tag)',
+  FST_PARTS_LIMIT: 'the form takes three parts at most (file, repository and tag)',
+};
 /** Bodies taken as the tar itself, without a form. */
 const TAR_TYPES = new Set(['application/x-tar', 'application/tar', 'application/gzip', 'application/x-gzip', 'application/octet-stream']);
 
@@ -135,6 +141,7 @@ async function receive(
     if (request.isMultipart()) {
       for await (const part of request.parts()) {
         if (part.type === 'field') {
+          if (part.valueTruncated) throw formError(`the ${part.fieldname.slice(0, 100)} field is longer than ${FIELD_BYTES} bytes`);
           take(part.fieldname, part.value);
           continue;
         }
@@ -222,6 +229,8 @@ function formError(message: string): RegistryError {
 function formProblem(err: unknown): unknown {
   if (err instanceof RegistryError) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
+  const limit = e.code !== undefined ? FORM_LIMITS[e.code] : undefined;
+  if (limit) return formError(limit);
   if (typeof e.code === 'string' && e.code.startsWith('FST_') && e.statusCode !== undefined && e.statusCode < 500) {
     return new RegistryError(e.statusCode === 413 ? 'SIZE_INVALID' : 'BLOB_UPLOAD_INVALID', `invalid form: ${e.message ?? e.code}`, { status: e.statusCode });
   }
