@@ -8,16 +8,16 @@
  * Everything is looked up before the first byte, so a missing blob is an error answer rather
  * than a cut-short download, and the tar's length is known in advance.
  */
-import { Readable, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
 import { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
+import { summarizeConfig } from '../oci/image-config.js';
 import type { Reference, StoredManifest } from '../registry/manifests.js';
 import type { Registry } from '../registry/registry.js';
-import { keys } from '../storage/keys.js';
 
 export type ExportFormat = 'docker' | 'oci';
 
@@ -78,7 +78,8 @@ export async function planExport(
     files.set(name, { name, size, blob: d.digest });
   };
   const addManifest = async (m: StoredManifest, p: ParsedManifest, depth: number) => {
-    files.set(blobPath(Digest.parse(m.digest)), { name: blobPath(Digest.parse(m.digest)), size: m.content.length, data: m.content });
+    const name = blobPath(Digest.parse(m.digest));
+    files.set(name, { name, size: m.content.length, data: m.content });
     for (const d of [...(p.config ? [p.config] : []), ...p.layers]) await addBlob(d);
     if (depth > 4) return;
     for (const child of p.manifests) {
@@ -136,7 +137,7 @@ export async function writeExport(registry: Registry, plan: ExportPlan, out: Wri
     for (const file of plan.files) {
       const header = { name: file.name, size: file.size, mode: 0o644, mtime, type: 'file' as const };
       if ('data' in file) await entry(tar, header, file.data);
-      else await entry(tar, header, await blobStream(registry, file.blob, file.size, signal));
+      else await entry(tar, header, await registry.blobs.stream(file.blob, file.size, signal));
     }
     tar.finalize();
   } catch (err) {
@@ -157,28 +158,6 @@ async function entry(tar: ReturnType<typeof tarPack>, header: Parameters<ReturnT
   }
   const sink = tar.entry(header);
   await pipeline(body, sink);
-}
-
-/** A blob's bytes as a stream, from the store's handle (the filesystem) or its stream (S3). */
-async function blobStream(registry: Registry, digest: Digest, size: number, signal?: AbortSignal): Promise<Readable> {
-  const opened = await registry.blobs.open(digest, undefined, signal);
-  if ('stream' in opened) return opened.stream;
-  const handle = opened.handle;
-  async function* chunks(): AsyncIterable<Buffer> {
-    try {
-      const chunk = 1024 * 1024;
-      for (let position = 0; position < size; ) {
-        const buffer = Buffer.allocUnsafe(Math.min(chunk, size - position));
-        const n = await handle.read(buffer, buffer.length, position);
-        if (n === 0) throw new Error(`the blob ${digest} ended at byte ${position} of ${size}`);
-        position += n;
-        yield n === buffer.length ? buffer : buffer.subarray(0, n);
-      }
-    } finally {
-      await handle.close();
-    }
-  }
-  return Readable.from(chunks(), { objectMode: false });
 }
 
 /**
@@ -205,17 +184,10 @@ function pickPlatform(index: ParsedManifest, platform: string | undefined, repo:
 
 /** `os/arch[/variant]` from an image's config; undefined when the config says none (an artifact). */
 async function configPlatform(registry: Registry, repo: string, config: Descriptor): Promise<string | undefined> {
-  if (config.size > CONFIG_LIMIT) return undefined;
-  await registry.blobs.stat(repo, config.digest);
-  const body = await registry.store.get(keys.blob(config.digest));
-  if (!body) return undefined;
-  try {
-    const doc = JSON.parse(body.toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
-    if (typeof doc.os !== 'string' || typeof doc.architecture !== 'string') return undefined;
-    return [doc.os, doc.architecture, ...(typeof doc.variant === 'string' && doc.variant !== '' ? [doc.variant] : [])].join('/');
-  } catch {
-    return undefined;
-  }
+  const body = await registry.blobs.readSmall(repo, config.digest, CONFIG_LIMIT);
+  const summary = body && summarizeConfig(body);
+  if (summary?.os === undefined || summary.architecture === undefined) return undefined;
+  return [summary.os, summary.architecture, ...(summary.variant ? [summary.variant] : [])].join('/');
 }
 
 function platformOf(d: Descriptor, withVariant = true): string {

@@ -61,18 +61,14 @@ export class ArchiveImporter {
     const committed = new Set<string>();
     try {
       const images = await planArchive(contents, (file, limit) => this.readStaged(file, limit, options.signal), this.manifestLimit);
-      const plans = this.assign(images, options);
+      const { plans, repositories } = this.assign(images, options);
       for (const repository of plans.keys()) {
-        if (!options.mayPush(repository)) {
-          throw new RegistryError('DENIED', `requested access to the resource is denied: no push to ${repository}`, {
-            detail: [{ Type: 'repository', Name: repository, Action: 'push' }],
-          });
-        }
+        if (!options.mayPush(repository)) throw pushDenied(repository);
       }
       // Blobs that the manifests name and the archive lacks: the repository must hold them already.
       const blobRepositories = new Map<StagedFile, Set<string>>();
       for (const image of images) {
-        for (const repository of this.repositoriesOf(image, plans)) {
+        for (const repository of repositories.get(image)!) {
           for (const file of image.blobs) {
             const repos = blobRepositories.get(file) ?? new Set<string>();
             repos.add(repository);
@@ -124,12 +120,16 @@ export class ArchiveImporter {
     }
   }
 
-  /** Which repository and tags each image goes to: the form's fields, else the archive's names. */
-  private assign(images: ArchiveImage[], options: ImportOptions): Map<string, RepositoryPlan> {
+  /**
+   * Which repository and tags each image goes to (the form's fields, else the archive's names):
+   * what each repository gets, and the repositories of each image.
+   */
+  private assign(images: ArchiveImage[], options: ImportOptions): { plans: Map<string, RepositoryPlan>; repositories: Map<ArchiveImage, Set<string>> } {
     if (options.tag !== undefined && images.length !== 1) {
       throw archiveInvalid(`it holds ${images.length} images: the tag field names one image, so leave it out`);
     }
     const plans = new Map<string, RepositoryPlan>();
+    const repositories = new Map<ArchiveImage, Set<string>>();
     for (const image of images) {
       const top = image.manifests[image.manifests.length - 1]!;
       let names: ImageName[] = image.names;
@@ -150,13 +150,9 @@ export class ArchiveImporter {
           plan.tags.set(name.tag, top);
         }
       }
-      image.names = names;
+      repositories.set(image, new Set(names.map((n) => n.repository)));
     }
-    return plans;
-  }
-
-  private repositoriesOf(image: ArchiveImage, plans: Map<string, RepositoryPlan>): string[] {
-    return [...new Set(image.names.map((n) => n.repository))].filter((r) => plans.has(r));
+    return { plans, repositories };
   }
 
   /** A staged file's bytes (kept in memory, or read back from staging), at most `limit` of them. */
@@ -171,4 +167,11 @@ export class ArchiveImporter {
 
 async function* once(content: Buffer): AsyncIterable<Uint8Array> {
   yield content;
+}
+
+/** The refusal of an import into a repository the caller may not push to (403, naming it as the guard does). */
+export function pushDenied(repository: string): RegistryError {
+  return new RegistryError('DENIED', `requested access to the resource is denied: no push to ${repository}`, {
+    detail: [{ Type: 'repository', Name: repository, Action: 'push' }],
+  });
 }

@@ -236,7 +236,8 @@ export async function readArchive(
       }
     } catch (err) {
       // The loop's own refusal, else the parser's reason (an entry cut short says only "destroyed").
-      const fed = await stop(extract, feeding);
+      extract.destroy();
+      const fed = await feeding;
       throw [err, fed].map(explain).find((e) => e instanceof RegistryError) ?? err;
     }
     const fed = await feeding;
@@ -247,12 +248,6 @@ export async function readArchive(
     await discardAll(stager, contents);
     throw err;
   }
-}
-
-/** Stops the tar parser and waits for the feeding pipeline to settle; returns its error, if any. */
-async function stop(extract: ReturnType<typeof tarExtract>, feeding: Promise<unknown>): Promise<unknown> {
-  extract.destroy();
-  return feeding;
 }
 
 /** What tar-stream says of a stream that is not a well-formed tar. */

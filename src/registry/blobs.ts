@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { NotFoundError, type BlobStore, type ByteRange, type ObjectHandle } from '../storage/blob-store.js';
@@ -12,6 +12,8 @@ export interface BlobInfo {
   size: number;
 }
 
+/** The size of each read of a blob streamed from a file handle. */
+const READ_CHUNK = 1024 * 1024;
 /** How many repositories an automatic mount looks through for a readable source: pages × page size. */
 const MOUNT_SOURCE_PAGE = 200;
 const MOUNT_SOURCE_PAGES = 50;
@@ -78,6 +80,42 @@ export class BlobService {
       if (err instanceof NotFoundError) throw blobUnknown(digest);
       throw err;
     }
+  }
+
+  /**
+   * The whole blob as one stream, from the store's handle (read in 1 MiB chunks) or its stream:
+   * for a caller that pipes it on (an archive export) rather than answering a ranged GET.
+   */
+  async stream(digest: Digest, size: number, signal?: AbortSignal): Promise<Readable> {
+    const opened = await this.open(digest, undefined, signal);
+    if ('stream' in opened) return opened.stream;
+    const { handle } = opened;
+    async function* chunks(): AsyncIterable<Buffer> {
+      try {
+        for (let position = 0; position < size; ) {
+          const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - position));
+          const n = await handle.read(buffer, buffer.length, position);
+          if (n === 0) throw new Error(`the blob ${digest} ended at byte ${position} of ${size}`);
+          position += n;
+          yield n === buffer.length ? buffer : buffer.subarray(0, n);
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+
+  /**
+   * A small blob of the repository (a config) read whole; undefined when it is larger than
+   * `limit`. BLOB_UNKNOWN unless the repository holds it.
+   */
+  async readSmall(repo: string, digest: Digest, limit: number, signal?: AbortSignal): Promise<Buffer | undefined> {
+    const { size } = await this.stat(repo, digest);
+    if (size > limit) return undefined;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.stream(digest, size, signal)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
   }
 
   /** A URL the client can fetch the blob from directly, when the store offers one. */

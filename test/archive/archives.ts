@@ -4,16 +4,14 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { pack as tarPack, type Header } from 'tar-stream';
 
-export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, digestOf } from '../helpers.js';
+
+export { OCI_INDEX, OCI_MANIFEST };
 export const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
 
 export type TarEntry = Partial<Header> & { name: string; data?: Buffer | string };
 
-export function sha256(data: Buffer | string): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
-}
+export const sha256 = (data: Buffer | string): string => digestOf(data);
 
 /** A tar of these entries, in this order (gzip-compressed when asked). */
 export async function tarOf(entries: TarEntry[], options: { gzip?: boolean } = {}): Promise<Buffer> {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCli, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
 import { sleep } from '../support/socket.js';
 import { chunkAt, streamingRequest } from '../support/streaming-request.js';
-import { tempDir } from '../helpers.js';
+import { OCI_MANIFEST, digestOf as sha256, tempDir } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -22,9 +22,7 @@ const CHUNKS = 1024; // the layer: 1 GiB in 1 MiB chunks
 const LAYER_SIZE = CHUNKS * MiB;
 const ABORT_AFTER = 200 * MiB;
 const MAX_GROWTH = 100 * MiB;
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-const sha256 = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 function* layerChunks(base: Buffer): Generator<Buffer> {
   for (let i = 0; i < CHUNKS; i++) yield chunkAt(base, i);

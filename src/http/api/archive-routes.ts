@@ -14,7 +14,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { PassThrough } from 'node:stream';
 import type { Need } from '../../auth/types.js';
-import { ArchiveImporter } from '../../archive/importer.js';
+import { ArchiveImporter, pushDenied } from '../../archive/importer.js';
 import { planExport, writeExport, type ExportFormat, type ExportPlan } from '../../archive/exporter.js';
 import type { ArchiveContents } from '../../archive/reader.js';
 import { Digest } from '../../oci/digest.js';
@@ -63,7 +63,7 @@ export async function archiveRoutes(app: FastifyInstance, { ctx }: ArchiveRouteO
         if (name === 'repository') {
           if (!isValidName(v)) throw new RegistryError('NAME_INVALID', `invalid repository name ${JSON.stringify(v.slice(0, 300))}`, { detail: { name: v.slice(0, 300) } });
           // Refused before a byte of the archive is staged.
-          if (!ctx.access.mayPush(request, v)) throw denied(v);
+          if (!ctx.access.mayPush(request, v)) throw pushDenied(v);
           fields.repository = v;
         } else if (name === 'tag') {
           if (!isValidTag(v)) throw new RegistryError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(v.slice(0, 200))}`, { detail: { tag: v.slice(0, 200) } });
@@ -213,12 +213,6 @@ function parseExportTarget(request: FastifyRequest): { name: string; ref: Refere
   const name = colon > path.lastIndexOf('/') ? path.slice(0, colon) : path;
   const tag = colon > path.lastIndexOf('/') ? path.slice(colon + 1) : 'latest';
   return isValidName(name) && isValidTag(tag) ? { name, ref: { tag } } : undefined;
-}
-
-function denied(repository: string): RegistryError {
-  return new RegistryError('DENIED', `requested access to the resource is denied: no push to ${repository}`, {
-    detail: [{ Type: 'repository', Name: repository, Action: 'push' }],
-  });
 }
 
 function formError(message: string): RegistryError {

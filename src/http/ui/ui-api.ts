@@ -207,42 +207,14 @@ async function imagePage(ctx: RouteContext, images: EcrImages, request: FastifyR
 
 async function readConfig(ctx: RouteContext, name: string, digest: Digest, request: FastifyRequest) {
   try {
-    const info = await ctx.registry.blobs.stat(name, digest);
-    if (info.size > CONFIG_LIMIT) return undefined;
-    const body = await ctx.registry.blobs.open(digest, undefined);
-    const chunks: Buffer[] = [];
-    if ('handle' in body) {
-      try {
-        const buffer = Buffer.alloc(info.size);
-        let read = 0;
-        while (read < info.size) {
-          const n = await body.handle.read(buffer.subarray(read), info.size - read, read);
-          if (n === 0) break;
-          read += n;
-        }
-        chunks.push(buffer.subarray(0, read));
-      } finally {
-        await body.handle.close();
-      }
-    } else {
-      let total = 0;
-      for await (const chunk of body.stream) {
-        total += (chunk as Buffer).length;
-        if (total > CONFIG_LIMIT) {
-          body.stream.destroy();
-          return undefined;
-        }
-        chunks.push(chunk as Buffer);
-      }
-    }
-    return summarizeConfig(Buffer.concat(chunks));
+    const body = await ctx.registry.blobs.readSmall(name, digest, CONFIG_LIMIT);
+    return body && summarizeConfig(body);
   } catch (err) {
     request.log.info({ digest: digest.toString(), reason: (err as Error).message }, 'UI: image config not readable');
     return undefined;
   }
 }
 
-/** host[:port] as `docker pull` names this registry. */
 function pageSize(request: FastifyRequest): number {
   const raw = queryParam(request, 'n');
   if (raw === undefined || raw === '') return PAGE;
