@@ -1,7 +1,7 @@
 // Image archives over /api/v1/: imports of docker save (both formats) and OCI layouts, in any
 // entry order, gzip or not; names from the archive or the form; access rules and the UI's
 // session; hostile and lying archives refused with nothing left behind; exports in both formats.
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
@@ -307,6 +307,44 @@ describe('hostile and lying archives', () => {
     expect(stored.filter((f) => f.startsWith('blobs/')).map((f) => `sha256:${f.split('/').pop()}`).sort()).toEqual([...blobsOf(big).map(sha256)].sort());
   });
 
+  it('refuses a docker save whose manifest.json or config does not hold together, and two images under one tag', async () => {
+    reg = await startRegistry();
+    const image = await testImage('shape');
+    const other = await testImage('shape-2');
+    const saved = dockerSaveEntries([{ image, repoTags: ['team/shape:v1'] }]);
+    const withManifest = (doc: unknown) => [...saved.filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: JSON.stringify(doc) }];
+    const manifest = JSON.parse(saved.find((e) => e.name === 'manifest.json')!.data!.toString()) as Array<{ Config: string; RepoTags: string[]; Layers: string[] }>;
+    const configName = manifest[0]!.Config;
+    const withConfig = (doc: unknown) => saved.map((e) => (e.name === configName ? { ...e, data: JSON.stringify(doc) } : e));
+    const cases: Array<[string, TarEntry[], RegExp]> = [
+      ['manifest.json not a list', withManifest({ Config: configName }), /manifest.json must be a non-empty array/],
+      ['manifest.json not JSON', [...saved.filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: '[{' }], /manifest.json is not valid JSON/],
+      ['no Config', withManifest([{ ...manifest[0], Config: 7 }]), /Config must be a path/],
+      ['Layers not paths', withManifest([{ ...manifest[0], Layers: [1] }]), /Layers must be a list of paths/],
+      ['a config not there', withManifest([{ ...manifest[0], Config: 'missing.json' }]), /the config missing.json is not in the archive/],
+      ['a layer not there', withManifest([{ ...manifest[0], Layers: ['nowhere/layer.tar', manifest[0]!.Layers[1]] }]), /the layer nowhere\/layer.tar is not in the archive/],
+      ['a config without diff IDs', withConfig({ architecture: 'amd64', os: 'linux' }), /the config has no rootfs.diff_ids/],
+      ['a config with too few diff IDs', withConfig({ rootfs: { type: 'layers', diff_ids: [sha256(image.layers[0]!)] } }), /the config lists 1 layers, manifest.json 2/],
+      ['a path out of the archive in manifest.json', withManifest([{ ...manifest[0], Config: '../etc/passwd' }]), /climbs out of the archive/],
+    ];
+    for (const [what, entries, message] of cases) {
+      const res = await importArchive(reg.app, await tarOf(entries));
+      expect(res.statusCode, `${what}: ${res.body}`).toBe(400);
+      expect((res.json() as { errors: Array<{ message: string }> }).errors[0]!.message, what).toMatch(message);
+    }
+    const twice = await importArchive(reg.app, await tarOf(dockerSaveEntries([{ image, repoTags: ['team/shape:v1'] }, { image: other, repoTags: ['team/shape:v1'] }])));
+    expect(twice.statusCode).toBe(400);
+    expect(twice.body).toMatch(/gives the tag team\/shape:v1 to two images/);
+    // An OCI layout's manifest larger than the manifest limit (4 MiB) is refused, not read.
+    const huge = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: JSON.parse(image.manifest.toString()).config, layers: [], annotations: { pad: 'x'.repeat(4 * 1024 * 1024) } }));
+    const layout = ociLayoutEntries([{ manifest: huge, mediaType: OCI_MANIFEST }], [image.config]);
+    const tooBig = await importArchive(reg.app, await tarOf(layout), { repository: 'team/shape' });
+    expect(tooBig.statusCode).toBe(400);
+    expect(tooBig.body).toMatch(/the manifest is larger than 4194304 bytes/);
+    expect(await catalog(reg.app)).toEqual([]);
+    expect((await storeFiles(reg.root)).filter((f) => !f.startsWith('_'))).toEqual([]);
+  });
+
   it('refuses a docker save whose layer is not the one its config names', async () => {
     reg = await startRegistry();
     const image = await testImage('lying');
@@ -504,11 +542,27 @@ describe('exporting archives', () => {
       expect(res.statusCode, url).toBe(status);
       expect(errorCode(res), url).toBe(code);
     }
-    // A blob gone from the store: the answer says so, rather than a tar cut short.
+    // A bare name is its latest tag, which this repository lacks.
+    expect((await reg.app.inject({ method: 'GET', url: '/api/v1/export/team/errs' })).json()).toMatchObject({ errors: [{ code: 'MANIFEST_UNKNOWN' }] });
+    // A blob gone from the repository: the answer says so, rather than a tar cut short.
     await reg.app.inject({ method: 'DELETE', url: `/v2/team/errs/blobs/${sha256(image.layers[0]!)}` });
     const res = await reg.app.inject({ method: 'GET', url: '/api/v1/export/team/errs:v1' });
     expect(res.statusCode).toBe(404);
     expect(errorCode(res)).toBe('BLOB_UNKNOWN');
+  });
+
+  it('cuts the tar short when a blob the index lists is gone from the store, and goes on serving', async () => {
+    reg = await startRegistry();
+    const image = await testImage('cut', 'amd64', 2, 2 * 1024 * 1024);
+    expect((await importArchive(reg.app, await tarOf(dockerSaveEntries([{ image, repoTags: ['team/cut:v1', 'team/cut:latest'] }])))).statusCode).toBe(201);
+    const full = await reg.app.inject({ method: 'GET', url: '/api/v1/export/team/cut:latest' });
+    expect(full.statusCode).toBe(200);
+    // The second layer's bytes vanish from the store behind the index's back.
+    const hex = sha256(image.layers[1]!).slice(7);
+    await rm(join(reg.root, 'blobs', 'sha256', hex.slice(0, 2), hex));
+    // The head goes out with the whole length, and the body stops before it: the client sees a failed download.
+    await expect(reg.app.inject({ method: 'GET', url: '/api/v1/export/team/cut:v1' })).rejects.toThrow(/response destroyed before completion/);
+    expect((await reg.app.inject({ method: 'GET', url: '/v2/' })).statusCode).toBe(200);
   });
 
   it('counts imports and exports in the metrics', async () => {
