@@ -105,7 +105,7 @@ export async function planExport(
     ],
   };
   const extra: ExportFile[] = [
-    { name: 'oci-layout', size: OCI_LAYOUT.length, data: OCI_LAYOUT },
+    fileOf('oci-layout', OCI_LAYOUT),
     fileOf('index.json', Buffer.from(JSON.stringify(index))),
   ];
   if (format === 'docker') {
