@@ -66,6 +66,8 @@ export interface Config {
   readonly ui: { readonly enabled: boolean };
   /** Limits on the image archives imported over /api/v1/import. */
   readonly archives: ArchivesConfig;
+  /** The pull-through cache: upstreams mirrored at the root or under prefixes; absent when none is configured. */
+  readonly proxy?: ProxyConfig;
   /** Configured keys that are accepted for compatibility but have no effect. */
   readonly ignoredKeys: readonly string[];
 }
@@ -81,6 +83,61 @@ export interface ArchivesConfig {
 export const ARCHIVE_MAX_BYTES = 16 * 1024 ** 3;
 /** A docker save holds a few entries per layer; a 10,000-entry archive is a bomb, not an image. */
 export const ARCHIVE_MAX_ENTRIES = 4096;
+
+/** An upstream registry that the pull-through cache reads from. */
+export interface UpstreamConfig {
+  /** `scheme://host[:port]`: the upstream's /v2/ API is under it. */
+  readonly url: string;
+  readonly username?: string;
+  readonly password?: string;
+  /** Docker Hub (registry-1.docker.io): its official images are `library/<name>`. */
+  readonly dockerHub: boolean;
+}
+
+/** Where a pull of a repository name is served from: the upstream of the longest prefix that covers it. */
+export interface ProxyRuleConfig {
+  /** A repository-name prefix (`hub` covers `hub/...`); '' for the root mirror (proxy.remoteurl), which covers every name. */
+  readonly prefix: string;
+  readonly upstream: UpstreamConfig;
+  /** How long a manifest fetched by tag is served before it is revalidated with a HEAD to the upstream. */
+  readonly ttlMs: number;
+}
+
+export interface ProxyConfig {
+  /** proxy.remoteurl's rule (prefix '') and proxy.rules, longest prefix first. */
+  readonly rules: readonly ProxyRuleConfig[];
+  /** Upstream credentials by name, for ECR's pull-through cache rules (credentialArn's secret name). */
+  readonly credentials: Readonly<Record<string, { readonly username: string; readonly password: string }>>;
+  /**
+   * The upstreams that ECR's CreatePullThroughCacheRule may name, as `scheme://host[:port]`; a host
+   * may start with `*.` (any subdomain). By default the registries ECR itself supports.
+   */
+  readonly allowedUpstreams: readonly string[];
+  /** The ttl of ECR's rules, and of proxy.rules that set none (proxy.ttl, else 5 minutes). */
+  readonly ttlMs: number;
+  /** How long an upstream request may wait for the answer's headers, or between two chunks of its body. */
+  readonly timeoutMs: number;
+}
+
+/** The upstreams ECR's pull-through cache supports (its upstreamRegistryUrl values); *.azurecr.io for Azure's. */
+export const ECR_UPSTREAMS: readonly string[] = [
+  'https://registry-1.docker.io',
+  'https://public.ecr.aws',
+  'https://quay.io',
+  'https://registry.k8s.io',
+  'https://ghcr.io',
+  'https://registry.gitlab.com',
+  'https://*.azurecr.io',
+];
+
+/** What the cache runs with when the configuration has no proxy section (ECR's rules may still name upstreams). */
+export const DEFAULT_PROXY: ProxyConfig = Object.freeze({
+  rules: [],
+  credentials: {},
+  allowedUpstreams: ECR_UPSTREAMS,
+  ttlMs: 5 * 60_000,
+  timeoutMs: 30_000,
+});
 
 export interface DebugConfig {
   readonly host: string;
@@ -392,6 +449,7 @@ function resolveConfig(file: ConfigFile, cwd: string, env: NodeJS.ProcessEnv): C
     ...resolveNotifications(file.notifications),
     ui: { enabled: file.ui?.enabled ?? true },
     archives: { maxBytes: file.archives?.maxsize ?? ARCHIVE_MAX_BYTES, maxEntries: file.archives?.maxentries ?? ARCHIVE_MAX_ENTRIES },
+    ...(file.proxy ? { proxy: resolveProxy(file.proxy) } : {}),
     ignoredKeys: IGNORED_KEYS.filter(
       (k) => getPath(file, k) !== undefined && !(k === 'storage.redirect' && s3),
     ),
@@ -601,6 +659,74 @@ function resolveEcr(ecr: NonNullable<ConfigFile['ecr']>): EcrConfig {
   };
 }
 
+const DEFAULT_PROXY_TTL = '5m';
+const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'docker.io', 'index.docker.io', 'registry.hub.docker.com']);
+
+function resolveProxy(proxy: NonNullable<ConfigFile['proxy']>): ProxyConfig {
+  const ttl = (text: string | undefined, key: string): number => {
+    const ms = parseDuration(text ?? proxy.ttl ?? DEFAULT_PROXY_TTL);
+    if (ms > MAX_TIMER_MS) throw new ConfigError(`${key} must be at most 24 days (576h)`);
+    return ms;
+  };
+  const rules: ProxyRuleConfig[] = [];
+  if (proxy.remoteurl !== undefined) {
+    rules.push({ prefix: '', upstream: resolveUpstream(proxy.remoteurl, proxy.username, proxy.password, 'proxy'), ttlMs: ttl(undefined, 'proxy.ttl') });
+  } else if (proxy.username !== undefined || proxy.password !== undefined) {
+    throw new ConfigError('proxy.username and proxy.password need proxy.remoteurl');
+  }
+  const seen = new Set<string>();
+  for (const [i, rule] of (proxy.rules ?? []).entries()) {
+    const key = `proxy.rules[${i}]`;
+    const prefix = rule.prefix.replace(/\/+$/, '');
+    if (!/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/.test(prefix)) {
+      throw new ConfigError(`${key}.prefix: expected a repository name prefix such as "hub" or "mirrors/quay", not ${JSON.stringify(rule.prefix)}`);
+    }
+    if (seen.has(prefix)) throw new ConfigError(`${key}.prefix: ${JSON.stringify(prefix)} is the prefix of an earlier rule`);
+    seen.add(prefix);
+    rules.push({ prefix, upstream: resolveUpstream(rule.remoteurl, rule.username, rule.password, key), ttlMs: ttl(rule.ttl, `${key}.ttl`) });
+  }
+  rules.sort((a, b) => b.prefix.length - a.prefix.length);
+  const allowedUpstreams = (proxy.allowedupstreams ?? ECR_UPSTREAMS).map((text, i) => {
+    const key = `proxy.allowedupstreams[${i}]`;
+    const wildcard = /^(https?:\/\/)\*\./.exec(text);
+    const url = upstreamUrl(wildcard ? text.replace('*.', 'wildcard.') : text, key);
+    return wildcard ? url.replace('//wildcard.', '//*.') : url;
+  });
+  return {
+    rules,
+    credentials: proxy.credentials ?? {},
+    allowedUpstreams,
+    ttlMs: ttl(undefined, 'proxy.ttl'),
+    timeoutMs: parseDuration(proxy.timeout ?? '30s'),
+  };
+}
+
+function resolveUpstream(text: string, username: string | undefined, password: string | undefined, key: string): UpstreamConfig {
+  if ((username === undefined) !== (password === undefined)) throw new ConfigError(`${key}: give both username and password, or neither`);
+  let url = upstreamUrl(text, `${key}.remoteurl`);
+  const host = new URL(url).hostname;
+  const dockerHub = DOCKER_HUB_HOSTS.has(host);
+  // docker.io and index.docker.io name Docker Hub; its registry API answers at registry-1.docker.io.
+  if (dockerHub) url = 'https://registry-1.docker.io';
+  return { url, dockerHub, ...(username !== undefined ? { username, password: password! } : {}) };
+}
+
+/** An upstream's base URL, `scheme://host[:port]` (no path, credentials, query or fragment). */
+export function upstreamUrl(text: string, key: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(`${key}: expected a URL such as https://registry-1.docker.io, not ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`${key}: expected an http or https URL`);
+  if (url.username !== '' || url.password !== '') throw new ConfigError(`${key}: put credentials in username and password, not in the URL`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    throw new ConfigError(`${key}: expected the registry's base URL, without a path, query or fragment (the API is under /v2/)`);
+  }
+  return url.origin;
+}
+
 /** The JWS algorithms a token may be signed with: public-key ones only. */
 export const ASYMMETRIC_ALGORITHMS: readonly string[] = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
 
@@ -797,6 +923,16 @@ export function redact(config: Config): unknown {
       : undefined,
     ecr: config.ecr
       ? { ...config.ecr, credentials: config.ecr.credentials.map((c) => ({ ...c, secretAccessKey: '[redacted]' })) }
+      : undefined,
+    proxy: config.proxy
+      ? {
+          ...config.proxy,
+          rules: config.proxy.rules.map((r) => ({
+            ...r,
+            upstream: { ...r.upstream, ...(r.upstream.password !== undefined ? { password: '[redacted]' } : {}) },
+          })),
+          credentials: Object.fromEntries(Object.entries(config.proxy.credentials).map(([name, c]) => [name, { ...c, password: '[redacted]' }])),
+        }
       : undefined,
   };
 }

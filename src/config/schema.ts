@@ -317,6 +317,40 @@ export const fileSchema = z
       .optional(),
     /** Ours: the web UI at /ui/. */
     ui: z.object({ enabled: z.boolean().optional() }).strict().optional(),
+    /**
+     * distribution's pull-through cache (remoteurl, username, password, ttl: one upstream mirrored at
+     * the root), and ours: upstreams by repository prefix (rules), named credentials for ECR's
+     * pull-through cache rules, and the upstreams those rules may name.
+     */
+    proxy: z
+      .object({
+        remoteurl: z.string().min(1).optional(),
+        username: z.string().optional(),
+        password: z.string().optional(),
+        ttl: duration.optional(),
+        rules: z
+          .array(
+            z
+              .object({
+                prefix: z.string().min(1),
+                remoteurl: z.string().min(1),
+                username: z.string().optional(),
+                password: z.string().optional(),
+                ttl: duration.optional(),
+              })
+              .strict(),
+          )
+          .optional(),
+        credentials: z
+          .record(z.string().regex(/^[a-zA-Z0-9/_+=.@-]{1,200}$/, { message: 'expected a secret name: letters, digits and /_+=.@-' }), z
+            .object({ username: z.string().min(1), password: z.string().min(1) })
+            .strict())
+          .optional(),
+        allowedupstreams: z.array(z.string().min(1)).optional(),
+        timeout: duration.optional(),
+      })
+      .strict()
+      .optional(),
     /** Ours: image archives imported over /api/v1/import. */
     archives: z
       .object({
@@ -389,6 +423,10 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'http.trustproxy': 'list',
   'ui.enabled': 'boolean',
   'archives.maxsize': 'number',
+  'proxy.remoteurl': 'string',
+  'proxy.username': 'string',
+  'proxy.password': 'string',
+  'proxy.ttl': 'string',
   'archives.maxentries': 'number',
   'http.debug.addr': 'string',
   'http.debug.prometheus.enabled': 'boolean',

@@ -143,8 +143,8 @@ log:
 
 describe('loadConfig rejects what it does not understand', () => {
   it('names an unknown top-level key', async () => {
-    const message = configError({ path: await configFile('proxy:\n  remoteurl: https://registry-1.docker.io\n') });
-    expect(message).toContain('"proxy"');
+    const message = configError({ path: await configFile('mirror:\n  remoteurl: https://registry-1.docker.io\n') });
+    expect(message).toContain('"mirror"');
     expect(message).toContain(join(dir, 'config.yml'));
   });
 
