@@ -93,6 +93,15 @@ export interface CreationTemplateRow {
   updatedAt: number;
 }
 
+export interface PullThroughRuleRow {
+  /** The repository prefix without its trailing `/`, or `ROOT`. */
+  prefix: string;
+  /** JSON: the rule's fields as the API has them (src/ecr/pull-through-rules.ts). */
+  rule: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
 /** A manifest of a repository, as DescribeImages and BatchGetImage need it. */
 export interface ImageRow {
   digest: string;
@@ -400,7 +409,7 @@ export interface AccessKeyIndex {
   touch(id: string, lastUsedAt: number): Promise<void>;
 }
 
-/** ECR's repository settings, creation templates and registry-wide settings. */
+/** ECR's repository settings, creation templates, pull-through cache rules and registry-wide settings. */
 export interface EcrIndex {
   repository(name: string): Promise<EcrRepositoryRow | undefined>;
   exists(name: string): Promise<boolean>;
@@ -417,6 +426,15 @@ export interface EcrIndex {
   insertTemplate(prefix: string, template: string, now: number): Promise<boolean>;
   updateTemplate(prefix: string, template: string, now: number): Promise<boolean>;
   deleteTemplate(prefix: string): Promise<boolean>;
+
+  pullThroughRule(prefix: string): Promise<PullThroughRuleRow | undefined>;
+  /** Rules with a prefix after `after` (byte order), at most `limit`. */
+  pullThroughRules(after: string, limit: number): Promise<PullThroughRuleRow[]>;
+  /** False (and nothing written) if a rule has this prefix. */
+  insertPullThroughRule(prefix: string, rule: string, now: number): Promise<boolean>;
+  /** False if no rule has this prefix. */
+  updatePullThroughRule(prefix: string, rule: string, now: number): Promise<boolean>;
+  deletePullThroughRule(prefix: string): Promise<boolean>;
 
   setting(name: string): Promise<string | undefined>;
   putSetting(name: string, value: string): Promise<void>;

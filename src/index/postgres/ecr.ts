@@ -1,4 +1,4 @@
-import type { CreationTemplateRow, EcrIndex, EcrRepositoryRow, EcrSetting, NewEcrRepository, SettingValue } from '../contract.js';
+import type { CreationTemplateRow, EcrIndex, EcrRepositoryRow, EcrSetting, NewEcrRepository, PullThroughRuleRow, SettingValue } from '../contract.js';
 import { ECR_SETTING_COLUMNS as COLUMNS, withEcrDefaults, type StoredEcrRow } from '../rows.js';
 import { limitOf, Rollback, type PgDb } from './database.js';
 
@@ -8,8 +8,9 @@ const SETTINGS = `e.tag_mutability AS "tagMutability", e.mutability_exclusions A
 
 
 const TEMPLATE_COLUMNS = 'prefix, template, created_at AS "createdAt", updated_at AS "updatedAt"';
+const RULE_COLUMNS = 'prefix, rule, created_at AS "createdAt", updated_at AS "updatedAt"';
 
-/** ECR's tables of the PostgreSQL index: repository settings, creation templates and registry-wide settings. */
+/** ECR's tables of the PostgreSQL index: repository settings, creation templates, pull-through cache rules and registry-wide settings. */
 export class PostgresEcrIndex implements EcrIndex {
   constructor(private readonly db: PgDb) {}
 
@@ -145,6 +146,36 @@ export class PostgresEcrIndex implements EcrIndex {
 
   async deleteTemplate(prefix: string): Promise<boolean> {
     return (await this.db.run('DELETE FROM ecr_creation_templates WHERE prefix = $1', [prefix])) > 0;
+  }
+
+  // ---- pull-through cache rules ----
+
+  async pullThroughRule(prefix: string): Promise<PullThroughRuleRow | undefined> {
+    return this.db.one<PullThroughRuleRow>(`SELECT ${RULE_COLUMNS} FROM ecr_pull_through_rules WHERE prefix = $1`, [prefix]);
+  }
+
+  async pullThroughRules(after: string, limit: number): Promise<PullThroughRuleRow[]> {
+    return this.db.rows<PullThroughRuleRow>(
+      `SELECT ${RULE_COLUMNS} FROM ecr_pull_through_rules WHERE prefix > $1 ORDER BY prefix LIMIT $2`,
+      [after, limitOf(limit)],
+    );
+  }
+
+  async insertPullThroughRule(prefix: string, rule: string, now: number): Promise<boolean> {
+    const changed = await this.db.run(
+      `INSERT INTO ecr_pull_through_rules (prefix, rule, created_at, updated_at) VALUES ($1, $2, $3, $3)
+       ON CONFLICT (prefix) DO NOTHING`,
+      [prefix, rule, now],
+    );
+    return changed > 0;
+  }
+
+  async updatePullThroughRule(prefix: string, rule: string, now: number): Promise<boolean> {
+    return (await this.db.run('UPDATE ecr_pull_through_rules SET rule = $1, updated_at = $2 WHERE prefix = $3', [rule, now, prefix])) > 0;
+  }
+
+  async deletePullThroughRule(prefix: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM ecr_pull_through_rules WHERE prefix = $1', [prefix])) > 0;
   }
 
   // ---- registry-wide settings ----

@@ -1,4 +1,4 @@
-import type { CreationTemplateRow, EcrIndex, EcrRepositoryRow, EcrSetting, NewEcrRepository, SettingValue } from '../contract.js';
+import type { CreationTemplateRow, EcrIndex, EcrRepositoryRow, EcrSetting, NewEcrRepository, PullThroughRuleRow, SettingValue } from '../contract.js';
 import type { Db } from './database.js';
 import { ECR_SETTING_COLUMNS as COLUMNS, withEcrDefaults, type StoredEcrRow } from '../rows.js';
 
@@ -9,8 +9,8 @@ const SETTINGS = `e.tag_mutability AS tagMutability, e.mutability_exclusions AS 
 type Setter = { run(value: unknown, name: string): { changes: number } };
 
 /**
- * ECR's tables of the SQLite index (migration 0003): repository settings, repository creation
- * templates and registry-wide settings. Every method is synchronous and short. Like access keys,
+ * ECR's tables of the SQLite index (migrations 0003 and 0006): repository settings, repository
+ * creation templates, pull-through cache rules and registry-wide settings. Every method is synchronous and short. Like access keys,
  * these rows cannot be rebuilt from the blob store.
  */
 export class SqliteEcrIndex implements EcrIndex {
@@ -59,6 +59,20 @@ export class SqliteEcrIndex implements EcrIndex {
       ),
       updateTemplate: db.prepare('UPDATE ecr_creation_templates SET template = ?, updated_at = ? WHERE prefix = ?'),
       deleteTemplate: db.prepare('DELETE FROM ecr_creation_templates WHERE prefix = ?'),
+
+      rule: db.prepare<[string], PullThroughRuleRow>(
+        'SELECT prefix, rule, created_at AS createdAt, updated_at AS updatedAt FROM ecr_pull_through_rules WHERE prefix = ?',
+      ),
+      rules: db.prepare<[string, number], PullThroughRuleRow>(
+        `SELECT prefix, rule, created_at AS createdAt, updated_at AS updatedAt FROM ecr_pull_through_rules
+         WHERE prefix > ? ORDER BY prefix LIMIT ?`,
+      ),
+      insertRule: db.prepare(
+        `INSERT INTO ecr_pull_through_rules (prefix, rule, created_at, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (prefix) DO NOTHING`,
+      ),
+      updateRule: db.prepare('UPDATE ecr_pull_through_rules SET rule = ?, updated_at = ? WHERE prefix = ?'),
+      deleteRule: db.prepare('DELETE FROM ecr_pull_through_rules WHERE prefix = ?'),
 
       setting: db.prepare<[string], string>('SELECT value FROM ecr_registry_settings WHERE name = ?').pluck(),
       putSetting: db.prepare(
@@ -160,6 +174,31 @@ export class SqliteEcrIndex implements EcrIndex {
 
   async deleteTemplate(prefix: string): Promise<boolean> {
     return this.s.deleteTemplate.run(prefix).changes > 0;
+  }
+
+  // ---- pull-through cache rules ----
+
+  async pullThroughRule(prefix: string): Promise<PullThroughRuleRow | undefined> {
+    return this.s.rule.get(prefix);
+  }
+
+  /** Rules with a prefix after `after`, sorted, at most `limit`. */
+  async pullThroughRules(after: string, limit: number): Promise<PullThroughRuleRow[]> {
+    return this.s.rules.all(after, limit);
+  }
+
+  /** False (and nothing written) if a rule has this prefix. */
+  async insertPullThroughRule(prefix: string, rule: string, now: number): Promise<boolean> {
+    return this.s.insertRule.run(prefix, rule, now, now).changes > 0;
+  }
+
+  /** False if no rule has this prefix. */
+  async updatePullThroughRule(prefix: string, rule: string, now: number): Promise<boolean> {
+    return this.s.updateRule.run(rule, now, prefix).changes > 0;
+  }
+
+  async deletePullThroughRule(prefix: string): Promise<boolean> {
+    return this.s.deleteRule.run(prefix).changes > 0;
   }
 
   // ---- registry-wide settings ----

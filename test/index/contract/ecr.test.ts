@@ -216,6 +216,55 @@ describeIndex('EcrIndex: creation templates', (fixture) => {
   });
 });
 
+describeIndex('EcrIndex: pull-through cache rules', (fixture) => {
+  const ecr = (): EcrIndex => fixture().index.ecr;
+  const RULE = '{"upstreamRegistryUrl":"public.ecr.aws","upstreamUrl":"https://public.ecr.aws"}';
+
+  it('insertPullThroughRule, pullThroughRule, updatePullThroughRule, deletePullThroughRule', async () => {
+    expect(await ecr().pullThroughRule('ecr-public')).toBeUndefined();
+    expect(await ecr().insertPullThroughRule('ecr-public', RULE, 1_000)).toBe(true);
+    expect(await ecr().pullThroughRule('ecr-public')).toEqual({ prefix: 'ecr-public', rule: RULE, createdAt: 1_000, updatedAt: 1_000 });
+    expect(await ecr().insertPullThroughRule('ecr-public', '{"again":true}', 2_000)).toBe(false);
+    expect((await ecr().pullThroughRule('ecr-public'))!.rule).toBe(RULE);
+
+    expect(await ecr().updatePullThroughRule('ecr-public', '{"changed":"é"}', 3_000)).toBe(true);
+    expect(await ecr().pullThroughRule('ecr-public')).toEqual({ prefix: 'ecr-public', rule: '{"changed":"é"}', createdAt: 1_000, updatedAt: 3_000 });
+    expect(await ecr().updatePullThroughRule('missing', '{}', 3_000)).toBe(false);
+    expect(await ecr().pullThroughRule('missing')).toBeUndefined();
+
+    expect(await ecr().deletePullThroughRule('ecr-public')).toBe(true);
+    expect(await ecr().deletePullThroughRule('ecr-public')).toBe(false);
+    expect(await ecr().pullThroughRule('ecr-public')).toBeUndefined();
+  });
+
+  it('rules and templates of one prefix are apart', async () => {
+    expect(await ecr().insertTemplate('hub', '{"t":1}', 1)).toBe(true);
+    expect(await ecr().insertPullThroughRule('hub', '{"r":1}', 2)).toBe(true);
+    expect(await ecr().deleteTemplate('hub')).toBe(true);
+    expect(await ecr().pullThroughRule('hub')).toEqual({ prefix: 'hub', rule: '{"r":1}', createdAt: 2, updatedAt: 2 });
+    expect(await ecr().templates('', 10)).toEqual([]);
+  });
+
+  it('pullThroughRules pages by prefix in byte order', async () => {
+    const prefixes = ['ROOT', 'hub', 'hub/library', 'hub-b', 'a', 'quay.io'];
+    for (const [i, p] of prefixes.entries()) await ecr().insertPullThroughRule(p, `{"n":${i}}`, i);
+    const sorted = byteSorted(prefixes);
+    expect((await ecr().pullThroughRules('', 100)).map((r) => r.prefix)).toEqual(sorted);
+    const paged: string[] = [];
+    let after = '';
+    for (let pages = 0; pages < 20; pages++) {
+      const page = await ecr().pullThroughRules(after, 4);
+      if (page.length === 0) break;
+      expect(page.length).toBeLessThanOrEqual(4);
+      paged.push(...page.map((r) => r.prefix));
+      after = page[page.length - 1]!.prefix;
+    }
+    expect(paged).toEqual(sorted);
+    expect((await ecr().pullThroughRules('hub', 10)).map((r) => r.prefix)).toEqual(['hub-b', 'hub/library', 'quay.io']);
+    expect((await ecr().pullThroughRules('', 100)).find((r) => r.prefix === 'hub')).toEqual({ prefix: 'hub', rule: '{"n":1}', createdAt: 1, updatedAt: 1 });
+  });
+});
+
 describeIndex('EcrIndex: registry settings', (fixture) => {
   const ecr = (): EcrIndex => fixture().index.ecr;
 

@@ -621,6 +621,7 @@ describeIndex('RegistryIndex: clear', (fixture) => {
       lifecyclePolicy: '{"rules":[]}',
     });
     await ecr.insertTemplate('ROOT', '{}', 1);
+    await ecr.insertPullThroughRule('hub', '{}', 1);
     await ecr.putSetting('registryPolicy', '{}');
     await pullTimes.record([{ repository: 'r', digest: m.digest, pulledAt: 7 }]);
     await previews.save({ repository: 'r', policy: '{}', status: 'COMPLETE', result: '[]', startedAt: 8 });
@@ -641,6 +642,7 @@ describeIndex('RegistryIndex: clear', (fixture) => {
     expect(await accessKeys.byId('k1')).toBeDefined();
     expect(await ecr.repository('created')).toMatchObject({ tagMutability: 'IMMUTABLE', scanOnPush: true });
     expect(await ecr.template('ROOT')).toBeDefined();
+    expect(await ecr.pullThroughRule('hub')).toBeDefined();
     expect(await ecr.setting('registryPolicy')).toBe('{}');
     expect(await ecr.withLifecyclePolicies()).toEqual(['created']);
     expect(await pullTimes.lastPulled('r', m.digest)).toBe(7);

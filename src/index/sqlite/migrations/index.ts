@@ -3,6 +3,7 @@ import * as m0002 from './0002-access-keys.js';
 import * as m0003 from './0003-ecr.js';
 import * as m0004 from './0004-gc.js';
 import * as m0005 from './0005-notifications.js';
+import * as m0006 from './0006-pull-through.js';
 
 export interface Migration {
   version: number;
@@ -11,4 +12,4 @@ export interface Migration {
 }
 
 /** Every schema migration, oldest first. A new one is a new file added here. */
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006];
