@@ -1,8 +1,8 @@
 /**
  * `ocireg index copy --to <target config> [config]`: copies the SQLite index that `config` names into
  * the (empty) index that the target configuration names, PostgreSQL usually, with what the blob store
- * does not hold and reindex cannot rebuild: access keys, ECR settings and templates, pull times and
- * lifecycle previews. Stop the registry first. Exit codes: 0 done, 1 the configuration or an index
+ * does not hold and reindex cannot rebuild: access keys, ECR settings, templates and pull-through
+ * cache rules, pull times and lifecycle previews. Stop the registry first. Exit codes: 0 done, 1 the configuration or an index
  * failed (or the target is not empty), 2 bad arguments.
  */
 import { existsSync } from 'node:fs';
@@ -32,6 +32,7 @@ export interface CopyReport {
   accessKeys: number;
   ecrRepositories: number;
   templates: number;
+  pullThroughRules: number;
   settings: number;
   pullTimes: number;
   previews: number;
@@ -66,7 +67,7 @@ export async function runIndexCommand(argv: readonly string[], out: Output = pro
       `copied ${describeIndex(from.index)} to ${describeIndex(to.index)}: ${report.repositories} repositories, ` +
         `${report.manifests} manifests, ${report.tags} tags, ${report.blobs} blobs, ${report.uploads} uploads, ` +
         `${report.accessKeys} access keys, ${report.ecrRepositories} ECR repository settings, ${report.templates} creation templates, ` +
-        `${report.settings} registry settings, ${report.pullTimes} pull times, ${report.previews} lifecycle previews\n`,
+        `${report.pullThroughRules} pull-through cache rules, ${report.settings} registry settings, ${report.pullTimes} pull times, ${report.previews} lifecycle previews\n`,
     );
     return 0;
   } catch (err) {
@@ -101,6 +102,7 @@ export async function copyIndex(source: SqliteIndex, target: Index): Promise<Cop
     (await target.accessKeys.list()).length > 0 ||
     (await target.ecr.repositories('', 1)).length > 0 ||
     (await target.ecr.templates('', 1)).length > 0 ||
+    (await target.ecr.pullThroughRules('', 1)).length > 0 ||
     (await target.pullTimes.page({ repository: '', digest: '' }, 1)).length > 0 ||
     (await target.previews.all()).length > 0
   ) {
@@ -108,7 +110,7 @@ export async function copyIndex(source: SqliteIndex, target: Index): Promise<Cop
   }
   const report: CopyReport = {
     repositories: 0, blobs: 0, manifests: 0, tags: 0, uploads: 0, accessKeys: 0,
-    ecrRepositories: 0, templates: 0, settings: 0, pullTimes: 0, previews: 0,
+    ecrRepositories: 0, templates: 0, pullThroughRules: 0, settings: 0, pullTimes: 0, previews: 0,
   };
 
   // ECR's repository settings first: insertRepository also creates the registry's row, with the
@@ -129,6 +131,16 @@ export async function copyIndex(source: SqliteIndex, target: Index): Promise<Cop
       await target.ecr.insertTemplate(t.prefix, t.template, t.createdAt);
       if (t.updatedAt !== t.createdAt) await target.ecr.updateTemplate(t.prefix, t.template, t.updatedAt);
       report.templates++;
+    }
+    if (rows.length < BATCH) break;
+    after = rows[rows.length - 1]!.prefix;
+  }
+  for (let after = ''; ; ) {
+    const rows = await source.ecr.pullThroughRules(after, BATCH);
+    for (const r of rows) {
+      await target.ecr.insertPullThroughRule(r.prefix, r.rule, r.createdAt);
+      if (r.updatedAt !== r.createdAt) await target.ecr.updatePullThroughRule(r.prefix, r.rule, r.updatedAt);
+      report.pullThroughRules++;
     }
     if (rows.length < BATCH) break;
     after = rows[rows.length - 1]!.prefix;

@@ -81,7 +81,8 @@ interface Source {
 /**
  * A registry on a folder, filled through HTTP (images, an index, a referrer, a mount, an upload
  * in progress, a blob alone), then, through the SQLite index, with what only the index holds:
- * access keys, ECR settings, templates, registry settings, pull times, previews, and enough
+ * access keys, ECR settings, templates, pull-through cache rules, registry settings, pull times,
+ * previews, and enough
  * rows of each paged kind to take several pages.
  */
 async function makeSource(bulk = BULK): Promise<Source> {
@@ -215,6 +216,11 @@ async function makeSource(bulk = BULK): Promise<Source> {
     await index.ecr.insertTemplate('team', JSON.stringify({ imageTagMutability: 'MUTABLE' }), T0 + 31);
     await index.ecr.updateTemplate('team', JSON.stringify({ imageTagMutability: 'IMMUTABLE', description: 'changed' }), T0 + 32);
     for (let i = 0; i < bulk; i++) await index.ecr.insertTemplate(`bulk/t${String(i).padStart(4, '0')}`, `{"n":${i}}`, T0 + i);
+    // Pull-through cache rules: one as created, one updated later, and many more.
+    await index.ecr.insertPullThroughRule('ROOT', '{"upstreamRegistryUrl":"public.ecr.aws"}', T0 + 33);
+    await index.ecr.insertPullThroughRule('hub', '{"upstreamRegistryUrl":"registry-1.docker.io"}', T0 + 34);
+    await index.ecr.updatePullThroughRule('hub', '{"upstreamRegistryUrl":"registry-1.docker.io","credentialArn":"x"}', T0 + 35);
+    for (let i = 0; i < bulk; i++) await index.ecr.insertPullThroughRule(`bulk/r${String(i).padStart(4, '0')}`, `{"n":${i}}`, T0 + i);
     const settings = ['registryPolicy', 'scanningConfiguration'];
     await index.ecr.putSetting('registryPolicy', JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'x' }] }));
     await index.ecr.putSetting('scanningConfiguration', '{"scanType":"BASIC"}');
@@ -357,6 +363,9 @@ async function snapshot(index: Index, source: Source): Promise<Record<string, un
     templates,
     templatesByPrefix: await Promise.all([...templates.map((t) => t.prefix), 'none'].map((p) => index.ecr.template(p))),
     templatePage: await index.ecr.templates('bulk/t0100', 3),
+    pullThroughRules: await index.ecr.pullThroughRules('', ALL),
+    pullThroughRulePage: await index.ecr.pullThroughRules('bulk/r0100', 3),
+    pullThroughRuleByPrefix: await Promise.all(['ROOT', 'hub', 'none'].map((p) => index.ecr.pullThroughRule(p))),
     settings: await Promise.all([...source.settings, 'none'].map(async (n) => [n, await index.ecr.setting(n)])),
     pullTimes,
     lastPulled: await Promise.all(pullTimes.slice(0, 5).map((p) => index.pullTimes.lastPulled(p.repository, p.digest))),
@@ -483,6 +492,7 @@ function copySuite(kind: 'sqlite' | 'postgres', makeTarget: (root: string) => Pr
       expect(line).toContain('3 access keys');
       expect(line).toContain(`${count('ecr_repositories')} ECR repository settings`);
       expect(line).toContain(`${BULK + 2} creation templates`);
+      expect(line).toContain(`${BULK + 2} pull-through cache rules`);
       expect(line).toContain('2 registry settings');
       expect(line).toContain(`${BULK + 1} pull times`);
       expect(line).toContain('2 lifecycle previews');
@@ -532,7 +542,7 @@ function copySuite(kind: 'sqlite' | 'postgres', makeTarget: (root: string) => Pr
     240_000,
   );
 
-  it('refuses a target that holds only an access key, a creation template, a lifecycle preview or an upload', async () => {
+  it('refuses a target that holds only an access key, a creation template, a pull-through cache rule, a lifecycle preview or an upload', async () => {
     const root = await tmp();
     const sourcePath = join(root, 'source.yml');
     await writeFile(sourcePath, `storage:\n  filesystem:\n    rootdirectory: ${root}/data\n`);
@@ -540,6 +550,7 @@ function copySuite(kind: 'sqlite' | 'postgres', makeTarget: (root: string) => Pr
     for (const fill of [
       (i: Index) => i.accessKeys.insert({ id: 'aaaaaaaaaaaaaaaa', user: 'u', secretHash: 'h', scopes: '[]', description: null, createdAt: T0, expiresAt: null }),
       (i: Index) => i.ecr.insertTemplate('ROOT', '{}', T0).then(() => undefined),
+      (i: Index) => i.ecr.insertPullThroughRule('hub', '{}', T0).then(() => undefined),
       (i: Index) => i.previews.save({ repository: 'a/b', policy: '{}', status: 'COMPLETE', result: '[]', startedAt: T0 }),
       (i: Index) => i.registry.insertUpload('8c0a1f9e-0000-4000-8000-000000000000', 'a/b', T0),
     ]) {
