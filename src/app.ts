@@ -1,5 +1,4 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Config } from './config/config.js';
 import type { Index } from './index/contract.js';
 import { openIndex } from './index/open-index.js';
 import { registerErrorHandling, sendError } from './http/errors.js';
@@ -30,6 +29,9 @@ import { uiStaticRoutes } from './http/ui/ui-static.js';
 import { Notifier } from './events/notifier.js';
 import { archiveRoutes } from './http/api/archive-routes.js';
 import { hostname } from 'node:os';
+import { DEFAULT_PROXY, type Config } from './config/config.js';
+import { PullThroughCache } from './proxy/cache.js';
+import { guardPushes } from './proxy/push-guard.js';
 
 export interface BuildOptions {
   /** A logger configuration or instance for Fastify (default: pino at config.log.level). */
@@ -164,10 +166,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     origin: (request) => (registry.events ? eventOrigin(request, publicUrl) : undefined),
     access: routeAccess(auth),
   };
+  // ECR's room first: its push rules are installed before the cache's refusal wraps them.
+  const ecr: Ecr | undefined = config.ecr && auth?.ecr ? openEcr(registry, config.ecr, auth.ecr.credentials) : undefined;
+  // The pull-through cache: upstreams from the configuration, and ECR's rules when the ECR API is on.
+  const proxyConfig = config.proxy ?? (ecr ? DEFAULT_PROXY : undefined);
+  if (proxyConfig) {
+    const cache = new PullThroughCache({ registry, config: proxyConfig, ...(metrics ? { counters: metrics } : {}), log: app.log });
+    ctx.proxy = cache;
+    // Pushes to what the cache serves are refused, however they come (/v2/, ECR's API, imports).
+    registry.rules = guardPushes(registry.rules, (repo) => cache.proxies(repo));
+    app.addHook('onClose', async () => cache.close());
+  }
   await app.register(v2Routes, ctx);
-  let ecr: Ecr | undefined;
-  if (config.ecr && auth?.ecr) {
-    ecr = openEcr(registry, config.ecr, auth.ecr.credentials);
+  if (ecr && config.ecr && auth?.ecr) {
     const surface = { registry, config, ecr: config.ecr, auth: auth as Auth & { ecr: NonNullable<Auth['ecr']> }, ...ecr };
     await app.register(ecrRoutes, surface);
     await app.register(ecrDownloadRoutes, { registry, credentials: auth.ecr.credentials });

@@ -67,6 +67,7 @@ export class RegistryMetrics {
   readonly #deliveryFailures: Counter<string>;
   readonly #archives: Counter<string>;
   readonly #archiveBytes: Counter<string>;
+  readonly #proxied: Counter<string>;
   readonly #storageBackend: string;
   readonly #indexDriver: string;
 
@@ -245,6 +246,18 @@ export class RegistryMetrics {
       this.#archives.inc({ direction }, 0);
       this.#archiveBytes.inc({ direction }, 0);
     }
+    this.#proxied = new Counter({
+      name: 'registry_proxy_requests_total',
+      help:
+        'Pull-through cache lookups by kind (manifest, blob) and result: hit (served from the cache), miss (fetched from the upstream), ' +
+        'revalidated (a tag confirmed by a HEAD after its ttl), updated (a tag moved upstream, fetched anew), stale (served from the cache ' +
+        'while the upstream is unavailable), unavailable (not cached, upstream unavailable: 503).',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
+    for (const kind of ['manifest', 'blob']) {
+      for (const result of ['hit', 'miss', 'revalidated', 'updated', 'stale', 'unavailable']) this.#proxied.inc({ kind, result }, 0);
+    }
     // Every series that can be known at the start is there from the start (at zero), so that
     // rate() and increase() see the first events, and dashboards show zero rather than nothing.
     this.#uploads.set(0);
@@ -320,6 +333,11 @@ export class RegistryMetrics {
   archive(direction: 'import' | 'export', images: number, bytes: number): void {
     this.#archives.inc({ direction }, images);
     this.#archiveBytes.inc({ direction }, bytes);
+  }
+
+  /** A pull-through cache lookup (src/proxy/cache.ts). */
+  proxied(kind: 'manifest' | 'blob', result: 'hit' | 'miss' | 'revalidated' | 'updated' | 'stale' | 'unavailable'): void {
+    this.#proxied.inc({ kind, result });
   }
 
   /** The text exposition format, and its content type. */

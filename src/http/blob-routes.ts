@@ -2,7 +2,9 @@ import { Digest } from '../oci/digest.js';
 import { RangeNotSatisfiableError } from '../oci/errors.js';
 import { MediaType } from '../oci/media-types.js';
 import { openBlobBody, sendBlobBody } from './blob-body.js';
-import { assertDeletable, type Handler } from './context.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ProxyRoute } from '../proxy/cache.js';
+import { assertDeletable, requestSignal, type Handler } from './context.js';
 import { parseRange } from './request.js';
 
 type BlobParams = { name: string; digest: string };
@@ -10,6 +12,8 @@ type BlobParams = { name: string; digest: string };
 /** GET and HEAD /v2/<name>/blobs/<digest>, with Range. */
 export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, request, reply) => {
   const digest = Digest.parse(raw);
+  const route = ctx.proxy?.active ? await ctx.proxy.route(name) : undefined;
+  if (route && (await sendProxiedBlob(ctx, route, name, digest, request, reply))) return reply;
   const { size } = await ctx.registry.blobs.stat(name, digest);
   const etag = `"${digest}"`;
   const fresh = request.headers['if-none-match'] === etag;
@@ -34,6 +38,39 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   return sendBlobBody(request, reply, body, digest, range?.start ?? 0, length);
 };
+
+/**
+ * A blob of a repository served from an upstream that the repository does not hold yet: a HEAD asks
+ * the upstream for its size; a GET joins (or starts) its one fetch and streams the bytes as they
+ * arrive (the whole blob, Range aside). False when the repository holds it: the caller serves it.
+ */
+async function sendProxiedBlob(
+  ctx: Parameters<Handler<BlobParams>>[0],
+  route: ProxyRoute,
+  name: string,
+  digest: Digest,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<boolean> {
+  const proxy = ctx.proxy!;
+  if ((await ctx.registry.index.linkedBlobSize(name, digest.toString())) !== undefined) return false;
+  reply.header('Docker-Content-Digest', digest.toString()).header('ETag', `"${digest}"`).type(MediaType.OctetStream);
+  if (request.method === 'HEAD') {
+    const size = await proxy.blobSize(name, digest, route, request.log);
+    if (size !== undefined) reply.header('Content-Length', String(size));
+    await reply.send();
+    return true;
+  }
+  const fetch = await proxy.blob(name, digest, route, request.log);
+  const body = fetch?.reader(requestSignal(request));
+  if (!body) return false; // linked from the store, or fetched and stored meanwhile
+  if (fetch!.size !== undefined) reply.header('Content-Length', String(fetch!.size));
+  reply.header('Cache-Control', 'max-age=31536000, immutable');
+  ctx.registry.pulled({ kind: 'blob', repository: name, digest: digest.toString(), size: fetch!.size ?? 0 }, ctx.origin(request));
+  body.once('error', (err) => request.log.info({ digest: digest.toString(), reason: err.message }, 'proxied blob response cut short'));
+  await reply.send(body);
+  return true;
+}
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */
 export const deleteBlob: Handler<BlobParams> = async (ctx, { name, digest }, request, reply) => {

@@ -3,6 +3,7 @@ import type { Config } from '../config/config.js';
 import { RegistryError } from '../oci/errors.js';
 import type { Registry } from '../registry/registry.js';
 import type { EventOrigin } from '../events/events.js';
+import type { PullThroughCache } from '../proxy/cache.js';
 
 /** What every /v2/ handler is given besides the request and the reply. */
 export interface RouteContext {
@@ -12,6 +13,8 @@ export interface RouteContext {
   url(path: string): string;
   /** Who asked, from where, for the events of the change (undefined when notifications are off). */
   origin(request: FastifyRequest): EventOrigin | undefined;
+  /** The pull-through cache, when an upstream is configured or ECR's rules may name one. */
+  proxy?: PullThroughCache;
   /** What the caller may see, for handlers whose answer depends on it (decided in src/auth/). */
   access: {
     /** Whether the caller may pull from `repo` (a mount's source). */

@@ -5,6 +5,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { RangeNotSatisfiableError, RegistryError, UploadRangeError, errorBody, type ErrorCode } from '../oci/errors.js';
 import { StoreUnavailableError, StorageFullError, toStorageFullError } from '../storage/blob-store.js';
 import { rangeHeader, uploadPath } from './upload-routes.js';
+import { ProxyUnavailableError } from '../proxy/cache.js';
+import { UpstreamUnavailableError } from '../proxy/upstream.js';
 
 const CLIENT_GONE = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR', 'EPIPE']);
 
@@ -60,6 +62,16 @@ export function registerErrorHandling(app: FastifyInstance, publicUrl: string | 
         .header('Docker-Upload-UUID', err.uuid);
     } else if (err instanceof RangeNotSatisfiableError) {
       reply.header('Content-Range', `bytes */${err.size}`);
+    }
+    if (err instanceof UpstreamUnavailableError) {
+      // A pull-through fetch that failed before the first byte of its answer (the cache logged it).
+      reply.header('Retry-After', '30');
+      return sendError(reply, 503, 'UNAVAILABLE', 'the upstream registry failed this fetch; retry later');
+    }
+    if (err instanceof ProxyUnavailableError) {
+      // The cache has logged why (the upstream's failure): the client waits and tries again.
+      reply.header('Retry-After', String(err.retryAfter));
+      return sendError(reply, err.status, err.code, err.message);
     }
     if (err instanceof RegistryError) {
       if (err.status >= 500) request.log.error({ err }, 'request failed');

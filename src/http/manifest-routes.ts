@@ -8,7 +8,11 @@ type ManifestParams = { name: string; reference: string };
 
 /** GET and HEAD /v2/<name>/manifests/<reference>: the stored bytes, as pushed. */
 export const getManifest: Handler<ManifestParams> = async (ctx, { name, reference }, request, reply) => {
-  const manifest = await ctx.registry.manifests.get(name, parseReference(reference), request.headers.accept);
+  // A repository served from an upstream: the pull-through cache answers, from what it holds or fetches.
+  const route = ctx.proxy?.active ? await ctx.proxy.route(name) : undefined;
+  const manifest = route
+    ? await ctx.proxy!.manifest(name, parseReference(reference), request.headers.accept, route, request.log)
+    : await ctx.registry.manifests.get(name, parseReference(reference), request.headers.accept);
   // A GET is a pull (ECR's lastRecordedPullTime; batched, no write here); a HEAD only looks.
   if (request.method === 'GET') {
     ctx.registry.pulls.record(name, manifest.digest);

@@ -153,6 +153,27 @@ export class ManifestService {
   }
 
   /**
+   * Records a manifest that the pull-through cache fetched from its upstream, as a push records one
+   * (bytes first, then links and tags, then one index transaction; the repository's rules admit it
+   * and see its tag moves), except that its blobs and child manifests need not be in the repository
+   * yet: the cache fetches each when it is pulled. Its digest is the one it was fetched by or
+   * verified against.
+   */
+  async putCached(repo: string, digest: Digest, body: Buffer, contentType: string | undefined, tags: readonly string[]): Promise<void> {
+    const manifest = parseManifest(body, contentType);
+    if (!Digest.of(body, digest.algorithm).equals(digest)) {
+      throw new RegistryError('DIGEST_INVALID', 'the manifest does not have its digest', { detail: { expected: digest.toString() } });
+    }
+    await this.rules().admitPush(repo);
+    await this.writes(repo, async (fenced) => {
+      await this.rules().admitPush(repo);
+      const moves = await this.tagMoves(repo, digest.toString(), tags);
+      if (moves.length > 0) await this.rules().checkTagMoves(repo, moves);
+      await this.write(repo, digest, manifest, body, [...tags], fenced, undefined, false);
+    });
+  }
+
+  /**
    * Whether the repository's rules would let a push of `digest` write these tags (an immutable
    * tag may not move): asked ahead of a push that writes other things first (an archive import),
    * and asked again by `put` under the write lock.
@@ -185,6 +206,8 @@ export class ManifestService {
     tags: string[],
     fenced: () => void,
     events?: readonly string[],
+    /** Whether the index checks that the blobs and children are in the repository (a push), or not (a cached manifest). */
+    checkReferences = true,
   ): Promise<void> {
     const blobKey = keys.blob(digest);
     await this.blobs?.claim(digest.toString(), body.length);
@@ -202,7 +225,7 @@ export class ManifestService {
       // The references are checked again in the index's transaction, the one the collector's
       // compare-and-set respects: a blob deleted since verifyReferences is caught here.
       await this.index.putManifest(repo, toIndexRow(digest, manifest, body), tags, undefined, {
-        checkReferences: true,
+        checkReferences,
         external: externalBlobs(manifest).map((d) => d.digest.toString()),
         ...(events ? { events } : {}),
       });

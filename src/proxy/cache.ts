@@ -1,0 +1,460 @@
+/**
+ * The pull-through cache: which upstream serves a repository name (proxy.remoteurl at the root,
+ * proxy.rules and ECR's rules by prefix), and the cache policy over the registry's own use cases.
+ *
+ * - A manifest by tag is served from the cache for `ttl` after it was fetched or last checked;
+ *   after that, a HEAD asks the upstream for the tag's digest (Docker Hub does not count HEADs
+ *   against its pull limits), and a moved tag is fetched anew by its new digest.
+ * - A manifest by digest and every blob are immutable: once cached they are never asked again.
+ * - A blob not cached is fetched once, however many clients ask at once (blob-fetch.ts), and
+ *   verified against its digest before it is indexed.
+ * - When the upstream is down, slow or answers 429/5xx, what is cached is served (stale-if-error,
+ *   with a log line and a metric); what is not answers 503 with Retry-After.
+ *
+ * Cached content is the registry's ordinary content: the access rules, garbage collection and
+ * retention apply to it as to what was pushed.
+ */
+import { Digest } from '../oci/digest.js';
+import { RegistryError } from '../oci/errors.js';
+import { INDEX_MEDIA_TYPES, accepts, baseMediaType } from '../oci/media-types.js';
+import type { ProxyConfig, UpstreamConfig } from '../config/config.js';
+import type { Registry } from '../registry/registry.js';
+import type { Reference, StoredManifest } from '../registry/manifests.js';
+import { ImmutableTagError } from '../registry/repository-rules.js';
+import { BlobFetches, type BlobFetch } from './blob-fetch.js';
+import { asCacheWrite } from './push-guard.js';
+import type { EcrRuleSource, EcrRuleView } from './sources.js';
+import { MANIFEST_ACCEPT, UpstreamClient, UpstreamDeniedError, UpstreamUnavailableError, readBytes, type UpstreamResponse } from './upstream.js';
+
+/** Where a repository name is served from. */
+export interface ProxyRoute {
+  /** The rule's prefix ('' for the root mirror, ECR's `ROOT` for its root rule). */
+  readonly prefix: string;
+  readonly source: 'config' | 'ecr';
+  readonly client: UpstreamClient;
+  readonly ttlMs: number;
+  /** The repository's name at the upstream. */
+  readonly upstreamName: string;
+}
+
+/** What the cache logs with (pino's shape; request.log in a request). */
+export interface ProxyLog {
+  warn(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+}
+
+/** What the cache counts (src/events/metrics.ts keeps it when metrics are on). */
+export interface ProxyCounters {
+  /** kind: manifest or blob; result: hit, miss, revalidated, updated, stale, unavailable. */
+  proxied(kind: 'manifest' | 'blob', result: ProxyResult): void;
+}
+export type ProxyResult = 'hit' | 'miss' | 'revalidated' | 'updated' | 'stale' | 'unavailable';
+
+/** The upstream cannot answer and nothing cached can: 503 with Retry-After. */
+export class ProxyUnavailableError extends RegistryError {
+  override name = 'ProxyUnavailableError';
+  constructor(
+    message: string,
+    readonly retryAfter: number,
+  ) {
+    super('UNAVAILABLE', message, { status: 503 });
+  }
+}
+
+/** Seconds a client is told to wait when the upstream said nothing of it. */
+const DEFAULT_RETRY_AFTER = 30;
+/** How long ECR's rules are read from the index before they are read again (other nodes change them). */
+const ECR_RULES_TTL_MS = 5_000;
+/** Tags whose last check time is remembered (past it, the oldest are checked again sooner). */
+const MAX_VALIDATED = 100_000;
+const MANIFEST_LIMIT = 4 * 1024 * 1024;
+
+export interface PullThroughCacheOptions {
+  readonly registry: Registry;
+  readonly config: ProxyConfig;
+  /** ECR's rules and repository creation, when the ECR API is on. */
+  readonly ecr?: EcrRuleSource;
+  readonly counters?: ProxyCounters;
+  /** A logger for what happens outside a request (a fetch that outlives its first client). */
+  readonly log: ProxyLog;
+  readonly now?: () => number;
+}
+
+export class PullThroughCache {
+  private readonly registry: Registry;
+  private readonly config: ProxyConfig;
+  private readonly ecr: EcrRuleSource | undefined;
+  private readonly counters: ProxyCounters | undefined;
+  private readonly log: ProxyLog;
+  private readonly now: () => number;
+  private readonly clients = new Map<string, UpstreamClient>();
+  /** When each cached tag (`repo:tag`) was last fetched or confirmed by the upstream. */
+  private readonly validated = new Map<string, number>();
+  private readonly pending = new Map<string, Promise<void>>();
+  private readonly fetches: BlobFetches;
+  private ecrRules: { at: number; rules: Promise<readonly EcrRuleView[]> } | undefined;
+
+  constructor(options: PullThroughCacheOptions) {
+    this.registry = options.registry;
+    this.config = options.config;
+    this.ecr = options.ecr;
+    this.counters = options.counters;
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+    this.fetches = new BlobFetches(2 * options.config.timeoutMs);
+  }
+
+  /** Whether anything can be proxied: a configured upstream, or ECR's rules. */
+  get active(): boolean {
+    return this.config.rules.length > 0 || this.ecr !== undefined;
+  }
+
+  /** The route of a repository name, or undefined when no upstream serves it (it is the registry's own). */
+  async route(name: string): Promise<ProxyRoute | undefined> {
+    let root: ProxyRoute | undefined;
+    for (const rule of this.config.rules) {
+      if (rule.prefix === '') {
+        root = this.makeRoute('', 'config', rule.upstream, rule.ttlMs, name);
+        continue;
+      }
+      if (name.startsWith(`${rule.prefix}/`)) return this.makeRoute(rule.prefix, 'config', rule.upstream, rule.ttlMs, name.slice(rule.prefix.length + 1));
+    }
+    const ecr = await this.ecrRoute(name);
+    return ecr ?? root;
+  }
+
+  /** Whether pushes to `name` are refused (it is served from an upstream). */
+  async proxies(name: string): Promise<boolean> {
+    return (await this.route(name)) !== undefined;
+  }
+
+  private async ecrRoute(name: string): Promise<ProxyRoute | undefined> {
+    if (!this.ecr) return undefined;
+    const rules = await this.currentEcrRules();
+    let best: EcrRuleView | undefined;
+    for (const rule of rules) {
+      const covers = rule.ecrRepositoryPrefix === 'ROOT' || name.startsWith(`${rule.ecrRepositoryPrefix}/`);
+      if (!covers) continue;
+      const length = rule.ecrRepositoryPrefix === 'ROOT' ? 0 : rule.ecrRepositoryPrefix.length + 1;
+      const bestLength = best === undefined ? -1 : best.ecrRepositoryPrefix === 'ROOT' ? 0 : best.ecrRepositoryPrefix.length + 1;
+      if (length > bestLength) best = rule;
+    }
+    if (!best) return undefined;
+    const rest = best.ecrRepositoryPrefix === 'ROOT' ? name : name.slice(best.ecrRepositoryPrefix.length + 1);
+    const upstreamPrefix = best.upstreamRepositoryPrefix && best.upstreamRepositoryPrefix !== 'ROOT' ? best.upstreamRepositoryPrefix : undefined;
+    const credentials = best.credentialName !== undefined ? this.config.credentials[best.credentialName] : undefined;
+    if (best.credentialName !== undefined && !credentials) {
+      throw new ProxyUnavailableError(`the pull-through cache rule ${best.ecrRepositoryPrefix} names credentials the configuration no longer has`, DEFAULT_RETRY_AFTER);
+    }
+    const host = new URL(best.upstreamUrl).hostname;
+    const upstream: UpstreamConfig = {
+      url: best.upstreamUrl,
+      dockerHub: host === 'registry-1.docker.io',
+      ...(credentials ? { username: credentials.username, password: credentials.password } : {}),
+    };
+    return this.makeRoute(best.ecrRepositoryPrefix, 'ecr', upstream, this.config.ttlMs, upstreamPrefix ? `${upstreamPrefix}/${rest}` : rest);
+  }
+
+  private currentEcrRules(): Promise<readonly EcrRuleView[]> {
+    const now = this.now();
+    if (!this.ecrRules || now - this.ecrRules.at > ECR_RULES_TTL_MS) {
+      const rules = this.ecr!.all();
+      this.ecrRules = { at: now, rules };
+      // A failed read is not remembered: the next request reads again.
+      rules.catch(() => {
+        if (this.ecrRules?.rules === rules) this.ecrRules = undefined;
+      });
+    }
+    return this.ecrRules.rules;
+  }
+
+  /** Forgets ECR's rules as read, so that the next request reads them again (a rule changed on this node). */
+  rulesChanged(): void {
+    this.ecrRules = undefined;
+  }
+
+  private makeRoute(prefix: string, source: 'config' | 'ecr', upstream: UpstreamConfig, ttlMs: number, rest: string): ProxyRoute | undefined {
+    if (rest === '') return undefined; // the prefix itself names no upstream repository
+    // Docker Hub's official images live under library/ (docker itself adds it to a bare name).
+    const upstreamName = upstream.dockerHub && !rest.includes('/') ? `library/${rest}` : rest;
+    return { prefix, source, client: this.client(upstream), ttlMs, upstreamName };
+  }
+
+  private client(upstream: UpstreamConfig): UpstreamClient {
+    const key = `${upstream.url}\n${upstream.username ?? ''}\n${upstream.password ?? ''}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new UpstreamClient(upstream, { timeoutMs: this.config.timeoutMs });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  /** Checks an upstream's /v2/ with its credentials (ECR's ValidatePullThroughCacheRule). */
+  probe(upstream: UpstreamConfig): Promise<{ ok: true } | { ok: false; reason: string }> {
+    return new UpstreamClient(upstream, { timeoutMs: this.config.timeoutMs }).probe();
+  }
+
+  // ---- manifests ----
+
+  /** The manifest a reference names, from the cache or fetched from the upstream first. */
+  async manifest(name: string, ref: Reference, accept: string | string[] | undefined, route: ProxyRoute, log: ProxyLog): Promise<StoredManifest> {
+    await this.refresh(name, ref, route, log);
+    try {
+      return await this.registry.manifests.get(name, ref, accept);
+    } catch (err) {
+      // An index the client cannot take is answered with its linux/amd64 image (as the registry
+      // does): that child may not be cached yet.
+      if (!(err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN')) throw err;
+      const child = await this.platformChild(name, ref, accept);
+      if (!child) throw err;
+      await this.refresh(name, { digest: child }, route, log);
+      return this.registry.manifests.get(name, ref, accept);
+    }
+  }
+
+  /** The linux/amd64 child of a cached index that the Accept header refuses, if it names one. */
+  private async platformChild(name: string, ref: Reference, accept: string | string[] | undefined): Promise<Digest | undefined> {
+    const digest = 'tag' in ref ? await this.registry.index.tagDigest(name, ref.tag) : ref.digest.toString();
+    const row = digest ? await this.registry.index.manifest(name, digest) : undefined;
+    if (!row || !INDEX_MEDIA_TYPES.has(row.mediaType) || accepts(accept, row.mediaType)) return undefined;
+    try {
+      const doc = JSON.parse(row.content.toString('utf8')) as { manifests?: Array<{ digest?: string; platform?: { os?: string; architecture?: string } }> };
+      const child = doc.manifests?.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64');
+      return child?.digest ? Digest.parse(child.digest) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Makes the cache hold what `ref` names, fresh enough; one upstream exchange for concurrent callers. */
+  private refresh(name: string, ref: Reference, route: ProxyRoute, log: ProxyLog): Promise<void> {
+    const key = `${name}\n${'tag' in ref ? `:${ref.tag}` : `@${ref.digest}`}`;
+    let pending = this.pending.get(key);
+    if (!pending) {
+      pending = this.refreshNow(name, ref, route, log).finally(() => this.pending.delete(key));
+      this.pending.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async refreshNow(name: string, ref: Reference, route: ProxyRoute, log: ProxyLog): Promise<void> {
+    if ('digest' in ref) {
+      if (await this.registry.index.manifest(name, ref.digest.toString())) return this.counters?.proxied('manifest', 'hit');
+      try {
+        await this.fetchManifest(name, route, ref.digest.toString(), ref.digest, []);
+        this.counters?.proxied('manifest', 'miss');
+      } catch (err) {
+        throw this.failure(err, 'manifest', name, route, log);
+      }
+      return;
+    }
+    const tag = ref.tag;
+    const key = `${name}:${tag}`;
+    const local = await this.registry.index.tagDigest(name, tag);
+    const checked = this.validated.get(key);
+    if (local !== undefined && checked !== undefined && this.now() - checked < route.ttlMs) return this.counters?.proxied('manifest', 'hit');
+    try {
+      if (local === undefined) {
+        await this.fetchManifest(name, route, tag, undefined, [tag]);
+        this.counters?.proxied('manifest', 'miss');
+      } else {
+        const current = await this.headManifest(route, tag);
+        if (current === local) {
+          this.counters?.proxied('manifest', 'revalidated');
+        } else {
+          await this.fetchManifest(name, route, current ?? tag, current !== undefined ? Digest.parse(current) : undefined, [tag]);
+          this.counters?.proxied('manifest', 'updated');
+          log.info({ repository: name, tag, from: local, upstream: route.client.url }, 'cached tag moved to follow the upstream');
+        }
+      }
+      this.markValidated(key);
+    } catch (err) {
+      if (local !== undefined && err instanceof UpstreamUnavailableError) {
+        this.counters?.proxied('manifest', 'stale');
+        log.warn({ repository: name, tag, upstream: route.client.url, reason: err.message }, 'upstream unavailable: serving the cached manifest');
+        return;
+      }
+      throw this.failure(err, 'manifest', name, route, log);
+    }
+  }
+
+  private markValidated(key: string): void {
+    this.validated.delete(key);
+    if (this.validated.size >= MAX_VALIDATED) this.validated.delete(this.validated.keys().next().value!);
+    this.validated.set(key, this.now());
+  }
+
+  /** The tag's digest at the upstream (a HEAD); undefined when it does not say (a GET then tells). */
+  private async headManifest(route: ProxyRoute, tag: string): Promise<string | undefined> {
+    const response = await route.client.request('HEAD', `/v2/${route.upstreamName}/manifests/${tag}`, route.upstreamName, { accept: MANIFEST_ACCEPT });
+    if (response.status === 404) throw manifestUnknownUpstream(route, tag);
+    if (response.status !== 200) throw new UpstreamUnavailableError(`the upstream answered ${response.status} to a HEAD of the manifest`, response.status);
+    const digest = response.headers.get('docker-content-digest');
+    return digest && Digest.tryParse(digest) ? digest : undefined;
+  }
+
+  /**
+   * Fetches a manifest by tag or digest and records it (with `tags`): its digest is the one asked
+   * for, else the one the upstream says (checked), else its bytes' sha256.
+   */
+  private async fetchManifest(name: string, route: ProxyRoute, reference: string, expected: Digest | undefined, tags: string[]): Promise<void> {
+    const response = await route.client.request('GET', `/v2/${route.upstreamName}/manifests/${reference}`, route.upstreamName, { accept: MANIFEST_ACCEPT });
+    if (response.status === 404) {
+      response.discard();
+      throw manifestUnknownUpstream(route, reference);
+    }
+    if (response.status !== 200) {
+      response.discard();
+      throw new UpstreamUnavailableError(`the upstream answered ${response.status} to a GET of the manifest`, response.status);
+    }
+    const body = await readBytes(response.body, MANIFEST_LIMIT);
+    const said = response.headers.get('docker-content-digest');
+    const digest = expected ?? (said && Digest.tryParse(said) ? Digest.parse(said) : Digest.of(body));
+    if (!Digest.of(body, digest.algorithm).equals(digest)) {
+      throw new UpstreamUnavailableError(`the upstream's manifest does not have the digest ${digest}`);
+    }
+    const mediaType = baseMediaType(response.headers.get('content-type') ?? undefined) || undefined;
+    await this.ensureRepository(name);
+    try {
+      await asCacheWrite(() => this.registry.manifests.putCached(name, digest, body, mediaType, tags));
+    } catch (err) {
+      if (err instanceof ImmutableTagError) {
+        // The repository's tags are immutable (an ECR template said so): the cached one stays.
+        this.log.info({ repository: name, tag: err.tag }, 'upstream tag moved; the cached tag is immutable and stays');
+        return;
+      }
+      if (err instanceof RegistryError && err.status < 500) {
+        throw new RegistryError('MANIFEST_UNKNOWN', `the upstream's manifest cannot be stored here: ${err.message}`, { detail: { name, reference } });
+      }
+      throw err;
+    }
+  }
+
+  private async ensureRepository(name: string): Promise<void> {
+    await this.ecr?.ensureRepository(name);
+  }
+
+  // ---- blobs ----
+
+  /**
+   * A blob of a proxied repository that the repository does not hold yet: linked from the store
+   * when the registry has its bytes (once the upstream confirms it has them there too), else
+   * fetched. Undefined when the repository holds it (the caller reads it as usual).
+   */
+  async blob(name: string, digest: Digest, route: ProxyRoute, log: ProxyLog): Promise<BlobFetch | undefined> {
+    if ((await this.registry.index.linkedBlobSize(name, digest.toString())) !== undefined) {
+      this.counters?.proxied('blob', 'hit');
+      return undefined;
+    }
+    try {
+      if ((await this.registry.index.anyLinkedBlobSize(digest.toString())) !== undefined) {
+        // Linked only when the upstream holds it in this repository: a digest is not a right to read
+        // another repository's content.
+        await this.headBlob(route, digest);
+        await this.ensureRepository(name);
+        const linked = await asCacheWrite(() => this.registry.blobs.mount(name, digest, undefined));
+        if (linked) {
+          this.counters?.proxied('blob', 'hit');
+          return undefined;
+        }
+      }
+      const fetch = await this.fetches.join(`${name}\n${digest}`, () => this.startBlobFetch(name, digest, route));
+      return fetch;
+    } catch (err) {
+      throw this.failure(err, 'blob', name, route, log);
+    }
+  }
+
+  /** The size of a blob the repository does not hold, from a HEAD to the upstream (nothing is fetched). */
+  async blobSize(name: string, digest: Digest, route: ProxyRoute, log: ProxyLog): Promise<number | undefined> {
+    try {
+      return await this.headBlob(route, digest);
+    } catch (err) {
+      throw this.failure(err, 'blob', name, route, log);
+    }
+  }
+
+  private async headBlob(route: ProxyRoute, digest: Digest): Promise<number | undefined> {
+    const response = await route.client.request('HEAD', `/v2/${route.upstreamName}/blobs/${digest}`, route.upstreamName, {});
+    if (response.status === 404) throw blobUnknownUpstream(route, digest);
+    if (response.status !== 200) throw new UpstreamUnavailableError(`the upstream answered ${response.status} to a HEAD of the blob`, response.status);
+    return contentLength(response);
+  }
+
+  private async startBlobFetch(name: string, digest: Digest, route: ProxyRoute) {
+    // Not tied to the first client's request: the others (and the cache) still want it if it leaves.
+    const response = await route.client.request('GET', `/v2/${route.upstreamName}/blobs/${digest}`, route.upstreamName, {});
+    if (response.status === 404) {
+      response.discard();
+      throw blobUnknownUpstream(route, digest);
+    }
+    if (response.status !== 200 || !response.body) {
+      response.discard();
+      throw new UpstreamUnavailableError(`the upstream answered ${response.status} to a GET of the blob`, response.status);
+    }
+    const size = contentLength(response);
+    const body = response.body;
+    this.counters?.proxied('blob', 'miss');
+    return {
+      size,
+      run: (spool: (chunks: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>) => {
+        const staged = (async () => {
+          const blob = await this.registry.uploads.stage(spool(body), digest.algorithm);
+          if (!blob.digest.equals(digest) || (size !== undefined && blob.size !== size)) {
+            await this.registry.uploads.discardStaged(blob.id);
+            throw new UpstreamUnavailableError(`the upstream's blob ${digest} has the digest ${blob.digest} (${blob.size} bytes)`);
+          }
+          return blob;
+        })();
+        const stored = staged.then(async (blob) => {
+          try {
+            await this.ensureRepository(name);
+            await asCacheWrite(() => this.registry.uploads.commitStaged([name], blob));
+          } catch (err) {
+            await this.registry.uploads.discardStaged(blob.id).catch(() => undefined);
+            throw err;
+          }
+        });
+        stored.catch((err: Error) => {
+          body.destroy();
+          this.log.warn({ repository: name, digest: digest.toString(), upstream: route.client.url, reason: err.message }, 'pull-through fetch of a blob failed');
+        });
+        return { verified: staged.then(() => undefined), stored };
+      },
+    };
+  }
+
+  /** What the client is told when the upstream fails it: 503 when it is unavailable, its 404s as 404s. */
+  private failure(err: unknown, kind: 'manifest' | 'blob', name: string, route: ProxyRoute, log: ProxyLog): unknown {
+    if (err instanceof UpstreamUnavailableError) {
+      this.counters?.proxied(kind, 'unavailable');
+      log.warn({ repository: name, upstream: route.client.url, reason: err.message }, `upstream unavailable: the ${kind} is not cached`);
+      return new ProxyUnavailableError(`the upstream registry is unavailable and the ${kind} is not cached; retry later`, err.retryAfter ?? DEFAULT_RETRY_AFTER);
+    }
+    if (err instanceof UpstreamDeniedError) {
+      // Docker Hub answers 401 for a repository it does not have; a wrong credential looks the same.
+      log.warn({ repository: name, upstream: route.client.url, status: err.status }, 'upstream refused the request');
+      return new RegistryError('NAME_UNKNOWN', `the upstream registry refused access to ${route.upstreamName} (it answered ${err.status})`, { detail: { name } });
+    }
+    return err;
+  }
+
+  /** Ends the fetches' spool folder (the app closes). */
+  close(): Promise<void> {
+    return this.fetches.close();
+  }
+}
+
+function contentLength(response: UpstreamResponse): number | undefined {
+  const text = response.headers.get('content-length');
+  return text !== null && /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
+function manifestUnknownUpstream(route: ProxyRoute, reference: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', `the upstream has no manifest ${route.upstreamName}:${reference}`, { detail: { name: route.upstreamName, reference } });
+}
+
+function blobUnknownUpstream(route: ProxyRoute, digest: Digest): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', `the upstream has no blob ${digest} in ${route.upstreamName}`, { detail: { digest: digest.toString() } });
+}
