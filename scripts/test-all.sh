@@ -26,6 +26,7 @@ eval "$started"
 export OCIREG_TEST_POSTGRES_URL
 # The PostgreSQL cases must run here, not be skipped for want of a server.
 export OCIREG_REQUIRE_POSTGRES=1
+export OCIREG_REQUIRE_DISTRIBUTION=1  # the pull-through cases need CNCF distribution (docker-registry) as their upstream
 
 npm test
 # The HTTP tests once more, with the PostgreSQL index under the app: those whose registries come from
