@@ -2,8 +2,9 @@
  * ECR's repository creation templates: the settings of repositories that ECR creates on the
  * user's behalf, by repository namespace prefix. A prefix `prod` covers the repositories under
  * `prod/` (ECR reads it as `prod/`, so `prod` and `prod/` are one template); `ROOT` covers
- * every repository no other template does. This registry creates repositories on push only
- * (CREATE_ON_PUSH); templates for PULL_THROUGH_CACHE and REPLICATION are kept, not applied.
+ * every repository no other template does. This registry creates repositories on push
+ * (CREATE_ON_PUSH) and on the first pull under a pull-through cache rule (PULL_THROUGH_CACHE);
+ * templates for REPLICATION are kept, not applied (there is no replication).
  */
 import type { EcrConfig } from '../config/config.js';
 import type { EcrIndex } from '../index/contract.js';

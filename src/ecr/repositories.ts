@@ -3,7 +3,8 @@
  * repository and lifecycle policies), the creation templates and the registry policy, and the
  * push rules they make the registry enforce (`rules`): a push needs an existing repository or
  * one that a CREATE_ON_PUSH template (or `ecr.createOnPush`) creates, and an immutable tag
- * does not move. Settings live in the index (EcrIndex of src/index/contract.ts); a
+ * does not move. A first pull under a pull-through cache rule creates its repository with a
+ * PULL_THROUGH_CACHE template's settings (createForPullThrough). Settings live in the index (EcrIndex of src/index/contract.ts); a
  * repository's content is the registry's.
  */
 import type { EcrConfig } from '../config/config.js';
@@ -11,7 +12,7 @@ import type { EcrIndex, EcrRepositoryRow } from '../index/contract.js';
 import { RegistryError } from '../oci/errors.js';
 import type { Registry } from '../registry/registry.js';
 import { ImmutableTagError, RepositoryNotFoundError, type RepositoryRules, type TagMove } from '../registry/repository-rules.js';
-import { CreationTemplates } from './creation-templates.js';
+import { CreationTemplates, type CreationTemplate } from './creation-templates.js';
 import { EcrError, ecrErrors } from './errors.js';
 import type { OperationContext } from './operation.js';
 import { isTagImmutable, type ExclusionFilter, type TagMutability } from './tag-mutability.js';
@@ -252,24 +253,30 @@ export class EcrRepositories {
     if (await this.index.exists(repo)) return;
     const template = await this.templates.applicableTo(repo, 'CREATE_ON_PUSH');
     if (!template && !this.ecr.createOnPush) throw new RepositoryNotFoundError(repo, this.ecr.accountId);
-    if (!isRepositoryName(repo)) {
+    await this.createFromTemplate(repo, template);
+  }
+
+  /**
+   * Creates the repository of a first pull under a pull-through cache rule, as ECR does: with
+   * the settings of the PULL_THROUGH_CACHE template that covers the name, if one does, else
+   * ECR's defaults. Nothing if it exists; a name ECR cannot take is NAME_INVALID.
+   */
+  async createForPullThrough(name: string): Promise<void> {
+    if (this.deleting.has(name)) throw new RepositoryNotFoundError(name, this.ecr.accountId);
+    if (await this.index.exists(name)) return;
+    await this.createFromTemplate(name, await this.templates.applicableTo(name, 'PULL_THROUGH_CACHE'));
+  }
+
+  /** Creates a repository on the user's behalf, with a template's settings; one created meanwhile is as good. */
+  private async createFromTemplate(name: string, template: CreationTemplate | undefined): Promise<void> {
+    if (!isRepositoryName(name)) {
       // /v2/ takes names ECR does not (one character, or longer than 256): ECR cannot create them.
-      throw new RegistryError('NAME_INVALID', 'ECR repository names are 2 to 256 characters of its pattern', { detail: { name: repo } });
+      throw new RegistryError('NAME_INVALID', 'ECR repository names are 2 to 256 characters of its pattern', { detail: { name } });
     }
-    const settings: RepositorySettings = template
-      ? {
-          ...(template.imageTagMutability ? { imageTagMutability: template.imageTagMutability } : {}),
-          ...(template.imageTagMutabilityExclusionFilters ? { imageTagMutabilityExclusionFilters: template.imageTagMutabilityExclusionFilters } : {}),
-          ...(template.encryptionConfiguration ? { encryption: template.encryptionConfiguration } : {}),
-          ...(template.resourceTags ? { resourceTags: template.resourceTags } : {}),
-          ...(template.repositoryPolicy ? { policy: template.repositoryPolicy } : {}),
-          ...(template.lifecyclePolicy ? { lifecyclePolicy: template.lifecyclePolicy } : {}),
-        }
-      : {};
     try {
-      await this.create(repo, settings);
+      await this.create(name, template ? templateSettings(template) : {});
     } catch (err) {
-      // Another push created it meanwhile: it exists, which is all a push needs.
+      // Another request created it meanwhile: it exists, which is all the caller needs.
       if (!(err instanceof EcrError && err.type === 'RepositoryAlreadyExistsException')) throw err;
     }
   }
@@ -339,6 +346,18 @@ export const repositoryErrors = {
 /** Whether ECR accepts the name for a repository (2 to 256 characters of its pattern). */
 export function isRepositoryName(name: string): boolean {
   return name.length >= REPOSITORY_NAME.min! && name.length <= REPOSITORY_NAME.max! && REPOSITORY_NAME.pattern!.test(name);
+}
+
+/** The settings a template gives the repositories created under it. */
+function templateSettings(template: CreationTemplate): RepositorySettings {
+  return {
+    ...(template.imageTagMutability ? { imageTagMutability: template.imageTagMutability } : {}),
+    ...(template.imageTagMutabilityExclusionFilters ? { imageTagMutabilityExclusionFilters: template.imageTagMutabilityExclusionFilters } : {}),
+    ...(template.encryptionConfiguration ? { encryption: template.encryptionConfiguration } : {}),
+    ...(template.resourceTags ? { resourceTags: template.resourceTags } : {}),
+    ...(template.repositoryPolicy ? { policy: template.repositoryPolicy } : {}),
+    ...(template.lifecyclePolicy ? { lifecyclePolicy: template.lifecyclePolicy } : {}),
+  };
 }
 
 function toRepository(row: EcrRepositoryRow): EcrRepository {

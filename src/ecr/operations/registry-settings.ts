@@ -2,8 +2,8 @@
  * ECR's registry-wide operations: repository creation templates, the registry policy and
  * DescribeRegistry. Templates and the registry policy are the registry's own settings: they
  * need ctx.requireRegistry(). Templates for CREATE_ON_PUSH shape the repositories a push
- * creates (src/ecr/repositories.ts); those for PULL_THROUGH_CACHE and REPLICATION are kept
- * only, as this registry has neither.
+ * creates, those for PULL_THROUGH_CACHE the repositories a first pull under a pull-through cache
+ * rule creates (src/ecr/repositories.ts); those for REPLICATION are kept only (no replication).
  */
 import { ecrErrors } from '../errors.js';
 import type { OperationTable } from '../operation.js';
