@@ -1,10 +1,12 @@
 /**
  * The ECR room, built from the configuration: repository settings and the push rules they
- * enforce, images, lifecycle runs, and the operations table the HTTP surface serves.
+ * enforce, images, lifecycle runs, pull-through cache rules, and the operations table the HTTP
+ * surface serves.
  */
-import type { EcrConfig } from '../config/config.js';
+import { DEFAULT_PROXY, type EcrConfig, type ProxyConfig } from '../config/config.js';
 import type { EcrCredentials } from '../auth/ecr-credentials.js';
 import { LifecycleService } from '../maintenance/lifecycle/service.js';
+import type { UpstreamProbe } from '../proxy/sources.js';
 import type { Registry } from '../registry/registry.js';
 import { EcrImages } from './images.js';
 import type { OperationTable } from './operation.js';
@@ -12,7 +14,9 @@ import { authorizationOperations } from './operations/authorization.js';
 import { imageOperations } from './operations/images.js';
 import { layerOperations } from './operations/layers.js';
 import { lifecyclePreviewOperations } from './operations/lifecycle-preview.js';
+import { pullThroughOperations } from './operations/pull-through.js';
 import { repositoryOperations } from './operations/repositories.js';
+import { NO_PROBE, PullThroughRules } from './pull-through-rules.js';
 import { EcrRepositories } from './repositories.js';
 import type { EcrServices } from './services.js';
 
@@ -28,11 +32,20 @@ export const OPERATIONS: OperationTable = Object.freeze({
   ...imageOperations,
   ...layerOperations,
   ...lifecyclePreviewOperations,
+  ...pullThroughOperations,
 });
 
+export interface EcrOptions {
+  /** The pull-through cache's configuration (`config.proxy ?? DEFAULT_PROXY`): the upstreams and credentials rules may name. */
+  readonly proxy?: ProxyConfig;
+  /** Checks an upstream for ValidatePullThroughCacheRule; without one, every rule is reported not valid ('no upstream probe'). */
+  readonly probe?: UpstreamProbe;
+}
+
 /** Builds the ECR room over the registry's index and installs its push rules in the registry. */
-export function openEcr(registry: Registry, ecr: EcrConfig, credentials: EcrCredentials): Ecr {
+export function openEcr(registry: Registry, ecr: EcrConfig, credentials: EcrCredentials, options: EcrOptions = {}): Ecr {
   const repositories = new EcrRepositories(registry, registry.database.ecr, ecr);
+  const pullThroughRules = new PullThroughRules(registry.database.ecr, ecr, options.proxy ?? DEFAULT_PROXY, options.probe ?? NO_PROBE, repositories);
   const images = new EcrImages(registry, registry.database.images);
   const lifecycle = new LifecycleService(registry, {
     policyOf: async (repo) => (await repositories.lifecyclePolicy(repo))?.text,
@@ -42,5 +55,5 @@ export function openEcr(registry: Registry, ecr: EcrConfig, credentials: EcrCred
     evaluated: (repo, at) => repositories.noteLifecycleEvaluated(repo, at),
   });
   registry.rules = repositories.rules;
-  return { services: { credentials, repositories, images, lifecycle }, operations: OPERATIONS };
+  return { services: { credentials, repositories, images, lifecycle, pullThroughRules }, operations: OPERATIONS };
 }

@@ -61,6 +61,9 @@ const WRITES = new Set([
   'CompleteLayerUpload',
   'PutLifecyclePolicy',
   'DeleteLifecyclePolicy',
+  'CreatePullThroughCacheRule',
+  'UpdatePullThroughCacheRule',
+  'DeletePullThroughCacheRule',
 ]);
 
 /**
@@ -68,10 +71,13 @@ const WRITES = new Set([
  * constraint a value breaks with InvalidParameterException, as ECR does.
  */
 const VALIDATION_OPERATIONS = new Set([
+  'CreatePullThroughCacheRule',
   'CreateRepositoryCreationTemplate',
+  'DeletePullThroughCacheRule',
   'DeleteLifecyclePolicy',
   'DeleteRegistryPolicy',
   'DeleteRepositoryCreationTemplate',
+  'DescribePullThroughCacheRules',
   'DescribeRegistry',
   'DescribeRepositoryCreationTemplates',
   'GetLifecyclePolicy',
@@ -82,7 +88,9 @@ const VALIDATION_OPERATIONS = new Set([
   'PutLifecyclePolicy',
   'PutRegistryPolicy',
   'StartLifecyclePolicyPreview',
+  'UpdatePullThroughCacheRule',
   'UpdateRepositoryCreationTemplate',
+  'ValidatePullThroughCacheRule',
 ]);
 
 /** Operations that delete images: refused when deletes are disabled. */
