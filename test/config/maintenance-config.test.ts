@@ -109,6 +109,22 @@ describe('retention', () => {
     expect(fromEnv.intervalMs).toBe(5_400_000);
   });
 
+  it('reads a rule that expires images not pulled for 30 days (the README\'s example)', async () => {
+    const path = await configFile(`retention:
+  policies:
+    - repositories: [cache/**]
+      policy:
+        rules:
+          - rulePriority: 1
+            description: expire images not pulled for 30 days
+            selection: {tagStatus: any, countType: sinceImagePulled, countUnit: days, countNumber: 30}
+            action: {type: expire}
+`);
+    const [policy] = load({ path }).retention!.policies;
+    expect(policy!.repositories).toEqual(['cache/**']);
+    expect(JSON.parse(policy!.policyText).rules[0].selection).toEqual({ tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 30 });
+  });
+
   it('keeps the policies in their order (the first that matches a repository applies)', async () => {
     const text = JSON.stringify(KEEP_THREE_V);
     const path = await configFile(`retention:
@@ -132,14 +148,14 @@ describe('retention', () => {
     expect(message).not.toContain("Invalid parameter at 'LifecyclePolicyText'");
   });
 
-  it('refuses a policy text that is not JSON, and a pull-time rule this registry cannot apply', async () => {
+  it('refuses a policy text that is not JSON, and an archive rule this registry cannot apply', async () => {
     const notJson = await configFile('retention:\n  policies:\n    - { repositories: [a], policy: "keep three" }\n', 'text.yml');
     expect(configError({ path: notJson })).toMatch(/^retention\.policies\[0\]\.policy: Could not map policyString/);
-    const pulled = {
-      rules: [{ rulePriority: 1, selection: { tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 30 }, action: { type: 'expire' } }],
+    const archived = {
+      rules: [{ rulePriority: 1, selection: { tagStatus: 'any', countType: 'sinceImageTransitioned', countUnit: 'days', countNumber: 30 }, action: { type: 'expire' } }],
     };
-    const path = await configFile(`retention:\n  policies:\n    - { repositories: [a], policy: '${JSON.stringify(pulled)}' }\n`, 'pulled.yml');
-    expect(configError({ path })).toMatch(/^retention\.policies\[0\]\.policy: countType 'sinceImagePulled' is not supported/);
+    const path = await configFile(`retention:\n  policies:\n    - { repositories: [a], policy: '${JSON.stringify(archived)}' }\n`, 'archived.yml');
+    expect(configError({ path })).toMatch(/^retention\.policies\[0\]\.policy: countType 'sinceImageTransitioned' is not supported/);
   });
 
   it('refuses a bad repository pattern, naming the policy', async () => {

@@ -13,7 +13,11 @@
  *    image's tags; `untagged` selects images without tags, `any` every image;
  *  - `imageCountMoreThan N` keeps the N most recently pushed images it selects and expires the
  *    rest, oldest first; `sinceImagePushed N days` expires the images pushed more than N days
- *    (N × 24 h, to the millisecond) before `now`.
+ *    (N × 24 h, to the millisecond) before `now`;
+ *  - `sinceImagePulled N days` expires the images last pulled more than N days before `now`; an
+ *    image never pulled counts from its push, as ECR's does. A pull recorded before the push
+ *    (the pull times of a deleted manifest outlive it, and the same digest may be pushed again)
+ *    counts as the push: an image is never older by its pulls than by its push.
  *
  * Push-time ties are broken by digest, so that every run orders the same images the same way.
  */
@@ -24,7 +28,7 @@ export interface ImageFacts {
   readonly tags: readonly string[];
   /** When the image was pushed, in ms since the epoch. */
   readonly pushedAt: number;
-  /** When it was last pulled (ms), if recorded; no rule this registry accepts reads it. */
+  /** When it was last pulled (ms), if recorded; `sinceImagePulled` reads it. */
   readonly lastPulledAt?: number;
 }
 
@@ -32,6 +36,8 @@ export interface Expiration {
   readonly digest: string;
   readonly tags: readonly string[];
   readonly pushedAt: number;
+  /** When it was last pulled (ms), as the plan saw it, if recorded. */
+  readonly lastPulledAt?: number;
   /** The rule that expires the image. */
   readonly rulePriority: number;
 }
@@ -53,7 +59,13 @@ export function evaluateLifecycle(policy: LifecyclePolicy, images: readonly Imag
     for (const image of candidates(rule, selected, now)) {
       if (claimed.has(image.digest)) continue;
       expired.push(
-        Object.freeze({ digest: image.digest, tags: Object.freeze([...image.tags]), pushedAt: image.pushedAt, rulePriority: rule.rulePriority }),
+        Object.freeze({
+          digest: image.digest,
+          tags: Object.freeze([...image.tags]),
+          pushedAt: image.pushedAt,
+          ...(image.lastPulledAt !== undefined ? { lastPulledAt: image.lastPulledAt } : {}),
+          rulePriority: rule.rulePriority,
+        }),
       );
     }
     for (const image of selected) claimed.add(image.digest);
@@ -105,7 +117,13 @@ function candidates(rule: LifecycleRule, selected: readonly ImageFacts[], now: n
   const { countType, countNumber } = rule.selection;
   if (countType === 'imageCountMoreThan') return [...selected].sort(newestFirst).slice(countNumber);
   const limit = countNumber * DAY_MS;
+  if (countType === 'sinceImagePulled') return selected.filter((image) => now - lastUsed(image) > limit);
   return selected.filter((image) => now - image.pushedAt > limit);
+}
+
+/** What `sinceImagePulled` counts from: the last recorded pull, the push if it is later or there is none. */
+export function lastUsed(image: Pick<ImageFacts, 'pushedAt' | 'lastPulledAt'>): number {
+  return Math.max(image.pushedAt, image.lastPulledAt ?? image.pushedAt);
 }
 
 function newestFirst(a: ImageFacts, b: ImageFacts): number {

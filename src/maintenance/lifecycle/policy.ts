@@ -5,21 +5,25 @@
  *
  *  1. the JSON schema (types, required and unknown properties, enums, minimums), in the words of
  *     the schema validator ECR runs ("object has missing required properties ([\"action\"])");
- *     `selection` is a "one of two schemas" keyed by countType, so a misplaced or missing
- *     countUnit, an unknown countType or a null in it answers "instance failed to match exactly
- *     one schema (matched 0 out of 2)", as ECR does;
+ *     `selection` is a "one of two schemas" keyed by countType (a count, or an age in days), so a
+ *     misplaced or missing countUnit, an unknown countType or a null in it answers "instance
+ *     failed to match exactly one schema (matched 0 out of 2)", as ECR does;
  *  2. the rules the user guide states: `tagged` needs tagPrefixList or tagPatternList (not both),
  *     `untagged` and `any` take neither, at most four `*` per pattern, unique rulePriority values,
  *     the `any` rule last, one rule at most for untagged images, no two rules with the same set
  *     of tag prefixes.
  *
- * Only what this registry carries out is accepted: `expire` actions over pushed time or count.
- * The archive storage class (storageClass, transition, sinceImagePulled, sinceImageTransitioned)
- * is refused with a message saying so, rather than stored and ignored.
+ * Only what this registry carries out is accepted: `expire` actions over a count, the push time
+ * (sinceImagePushed) or the last recorded pull time (sinceImagePulled; an image never pulled
+ * counts from its push, as ECR does). Both ages take `countUnit: days`. ECR documents
+ * sinceImagePulled with its archive storage class, for `transition` rules; expiring by it is this
+ * registry's extension. The archive storage class itself (storageClass, transition,
+ * targetStorageClass, sinceImageTransitioned) is refused with a message saying so, rather than
+ * stored and ignored.
  */
 
 export type TagStatus = 'tagged' | 'untagged' | 'any';
-export type CountType = 'imageCountMoreThan' | 'sinceImagePushed';
+export type CountType = 'imageCountMoreThan' | 'sinceImagePushed' | 'sinceImagePulled';
 
 export interface LifecycleRule {
   readonly rulePriority: number;
@@ -64,7 +68,9 @@ const SELECTION_KEYS = ['tagStatus', 'tagPrefixList', 'tagPatternList', 'countTy
 const SELECTION_REQUIRED = ['tagStatus', 'countType', 'countNumber'] as const;
 const ACTION_KEYS = ['type'] as const;
 const TAG_STATUSES: readonly TagStatus[] = ['any', 'tagged', 'untagged'];
-const COUNT_TYPES: readonly CountType[] = ['imageCountMoreThan', 'sinceImagePushed'];
+const COUNT_TYPES: readonly CountType[] = ['imageCountMoreThan', 'sinceImagePushed', 'sinceImagePulled'];
+/** The count types that measure an age, in countUnit (days). */
+const AGE_COUNT_TYPES: readonly CountType[] = ['sinceImagePushed', 'sinceImagePulled'];
 
 /** ECR features of the archive storage class, which this registry does not have. */
 const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
@@ -72,7 +78,6 @@ const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
   targetStorageClass: 'targetStorageClass is not supported by this registry: it has no archive storage class.',
 };
 const UNSUPPORTED_VALUES: Readonly<Record<string, string>> = {
-  sinceImagePulled: "countType 'sinceImagePulled' is not supported by this registry.",
   sinceImageTransitioned: "countType 'sinceImageTransitioned' is not supported by this registry: it has no archive storage class.",
   transition: "action type 'transition' is not supported by this registry: it has no archive storage class.",
 };
@@ -131,11 +136,12 @@ function readSelection(value: unknown): LifecycleRule['selection'] {
   const tagPatternList = stringList(sel.tagPatternList);
 
   const countType = sel.countType;
-  if (countType === 'sinceImagePulled' || countType === 'sinceImageTransitioned') fail(UNSUPPORTED_VALUES[countType]!);
+  if (countType === 'sinceImageTransitioned') fail(UNSUPPORTED_VALUES[countType]!);
   if (typeof countType !== 'string' || !(COUNT_TYPES as readonly string[]).includes(countType)) fail(ONE_OF);
+  const byAge = (AGE_COUNT_TYPES as readonly string[]).includes(countType);
   const countUnit = sel.countUnit;
-  if (countType === 'imageCountMoreThan' && countUnit !== undefined) fail(ONE_OF);
-  if (countType === 'sinceImagePushed') {
+  if (!byAge && countUnit !== undefined) fail(ONE_OF);
+  if (byAge) {
     if (countUnit === undefined) fail(ONE_OF);
     if (typeof countUnit !== 'string') wrongType(countUnit, 'string');
     if (countUnit !== 'days') notInEnum(countUnit, ['days']);
@@ -147,7 +153,7 @@ function readSelection(value: unknown): LifecycleRule['selection'] {
     ...(tagPrefixList !== undefined ? { tagPrefixList } : {}),
     ...(tagPatternList !== undefined ? { tagPatternList } : {}),
     countType: countType as CountType,
-    ...(countType === 'sinceImagePushed' ? { countUnit: 'days' as const } : {}),
+    ...(byAge ? { countUnit: 'days' as const } : {}),
     countNumber,
   });
 }

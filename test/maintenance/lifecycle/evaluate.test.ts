@@ -267,6 +267,57 @@ describe('evaluateLifecycle: the evaluation rules of "How lifecycle policies wor
   });
 });
 
+describe('evaluateLifecycle: sinceImagePulled (ECR pairs it with transition; here it expires)', () => {
+  /** `image(...)` last pulled `pulledDaysAgo` days before NOW (and `laterMs` after that). */
+  const pulled = (name: string, tags: string[], pushedDaysAgo: number, pulledDaysAgo: number, laterMs = 0): ImageFacts => ({
+    ...image(name, tags, pushedDaysAgo),
+    lastPulledAt: NOW - pulledDaysAgo * DAY + laterMs,
+  });
+  const notPulledFor = (days: number, selection: Doc = {}) =>
+    policy({ rulePriority: 1, description: `Expire images not pulled for ${days} days`, selection: { tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: days, ...selection } });
+
+  it('expires only images last pulled more than N days before now, whenever they were pushed', () => {
+    const images = [
+      pulled('recent', ['v1'], 400, 2),
+      pulled('stale', ['v2'], 400, 31),
+      pulled('exactly', [], 90, 30),
+      pulled('justOver', [], 90, 30, -1),
+      pulled('justUnder', [], 90, 30, 1),
+    ];
+    expect(expired(notPulledFor(30), images)).toEqual([['stale', 1], ['justOver', 1]]);
+    expect(expired(notPulledFor(30), images, NOW + 1)).toEqual([['stale', 1], ['exactly', 1], ['justOver', 1]]);
+  });
+
+  it('counts an image never pulled from its push', () => {
+    const images = [image('oldNeverPulled', [], 45), image('newNeverPulled', [], 3), pulled('oldPulledToday', [], 45, 0)];
+    expect(expired(notPulledFor(30), images)).toEqual([['oldNeverPulled', 1]]);
+  });
+
+  it('counts a pull recorded before the push as the push', () => {
+    // A digest deleted and pushed again keeps the pull time of its earlier life.
+    const images = [pulled('repushed', ['v1'], 2, 60), pulled('old', ['v0'], 60, 60)];
+    expect(expired(notPulledFor(30), images)).toEqual([['old', 1]]);
+  });
+
+  it('follows the evaluation rules like the other count types', () => {
+    // An image kept by a higher-priority rule is not expired by the pull rule, however long unpulled.
+    const p = policy(
+      { rulePriority: 1, selection: { tagStatus: 'tagged', tagPrefixList: ['release'], countType: 'imageCountMoreThan', countNumber: 5 } },
+      { rulePriority: 2, selection: { tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 30 } },
+    );
+    const images = [pulled('release', ['release-1'], 200, 100), pulled('cache', ['7.2'], 200, 100), image('untagged', [], 200), pulled('busy', ['8.0'], 200, 1)];
+    expect(expired(p, images)).toEqual([['cache', 2], ['untagged', 2]]);
+  });
+
+  it('reports the pull time the plan saw, with the push time', () => {
+    const result = evaluateLifecycle(notPulledFor(30), [pulled('stale', ['a'], 50, 40), image('never', [], 50, 1)], NOW);
+    expect(result).toEqual([
+      { digest: 'sha256:stale', tags: ['a'], pushedAt: NOW - 50 * DAY, lastPulledAt: NOW - 40 * DAY, rulePriority: 1 },
+      { digest: 'sha256:never', tags: [], pushedAt: NOW - 50 * DAY + 1, rulePriority: 1 },
+    ]);
+  });
+});
+
 describe('matchesTagPattern', () => {
   it.each([
     ['prod*', 'prod', true],

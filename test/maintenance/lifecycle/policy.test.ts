@@ -87,6 +87,19 @@ describe('parseLifecyclePolicy: documents ECR accepts', () => {
       'four wildcards per pattern',
       rules(selecting({ tagStatus: 'tagged', tagPatternList: ['*test*1*2*3', 'test*1*2*3*'], countType: 'imageCountMoreThan', countNumber: 3 })),
     ],
+    // ECR documents sinceImagePulled with `transition` (its archive storage class); this registry expires by it.
+    [
+      'sinceImagePulled with expire (ours: ECR pairs it with transition)',
+      rules(selecting({ tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 30 }, { description: 'Expire images not pulled for 30 days' })),
+    ],
+    [
+      'sinceImagePulled beside the other count types',
+      rules(
+        selecting({ tagStatus: 'tagged', tagPatternList: ['release-*'], countType: 'imageCountMoreThan', countNumber: 10 }, { rulePriority: 1 }),
+        selecting({ tagStatus: 'untagged', countType: 'sinceImagePushed', countUnit: 'days', countNumber: 7 }, { rulePriority: 2 }),
+        selecting({ tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 90 }, { rulePriority: 3 }),
+      ),
+    ],
     // The same prefixes in a prefix list and in a pattern list are different selections.
     [
       'the same strings as prefixes in one rule and patterns in another',
@@ -107,6 +120,7 @@ describe('parseLifecyclePolicy: documents ECR accepts', () => {
           rulePriority: 5,
           description: 'old releases',
         }),
+        selecting({ tagStatus: 'untagged', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 60 }, { rulePriority: 7 }),
         selecting({ tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 100 }, { rulePriority: 9 }),
       ),
     );
@@ -115,6 +129,11 @@ describe('parseLifecyclePolicy: documents ECR accepts', () => {
         rulePriority: 5,
         description: 'old releases',
         selection: { tagStatus: 'tagged', tagPatternList: ['v*'], countType: 'sinceImagePushed', countUnit: 'days', countNumber: 30 },
+        action: { type: 'expire' },
+      },
+      {
+        rulePriority: 7,
+        selection: { tagStatus: 'untagged', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 60 },
         action: { type: 'expire' },
       },
       {
@@ -175,6 +194,13 @@ describe('parseLifecyclePolicy: the schema, in the words ECR answers', () => {
     ['sinceImagePushed without countUnit', rules(rule({}, { countType: 'sinceImagePushed', countNumber: 14 })), ONE_OF],
     ['a countUnit other than days', rules(rule({}, { countType: 'sinceImagePushed', countUnit: 'hours' })), 'instance value (hours) not found in enum :(possible values: ["days"])'],
     ['a countUnit that is a number', rules(rule({}, { countType: 'sinceImagePushed', countUnit: 1 })), 'instance type (integer) does not match any allowed primitive type (allowed: ["string"])'],
+    // sinceImagePulled takes countUnit as sinceImagePushed does: required, and only `days`.
+    ['sinceImagePulled without countUnit', rules(rule({}, { countType: 'sinceImagePulled', countNumber: 30 })), ONE_OF],
+    ['sinceImagePulled with a countUnit other than days', rules(rule({}, { countType: 'sinceImagePulled', countUnit: 'weeks' })), 'instance value (weeks) not found in enum :(possible values: ["days"])'],
+    ['sinceImagePulled with a countUnit that is a number', rules(rule({}, { countType: 'sinceImagePulled', countUnit: 30 })), 'instance type (integer) does not match any allowed primitive type (allowed: ["string"])'],
+    ['sinceImagePulled with a null countUnit', rules(rule({}, { countType: 'sinceImagePulled', countUnit: null })), ONE_OF],
+    ['sinceImagePulled in capitals', rules(rule({}, { countType: 'SINCEIMAGEPULLED', countUnit: 'days' })), ONE_OF],
+    ['sinceImagePulled with countNumber 0', rules(rule({}, { countType: 'sinceImagePulled', countUnit: 'days', countNumber: 0 })), 'numeric instance is lower than the required minimum (minimum: 1, found: 0)'],
     // "Expected: no nulls": a null anywhere in a selection matches neither of its schemas.
     ['a null countUnit', rules(rule({}, { countUnit: null })), ONE_OF],
     ['a null tagPrefixList', rules(rule({}, { tagPrefixList: null })), ONE_OF],
@@ -213,7 +239,9 @@ describe('parseLifecyclePolicy: what this registry does not carry out', () => {
     ['the archive storage class in a selection', rules(rule({}, { storageClass: 'standard' })), 'storageClass is not supported by this registry: it has no archive storage class.'],
     ['a transition action', rules(rule({ action: { type: 'transition', targetStorageClass: 'archive' } })), "action type 'transition' is not supported by this registry: it has no archive storage class."],
     ['a targetStorageClass on an expire action', rules(rule({ action: { type: 'expire', targetStorageClass: 'archive' } })), 'targetStorageClass is not supported by this registry: it has no archive storage class.'],
-    ['countType sinceImagePulled', rules(rule({}, { countType: 'sinceImagePulled', countUnit: 'days' })), "countType 'sinceImagePulled' is not supported by this registry."],
+    // ECR's own pairing, a sinceImagePulled rule that archives: the action is refused, not the count type.
+    ['sinceImagePulled with a transition action', rules(rule({ action: { type: 'transition', targetStorageClass: 'archive' } }, { countType: 'sinceImagePulled', countUnit: 'days' })), "action type 'transition' is not supported by this registry: it has no archive storage class."],
+    ['sinceImagePulled on the standard storage class', rules(rule({}, { countType: 'sinceImagePulled', countUnit: 'days', storageClass: 'standard' })), 'storageClass is not supported by this registry: it has no archive storage class.'],
     ['countType sinceImageTransitioned', rules(rule({}, { countType: 'sinceImageTransitioned', countUnit: 'days' })), "countType 'sinceImageTransitioned' is not supported by this registry: it has no archive storage class."],
   ])('refuses %s, saying so', (_title, policyText, reason) => {
     expect(refusal(policyText)).toBe(reason);
