@@ -151,7 +151,7 @@ describeWithPostgres('openIndex with PostgreSQL', (adminUrl) => {
     expect(index.where).not.toContain(PASSWORD);
     await index.registry.ping();
     const versions = await withAdmin(db.url, async (c) => (await c.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')).rows);
-    expect(versions.map((r) => r.version)).toEqual([1, 2, 3, 4, 5]);
+    expect(versions.map((r) => r.version)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it('refuses a database whose schema is newer than this registry, saying to upgrade, and changes nothing', async () => {
