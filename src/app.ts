@@ -30,7 +30,7 @@ import { Notifier } from './events/notifier.js';
 import { archiveRoutes } from './http/api/archive-routes.js';
 import { hostname } from 'node:os';
 import { DEFAULT_PROXY, type Config } from './config/config.js';
-import { PullThroughCache } from './proxy/cache.js';
+import { PullThroughCache, probeUpstream } from './proxy/cache.js';
 import { guardPushes } from './proxy/push-guard.js';
 
 export interface BuildOptions {
@@ -167,11 +167,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     access: routeAccess(auth),
   };
   // ECR's room first: its push rules are installed before the cache's refusal wraps them.
-  const ecr: Ecr | undefined = config.ecr && auth?.ecr ? openEcr(registry, config.ecr, auth.ecr.credentials) : undefined;
   // The pull-through cache: upstreams from the configuration, and ECR's rules when the ECR API is on.
-  const proxyConfig = config.proxy ?? (ecr ? DEFAULT_PROXY : undefined);
+  const proxyConfig = config.proxy ?? (config.ecr && auth?.ecr ? DEFAULT_PROXY : undefined);
+  const ecr: Ecr | undefined =
+    config.ecr && auth?.ecr
+      ? openEcr(registry, config.ecr, auth.ecr.credentials, { proxy: proxyConfig ?? DEFAULT_PROXY, probe: (upstream) => probeUpstream(upstream, proxyConfig ?? DEFAULT_PROXY) })
+      : undefined;
   if (proxyConfig) {
-    const cache = new PullThroughCache({ registry, config: proxyConfig, ...(metrics ? { counters: metrics } : {}), log: app.log });
+    const rules = ecr?.services.pullThroughRules;
+    const cache = new PullThroughCache({ registry, config: proxyConfig, ...(rules ? { ecr: rules } : {}), ...(metrics ? { counters: metrics } : {}), log: app.log });
+    if (rules) rules.onChange = () => cache.rulesChanged();
     ctx.proxy = cache;
     // Pushes to what the cache serves are refused, however they come (/v2/, ECR's API, imports).
     registry.rules = guardPushes(registry.rules, (repo) => cache.proxies(repo));

@@ -86,6 +86,9 @@ export class PullThroughRules implements EcrRuleSource {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Called once a rule was created, changed or deleted here: the cache reads the rules anew (other nodes see it within seconds). */
+  onChange: () => void = () => undefined;
+
   // ---- EcrRuleSource (src/proxy/) ----
 
   /** Every rule, as the cache needs it: the prefix without its `/`, the upstream's URL, the credentials' name. */
@@ -158,6 +161,7 @@ export class PullThroughRules implements EcrRuleSource {
     if (!(await this.index.insertPullThroughRule(key, JSON.stringify(stored), this.now()))) {
       throw pullThroughErrors.alreadyExists(prefix, this.ecr.accountId);
     }
+    this.onChange();
     return this.require(prefix);
   }
 
@@ -170,6 +174,7 @@ export class PullThroughRules implements EcrRuleSource {
     if (!(await this.index.updatePullThroughRule(ruleKey(prefix), JSON.stringify({ ...stored, ...defined }), this.now()))) {
       throw pullThroughErrors.notFound(prefix, this.ecr.accountId);
     }
+    this.onChange();
     return this.require(prefix);
   }
 
@@ -177,6 +182,7 @@ export class PullThroughRules implements EcrRuleSource {
   async delete(prefix: string): Promise<PullThroughRule> {
     const current = await this.require(prefix);
     if (!(await this.index.deletePullThroughRule(ruleKey(prefix)))) throw pullThroughErrors.notFound(prefix, this.ecr.accountId);
+    this.onChange();
     return current;
   }
 

@@ -190,11 +190,6 @@ export class PullThroughCache {
     return client;
   }
 
-  /** Checks an upstream's /v2/ with its credentials (ECR's ValidatePullThroughCacheRule). */
-  probe(upstream: UpstreamConfig): Promise<{ ok: true } | { ok: false; reason: string }> {
-    return new UpstreamClient(upstream, { timeoutMs: this.config.timeoutMs }).probe();
-  }
-
   // ---- manifests ----
 
   /** The manifest a reference names, from the cache or fetched from the upstream first. */
@@ -444,6 +439,11 @@ export class PullThroughCache {
   close(): Promise<void> {
     return this.fetches.close();
   }
+}
+
+/** Checks an upstream's /v2/ with its credentials (ECR's ValidatePullThroughCacheRule). */
+export function probeUpstream(upstream: UpstreamConfig, config: Pick<ProxyConfig, 'timeoutMs'>): Promise<{ ok: true } | { ok: false; reason: string }> {
+  return new UpstreamClient(upstream, { timeoutMs: config.timeoutMs }).probe();
 }
 
 function contentLength(response: UpstreamResponse): number | undefined {
