@@ -3,12 +3,18 @@
  * evaluator over the repository's images), so a preview shows exactly what a run expires.
  * Runs happen on a schedule (ecr.lifecycle.interval) and on demand (`ocireg lifecycle run`).
  * Expiring an image removes its manifest and tags; its content goes when garbage is collected.
+ *
+ * Pull times (for sinceImagePulled) are read through the registry's PullTimes, which counts the
+ * pulls this node has not written yet, so no flush is needed first and a preview reads them
+ * exactly as a run does. Pulls served by another node reach the index within that node's flush
+ * window (seconds; ECR's own lastRecordedPullTime may lag by up to a day). A run re-reads the
+ * pull time of each image a pull rule would expire, and keeps one pulled since the plan.
  */
 import type { LifecyclePreviewIndex, PreviewStatus } from '../../index/contract.js';
 import type { Registry } from '../../registry/registry.js';
 import { Digest } from '../../oci/digest.js';
 import { evaluateLifecycle, type Expiration, type ImageFacts } from './evaluate.js';
-import { parseLifecyclePolicy } from './policy.js';
+import { parseLifecyclePolicy, type LifecyclePolicy } from './policy.js';
 
 export interface LifecycleSources {
   /** The repository's lifecycle policy text, if it has one. */
@@ -37,7 +43,7 @@ export interface RunReport {
   readonly repository: string;
   /** What the plan expires (dry run) or what was expired. */
   readonly expired: readonly Expiration[];
-  /** Images of the plan left alone because they changed since it was made (a tag moved onto them). */
+  /** Images of the plan left alone because they changed since it was made (a tag moved onto them, or a pull kept them). */
   readonly skipped: readonly Expiration[];
   readonly dryRun: boolean;
 }
@@ -58,9 +64,14 @@ export class LifecycleService {
 
   /** What the policy would expire in the repository now. Throws LifecyclePolicyError for a bad policy. */
   async plan(repo: string, policyText: string): Promise<Expiration[]> {
+    return (await this.planWith(repo, policyText)).plan;
+  }
+
+  /** The plan, and the policy it was made from. */
+  private async planWith(repo: string, policyText: string): Promise<{ policy: LifecyclePolicy; plan: Expiration[] }> {
     // Parsed before the images are read: a bad policy fails without a query.
     const policy = parseLifecyclePolicy(policyText);
-    return evaluateLifecycle(policy, await this.sources.images(repo), this.now());
+    return { policy, plan: evaluateLifecycle(policy, await this.sources.images(repo), this.now()) };
   }
 
   /** Computes and keeps a preview of the policy (the repository's own when none is given). */
@@ -102,9 +113,10 @@ export class LifecycleService {
     for (const repo of repos) {
       const text = await this.sources.policyOf(repo);
       if (text === undefined) continue;
+      let policy: LifecyclePolicy;
       let plan: Expiration[];
       try {
-        plan = await this.plan(repo, text);
+        ({ policy, plan } = await this.planWith(repo, text));
       } catch (err) {
         failed.push({ repository: repo, reason: (err as Error).message });
         continue;
@@ -113,9 +125,15 @@ export class LifecycleService {
         reports.push({ repository: repo, expired: plan, skipped: [], dryRun });
         continue;
       }
+      const byPull = new Set(policy.rules.filter((r) => r.selection.countType === 'sinceImagePulled').map((r) => r.rulePriority));
       const expired: Expiration[] = [];
       const skipped: Expiration[] = [];
       for (const image of plan) {
+        // An image planned for not being pulled that has been pulled since is in use: kept.
+        if (byPull.has(image.rulePriority) && (await this.pulledSince(repo, image))) {
+          skipped.push(image);
+          continue;
+        }
         // Under the repository's write lock, and only if its tags are still those the plan saw and
         // no index lists it (checked in the index's transaction): a push that moved a tag onto it,
         // or an index pushed since the plan was made, keeps it.
@@ -130,6 +148,12 @@ export class LifecycleService {
       await this.sources.evaluated(repo, this.now());
     }
     return { reports, failed };
+  }
+
+  /** Whether the image has a pull recorded later than the one its plan saw. */
+  private async pulledSince(repo: string, image: Expiration): Promise<boolean> {
+    const pulled = await this.registry.pulls.lastPulled(repo, image.digest);
+    return pulled !== undefined && pulled > (image.lastPulledAt ?? Number.NEGATIVE_INFINITY);
   }
 }
 

@@ -1,6 +1,6 @@
 // The lifecycle service over a real registry: a preview is exactly what a run expires; a run
-// leaves an image whose tags changed since the plan; a broken stored policy is reported and
-// nothing is expired; a dry run deletes nothing.
+// leaves an image whose tags changed since the plan, or that was pulled since a pull rule planned
+// it; a broken stored policy is reported and nothing is expired; a dry run deletes nothing.
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +16,18 @@ const KEEP_NEWEST_V = JSON.stringify({
       rulePriority: 1,
       description: 'keep the newest v image',
       selection: { tagStatus: 'tagged', tagPrefixList: ['v'], countType: 'imageCountMoreThan', countNumber: 1 },
+      action: { type: 'expire' },
+    },
+  ],
+});
+
+const DAY = 86_400_000;
+const NOT_PULLED_FOR_30_DAYS = JSON.stringify({
+  rules: [
+    {
+      rulePriority: 1,
+      description: 'expire images not pulled for 30 days',
+      selection: { tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 30 },
       action: { type: 'expire' },
     },
   ],
@@ -151,6 +163,50 @@ describe('LifecycleService', () => {
     await service().run({ repository: 'other/app' });
     expect(await tags('other/app')).toEqual(['v2']);
     expect(await tags()).toEqual(['v1', 'v2']);
+  });
+
+  it('expires by pull time, a never-pulled image by its push, exactly as the preview showed', async () => {
+    const busy = await push(registry.app, REPO, 'busy');
+    const stale = await push(registry.app, REPO, 'stale');
+    const never = await push(registry.app, REPO, 'never');
+    // A real pull now (the route records it, not yet written to the index), and one a day before the clock's "now".
+    const pulled = await registry.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/stale`, headers: { accept: '*/*' } });
+    expect(pulled.statusCode).toBe(200);
+    clock += 40 * DAY;
+    registry.app.registry.pulls.record(REPO, busy, clock - DAY);
+    policies.set(REPO, NOT_PULLED_FOR_30_DAYS);
+
+    const lifecycle = service();
+    const preview = await lifecycle.startPreview(REPO, NOT_PULLED_FOR_30_DAYS);
+    expect(preview.expirations.map((e) => [e.digest, e.tags])).toEqual([[stale, ['stale']], [never, ['never']]]);
+    expect(preview.expirations[0]!.lastPulledAt).toBeLessThanOrEqual(Date.now());
+    expect(preview.expirations[1]!.lastPulledAt).toBeUndefined();
+    // Written to the index or not, the pull times read the same.
+    await registry.app.registry.pulls.flush();
+    expect(await lifecycle.plan(REPO, NOT_PULLED_FOR_30_DAYS)).toEqual(preview.expirations);
+
+    const { reports } = await lifecycle.run();
+    expect(reports[0]!.expired).toEqual(preview.expirations);
+    expect(reports[0]!.skipped).toEqual([]);
+    expect(await tags()).toEqual(['busy']);
+  });
+
+  it('keeps an image that was pulled after a pull rule planned to expire it', async () => {
+    await push(registry.app, REPO, 'v1');
+    const v2 = await push(registry.app, REPO, 'v2');
+    clock += 31 * DAY;
+    policies.set(REPO, NOT_PULLED_FOR_30_DAYS);
+    const reg = registry.app.registry;
+    const real = new EcrImages(reg, reg.database.images);
+    // The plan sees neither pulled; v2 is pulled before the plan is applied.
+    const run = await service(async (repo) => {
+      const facts = await real.lifecycleImages(repo);
+      reg.pulls.record(repo, v2, clock);
+      return facts;
+    }).run();
+    expect(run.reports[0]!.expired.map((e) => e.tags)).toEqual([['v1']]);
+    expect(run.reports[0]!.skipped.map((e) => e.digest)).toEqual([v2]);
+    expect(await tags()).toEqual(['v2']);
   });
 
   it('says a preview older than a day has EXPIRED, without its results', async () => {
