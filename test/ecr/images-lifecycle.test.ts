@@ -32,6 +32,19 @@ describe('lifecycleImages', () => {
     expect(images.find((i) => i.digest === b.digest)).toMatchObject({ tags: [], lastPulledAt: 1_700_000_000_000 });
   });
 
+  it('gives the latest pull time, whether or not it has been written to the index yet', async () => {
+    const a = await f.pushImage(REPO, { tag: 'v1', layers: ['a'] });
+    const pulledAt = async () => (await f.images.lifecycleImages(REPO)).find((i) => i.digest === a.digest)!.lastPulledAt;
+    f.registry.pulls.record(REPO, a.digest, 1_700_000_000_000);
+    expect(await pulledAt()).toBe(1_700_000_000_000); // not yet flushed
+    await f.registry.pulls.flush();
+    expect(await pulledAt()).toBe(1_700_000_000_000); // from the index
+    f.registry.pulls.record(REPO, a.digest, 1_700_000_500_000);
+    expect(await pulledAt()).toBe(1_700_000_500_000); // the later, unwritten pull wins over the index
+    await f.registry.pulls.flush();
+    expect(await pulledAt()).toBe(1_700_000_500_000);
+  });
+
   it('leaves out the children of an index while it is there, and artifacts that follow their subject', async () => {
     const amd = await f.pushImage(REPO, { layers: ['amd'] });
     const arm = await f.pushImage(REPO, { layers: ['arm'] });

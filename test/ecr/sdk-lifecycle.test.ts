@@ -1,11 +1,12 @@
 // Lifecycle policies through the real @aws-sdk/client-ecr against a running registry:
 // Put/Get/DeleteLifecyclePolicy with ECR's validation texts, and StartLifecyclePolicyPreview +
 // GetLifecyclePolicyPreview, whose results are exactly what a lifecycle run over the same
-// registry then expires.
+// registry then expires, for a policy that expires images not pulled for 30 days as well.
 import {
   CreateRepositoryCommand,
   DeleteLifecyclePolicyCommand,
   DeleteRepositoryCommand,
+  DescribeImagesCommand,
   GetLifecyclePolicyCommand,
   GetLifecyclePolicyPreviewCommand,
   ListImagesCommand,
@@ -14,8 +15,8 @@ import {
   type ECRClient,
   type LifecyclePolicyPreviewResult,
 } from '@aws-sdk/client-ecr';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awsLogin, pushImage, pushManifest, runLifecycle, tick, type Manifest } from './sdk-fixtures.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { awsLogin, pushImage, pushManifest, runLifecycle, tick, v2, type Manifest } from './sdk-fixtures.js';
 import { ACCOUNT, REGION, failure, startEcrRegistry, type EcrTestRegistry } from './sdk-support.js';
 
 let registry: EcrTestRegistry;
@@ -353,3 +354,89 @@ describe('StartLifecyclePolicyPreview and GetLifecyclePolicyPreview', () => {
     expect(none.name).toBe('LifecyclePolicyPreviewNotFoundException');
   });
 });
+
+describe('sinceImagePulled (ECR archives by it; this registry expires)', () => {
+  const DAY = 86_400_000;
+  const NOT_PULLED_FOR_30_DAYS = policy({
+    rulePriority: 1,
+    description: 'Expire images not pulled for 30 days',
+    selection: { tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 30 },
+    action: expire,
+  });
+
+  it('is put and refused as ECR shapes it: countUnit days, no transition', async () => {
+    const repo = await repository('team/lc-pulled-policy');
+    await admin.send(new PutLifecyclePolicyCommand({ repositoryName: repo, lifecyclePolicyText: NOT_PULLED_FOR_30_DAYS }));
+    expect((await reader.send(new GetLifecyclePolicyCommand({ repositoryName: repo }))).lifecyclePolicyText).toBe(NOT_PULLED_FOR_30_DAYS);
+    const noUnit = policy({ rulePriority: 1, selection: { tagStatus: 'any', countType: 'sinceImagePulled', countNumber: 30 }, action: expire });
+    const f = await failure(admin.send(new PutLifecyclePolicyCommand({ repositoryName: repo, lifecyclePolicyText: noUnit })));
+    expect(f.name).toBe('InvalidParameterException');
+    expect(f.message).toBe(invalid('instance failed to match exactly one schema (matched 0 out of 2)'));
+    const archive = policy({ rulePriority: 1, selection: { tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: 30 }, action: { type: 'transition', targetStorageClass: 'archive' } });
+    const t = await failure(admin.send(new PutLifecyclePolicyCommand({ repositoryName: repo, lifecyclePolicyText: archive })));
+    expect(t.message).toBe(invalid("action type 'transition' is not supported by this registry: it has no archive storage class."));
+    expect((await reader.send(new GetLifecyclePolicyCommand({ repositoryName: repo }))).lifecyclePolicyText).toBe(NOT_PULLED_FOR_30_DAYS);
+  });
+
+  describe('over a registry whose wall clock the test moves', () => {
+    // The app's lifecycle, its SigV4 check and the SDK's signing all read Date, and none takes a
+    // clock from outside buildApp: only Date is faked (timers stay real), from before the
+    // registry starts until it is gone, so that every one of them sees the same time. Node's own
+    // Date response header is not faked, and an SDK client corrects its clock by it: each call
+    // gets a new client.
+    let moved: EcrTestRegistry;
+    let movedAuth: string;
+    beforeAll(async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      moved = await startEcrRegistry();
+      movedAuth = await awsLogin(moved);
+    });
+    afterAll(async () => {
+      await moved?.destroy();
+      vi.useRealTimers();
+    });
+
+    it('previews, then expires, the images not pulled for 30 days and those never pulled', async () => {
+      const send: ECRClient['send'] = (command: never) => moved.client('admin').send(command);
+      const repo = 'team/lc-pulled';
+      await send(new CreateRepositoryCommand({ repositoryName: repo }));
+      const busy = await pushImage(moved, movedAuth, repo, 'busy', 'lc-pulled-busy');
+      vi.setSystemTime(Date.now() + 5);
+      const stale = await pushImage(moved, movedAuth, repo, 'stale', 'lc-pulled-stale');
+      vi.setSystemTime(Date.now() + 5);
+      const never = await pushImage(moved, movedAuth, repo, undefined, 'lc-pulled-never');
+      // Pulled now, as docker pulls.
+      for (const tag of ['busy', 'stale']) {
+        expect((await v2(moved, movedAuth, 'GET', `/v2/${repo}/manifests/${tag}`, { headers: { accept: '*/*' } })).status).toBe(200);
+      }
+      await send(new PutLifecyclePolicyCommand({ repositoryName: repo, lifecyclePolicyText: NOT_PULLED_FOR_30_DAYS }));
+
+      // 31 days on: `busy` was pulled again yesterday, `stale` not since, the untagged image never.
+      vi.setSystemTime(Date.now() + 31 * DAY);
+      const yesterday = Date.now() - DAY;
+      moved.app.registry.pulls.record(repo, busy.digest, yesterday);
+
+      await send(new StartLifecyclePolicyPreviewCommand({ repositoryName: repo }));
+      const preview = await send(new GetLifecyclePolicyPreviewCommand({ repositoryName: repo }));
+      expect(preview.status).toBe('COMPLETE');
+      expect(preview.summary).toEqual({ expiringImageTotalCount: 2 });
+      expect(summary(preview.previewResults!)).toEqual([
+        { digest: stale.digest, tags: ['stale'], rule: 1 },
+        { digest: never.digest, tags: [], rule: 1 },
+      ]);
+      const described = await send(new DescribeImagesCommand({ repositoryName: repo, imageIds: [{ imageTag: 'busy' }] }));
+      expect(described.imageDetails![0]!.lastRecordedPullTime!.getTime()).toBe(yesterday);
+
+      const [run] = await runLifecycle(moved, { repository: repo });
+      expect(run!.expired.map((e) => e.digest)).toEqual(preview.previewResults!.map((r) => r.imageDigest));
+      expect(run!.skipped).toEqual([]);
+      const left = await send(new ListImagesCommand({ repositoryName: repo }));
+      expect(left.imageIds).toEqual([{ imageDigest: busy.digest, imageTag: 'busy' }]);
+    });
+  });
+});
+
+/** Preview results as digest, tags and rule. */
+function summary(results: readonly LifecyclePolicyPreviewResult[]) {
+  return results.map((r) => ({ digest: r.imageDigest, tags: r.imageTags ?? [], rule: r.appliedRulePriority }));
+}

@@ -1,6 +1,7 @@
 // Retention policies over a real registry (ECR off): the configured policy applies to the
 // repositories its patterns match and to no other, the first matching policy wins, a repository
-// with an ECR lifecycle policy of its own is left to it, and a dry run expires nothing.
+// with an ECR lifecycle policy of its own is left to it, a dry run expires nothing, and images not
+// pulled for N days (or never pulled and pushed N days ago) are expired.
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RetentionConfig, RetentionPolicyConfig } from '../../src/config/config.js';
@@ -29,6 +30,19 @@ function expireUntaggedAfter(days: number): string {
         rulePriority: 1,
         description: `expire untagged images after ${days} days`,
         selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countUnit: 'days', countNumber: days },
+        action: { type: 'expire' },
+      },
+    ],
+  });
+}
+
+function expireNotPulledFor(days: number): string {
+  return JSON.stringify({
+    rules: [
+      {
+        rulePriority: 1,
+        description: `expire images not pulled for ${days} days`,
+        selection: { tagStatus: 'any', countType: 'sinceImagePulled', countUnit: 'days', countNumber: days },
         action: { type: 'expire' },
       },
     ],
@@ -126,6 +140,27 @@ describe('openRetention', () => {
     expect(await manifestStatus('team/app', untagged)).toBe(404);
     expect(await manifestStatus('team/app', tagged)).toBe(200);
     expect(await tags('team/app')).toEqual(['v1']);
+  });
+
+  it('expires images not pulled for N days, and those never pulled and pushed N days ago', async () => {
+    const { busy, stale, never } = await pushTags('cache/library/alpine', ['busy', 'stale', 'never']);
+    // Pulled now, as a client pulls (by tag, then the manifest by digest).
+    for (const tag of ['stale', 'busy']) expect((await app.inject({ method: 'GET', url: `/v2/cache/library/alpine/manifests/${tag}`, headers: { accept: '*/*' } })).statusCode).toBe(200);
+    const engine = openRetention(app.registry, retention({ repositories: ['cache/**'], policyText: expireNotPulledFor(30) }), () => clock);
+    expect((await engine.run({ dryRun: true })).reports[0]!.expired).toEqual([]);
+
+    // 31 days on: `busy` was pulled again yesterday, `stale` not since, `never` never.
+    clock += 31 * DAY;
+    app.registry.pulls.record('cache/library/alpine', busy!, clock - DAY);
+    await app.registry.pulls.flush();
+    const dry = await engine.run({ dryRun: true });
+    expect(dry.reports[0]!.expired.map((e) => e.tags)).toEqual([['stale'], ['never']]);
+    expect(dry.reports[0]!.expired.map((e) => e.digest)).toEqual([stale, never]);
+
+    const run = await engine.run();
+    expect(run.reports[0]!.expired.map((e) => e.digest)).toEqual([stale, never]);
+    expect(await tags('cache/library/alpine')).toEqual(['busy']);
+    expect(await manifestStatus('cache/library/alpine', stale!)).toBe(404);
   });
 
   it('applies the first policy whose patterns match a repository', async () => {
