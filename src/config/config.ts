@@ -692,6 +692,12 @@ function resolveProxy(proxy: NonNullable<ConfigFile['proxy']>): ProxyConfig {
     const url = upstreamUrl(wildcard ? text.replace('*.', 'wildcard.') : text, key);
     return wildcard ? url.replace('//wildcard.', '//*.') : url;
   });
+  for (const name of Object.keys(proxy.credentials ?? {})) {
+    // The name a credentialArn ends with (ecr-pullthroughcache/<name>), in Secrets Manager's alphabet.
+    if (!/^[a-zA-Z0-9/_+=.@-]{1,200}$/.test(name)) {
+      throw new ConfigError(`proxy.credentials: ${JSON.stringify(name)} is not a secret name (1 to 200 letters, digits and /_+=.@-)`);
+    }
+  }
   return {
     rules,
     credentials: proxy.credentials ?? {},

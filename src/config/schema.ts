@@ -342,9 +342,7 @@ export const fileSchema = z
           )
           .optional(),
         credentials: z
-          .record(z.string().regex(/^[a-zA-Z0-9/_+=.@-]{1,200}$/, { message: 'expected a secret name: letters, digits and /_+=.@-' }), z
-            .object({ username: z.string().min(1), password: z.string().min(1) })
-            .strict())
+          .record(z.string(), z.object({ username: z.string().min(1), password: z.string().min(1) }).strict())
           .optional(),
         allowedupstreams: z.array(z.string().min(1)).optional(),
         timeout: duration.optional(),

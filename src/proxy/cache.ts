@@ -109,18 +109,18 @@ export class PullThroughCache {
     return this.config.rules.length > 0 || this.ecr !== undefined;
   }
 
-  /** The route of a repository name, or undefined when no upstream serves it (it is the registry's own). */
+  /**
+   * The route of a repository name, or undefined when no upstream serves it (it is the registry's
+   * own). The rule of the longest prefix that covers the name wins, a configuration rule (or the
+   * root mirror) before an ECR rule of the same length (ECR's ROOT is as long as the root mirror).
+   */
   async route(name: string): Promise<ProxyRoute | undefined> {
-    let root: ProxyRoute | undefined;
-    for (const rule of this.config.rules) {
-      if (rule.prefix === '') {
-        root = this.makeRoute('', 'config', rule.upstream, rule.ttlMs, name);
-        continue;
-      }
-      if (name.startsWith(`${rule.prefix}/`)) return this.makeRoute(rule.prefix, 'config', rule.upstream, rule.ttlMs, name.slice(rule.prefix.length + 1));
-    }
-    const ecr = await this.ecrRoute(name);
-    return ecr ?? root;
+    const configured = this.config.rules.find((r) => r.prefix === '' || name.startsWith(`${r.prefix}/`));
+    const configuredLength = configured ? coverage(configured.prefix) : -1;
+    const ecr = await this.ecrRule(name);
+    if (ecr && coverage(ecr.ecrRepositoryPrefix) > configuredLength) return this.ecrRoute(name, ecr);
+    if (!configured) return undefined;
+    return this.makeRoute(configured.prefix, 'config', configured.upstream, configured.ttlMs, name.slice(coverage(configured.prefix)));
   }
 
   /** Whether pushes to `name` are refused (it is served from an upstream). */
@@ -128,31 +128,31 @@ export class PullThroughCache {
     return (await this.route(name)) !== undefined;
   }
 
-  private async ecrRoute(name: string): Promise<ProxyRoute | undefined> {
+  /** The ECR rule of the longest prefix that covers the name (ROOT covers every name). */
+  private async ecrRule(name: string): Promise<EcrRuleView | undefined> {
     if (!this.ecr) return undefined;
-    const rules = await this.currentEcrRules();
     let best: EcrRuleView | undefined;
-    for (const rule of rules) {
-      const covers = rule.ecrRepositoryPrefix === 'ROOT' || name.startsWith(`${rule.ecrRepositoryPrefix}/`);
-      if (!covers) continue;
-      const length = rule.ecrRepositoryPrefix === 'ROOT' ? 0 : rule.ecrRepositoryPrefix.length + 1;
-      const bestLength = best === undefined ? -1 : best.ecrRepositoryPrefix === 'ROOT' ? 0 : best.ecrRepositoryPrefix.length + 1;
-      if (length > bestLength) best = rule;
+    for (const rule of await this.currentEcrRules()) {
+      const covers = rule.ecrRepositoryPrefix === ECR_ROOT || name.startsWith(`${rule.ecrRepositoryPrefix}/`);
+      if (covers && (!best || coverage(rule.ecrRepositoryPrefix) > coverage(best.ecrRepositoryPrefix))) best = rule;
     }
-    if (!best) return undefined;
-    const rest = best.ecrRepositoryPrefix === 'ROOT' ? name : name.slice(best.ecrRepositoryPrefix.length + 1);
-    const upstreamPrefix = best.upstreamRepositoryPrefix && best.upstreamRepositoryPrefix !== 'ROOT' ? best.upstreamRepositoryPrefix : undefined;
-    const credentials = best.credentialName !== undefined ? this.config.credentials[best.credentialName] : undefined;
-    if (best.credentialName !== undefined && !credentials) {
-      throw new ProxyUnavailableError(`the pull-through cache rule ${best.ecrRepositoryPrefix} names credentials the configuration no longer has`, DEFAULT_RETRY_AFTER);
+    return best;
+  }
+
+  private ecrRoute(name: string, rule: EcrRuleView): ProxyRoute | undefined {
+    const rest = name.slice(coverage(rule.ecrRepositoryPrefix));
+    const upstreamPrefix = rule.upstreamRepositoryPrefix && rule.upstreamRepositoryPrefix !== ECR_ROOT ? rule.upstreamRepositoryPrefix : undefined;
+    const credentials = rule.credentialName !== undefined ? this.config.credentials[rule.credentialName] : undefined;
+    if (rule.credentialName !== undefined && !credentials) {
+      throw new ProxyUnavailableError(`the pull-through cache rule ${rule.ecrRepositoryPrefix} names credentials the configuration no longer has`, DEFAULT_RETRY_AFTER);
     }
-    const host = new URL(best.upstreamUrl).hostname;
     const upstream: UpstreamConfig = {
-      url: best.upstreamUrl,
-      dockerHub: host === 'registry-1.docker.io',
+      url: rule.upstreamUrl,
+      dockerHub: new URL(rule.upstreamUrl).hostname === 'registry-1.docker.io',
       ...(credentials ? { username: credentials.username, password: credentials.password } : {}),
     };
-    return this.makeRoute(best.ecrRepositoryPrefix, 'ecr', upstream, this.config.ttlMs, upstreamPrefix ? `${upstreamPrefix}/${rest}` : rest);
+    if (rest === '') return undefined;
+    return this.makeRoute(rule.ecrRepositoryPrefix, 'ecr', upstream, this.config.ttlMs, upstreamPrefix ? `${upstreamPrefix}/${rest}` : rest);
   }
 
   private currentEcrRules(): Promise<readonly EcrRuleView[]> {
@@ -444,6 +444,14 @@ export class PullThroughCache {
 /** Checks an upstream's /v2/ with its credentials (ECR's ValidatePullThroughCacheRule). */
 export function probeUpstream(upstream: UpstreamConfig, config: Pick<ProxyConfig, 'timeoutMs'>): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new UpstreamClient(upstream, { timeoutMs: config.timeoutMs }).probe();
+}
+
+/** ECR's prefix of the rule that covers every name. */
+const ECR_ROOT = 'ROOT';
+
+/** How much of a name a prefix takes (with its `/`): 0 for the root mirror and ECR's ROOT. */
+function coverage(prefix: string): number {
+  return prefix === '' || prefix === ECR_ROOT ? 0 : prefix.length + 1;
 }
 
 function contentLength(response: UpstreamResponse): number | undefined {
