@@ -4,6 +4,7 @@
 #   scripts/dockerd.sh stop DIR    -> stops it (0 if it was not running)
 # Everything (data-root, exec-root, pidfile, socket, log) lives under DIR.
 # Keep DIR short: unix socket paths are limited to ~108 bytes (e.g. /tmp/dk).
+# DOCKERD_EXTRA_ARGS: more dockerd flags, split on spaces (e.g. "--registry-mirror http://127.0.0.1:5000").
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
@@ -18,6 +19,7 @@ pidfile="$dir/dockerd.pid"
 log="$dir/dockerd.log"
 START_TIMEOUT=${DOCKERD_START_TIMEOUT:-60}
 STOP_TIMEOUT=${DOCKERD_STOP_TIMEOUT:-30}
+read -r -a EXTRA_ARGS <<<"${DOCKERD_EXTRA_ARGS:-}"
 
 # Client used for the readiness probe: first `docker` on PATH (28.x or 20.10, both work).
 DOCKER_CLI=${DOCKER_CLI:-$(command -v docker)}
@@ -51,6 +53,7 @@ start() {
       --host "unix://$sock" \
       --iptables=false --ip6tables=false --bridge=none \
       --storage-driver=vfs \
+      ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} \
       </dev/null >>"$log" 2>&1 &
     # dockerd writes its own pidfile, but record the pid now in case it dies early.
     echo $! >"$pidfile.launch"
