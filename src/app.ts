@@ -175,7 +175,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       : undefined;
   if (proxyConfig) {
     const rules = ecr?.services.pullThroughRules;
-    const cache = new PullThroughCache({ registry, config: proxyConfig, ...(rules ? { ecr: rules } : {}), ...(metrics ? { counters: metrics } : {}), log: app.log });
+    const cache = new PullThroughCache({ registry, config: proxyConfig, ...(rules ? { ecr: rules } : {}), ...(metrics ? { counters: metrics } : {}), log: app.log, readOnly: config.storage.readOnly });
     if (rules) rules.onChange = () => cache.rulesChanged();
     ctx.proxy = cache;
     // Pushes to what the cache serves are refused, however they come (/v2/, ECR's API, imports).

@@ -425,6 +425,7 @@ export const ENV_KEYS: Record<string, 'string' | 'boolean' | 'number' | 'list'> 
   'proxy.username': 'string',
   'proxy.password': 'string',
   'proxy.ttl': 'string',
+  'proxy.timeout': 'string',
   'archives.maxentries': 'number',
   'http.debug.addr': 'string',
   'http.debug.prometheus.enabled': 'boolean',

@@ -77,6 +77,8 @@ export interface PullThroughCacheOptions {
   readonly counters?: ProxyCounters;
   /** A logger for what happens outside a request (a fetch that outlives its first client). */
   readonly log: ProxyLog;
+  /** storage.maintenance.readonly: the cache serves what it holds and fetches nothing (it could not keep it). */
+  readonly readOnly?: boolean;
   readonly now?: () => number;
 }
 
@@ -87,6 +89,7 @@ export class PullThroughCache {
   private readonly counters: ProxyCounters | undefined;
   private readonly log: ProxyLog;
   private readonly now: () => number;
+  private readonly readOnly: boolean;
   private readonly clients = new Map<string, UpstreamClient>();
   /** When each cached tag (`repo:tag`) was last fetched or confirmed by the upstream. */
   private readonly validated = new Map<string, number>();
@@ -101,6 +104,7 @@ export class PullThroughCache {
     this.counters = options.counters;
     this.log = options.log;
     this.now = options.now ?? Date.now;
+    this.readOnly = options.readOnly ?? false;
     this.fetches = new BlobFetches(2 * options.config.timeoutMs);
   }
 
@@ -236,6 +240,7 @@ export class PullThroughCache {
   private async refreshNow(name: string, ref: Reference, route: ProxyRoute, log: ProxyLog): Promise<void> {
     if ('digest' in ref) {
       if (await this.registry.index.manifest(name, ref.digest.toString())) return this.counters?.proxied('manifest', 'hit');
+      if (this.readOnly) throw readOnlyMiss('manifest');
       try {
         await this.fetchManifest(name, route, ref.digest.toString(), ref.digest, []);
         this.counters?.proxied('manifest', 'miss');
@@ -249,6 +254,11 @@ export class PullThroughCache {
     const local = await this.registry.index.tagDigest(name, tag);
     const checked = this.validated.get(key);
     if (local !== undefined && checked !== undefined && this.now() - checked < route.ttlMs) return this.counters?.proxied('manifest', 'hit');
+    if (this.readOnly) {
+      // Nothing can be written: what is held is served as it is, and nothing else.
+      if (local === undefined) throw readOnlyMiss('manifest');
+      return this.counters?.proxied('manifest', 'hit');
+    }
     try {
       if (local === undefined) {
         await this.fetchManifest(name, route, tag, undefined, [tag]);
@@ -342,6 +352,7 @@ export class PullThroughCache {
       this.counters?.proxied('blob', 'hit');
       return undefined;
     }
+    if (this.readOnly) throw readOnlyMiss('blob');
     try {
       if ((await this.registry.index.anyLinkedBlobSize(digest.toString())) !== undefined) {
         // Linked only when the upstream holds it in this repository: a digest is not a right to read
@@ -444,6 +455,10 @@ export class PullThroughCache {
 /** Checks an upstream's /v2/ with its credentials (ECR's ValidatePullThroughCacheRule). */
 export function probeUpstream(upstream: UpstreamConfig, config: Pick<ProxyConfig, 'timeoutMs'>): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new UpstreamClient(upstream, { timeoutMs: config.timeoutMs }).probe();
+}
+
+function readOnlyMiss(kind: 'manifest' | 'blob'): ProxyUnavailableError {
+  return new ProxyUnavailableError(`the registry is in read-only mode: the pull-through cache serves the ${kind}s it holds and fetches no other`, DEFAULT_RETRY_AFTER);
 }
 
 /** ECR's prefix of the rule that covers every name. */

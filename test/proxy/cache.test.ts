@@ -475,3 +475,41 @@ describe('a registry without a proxy section', () => {
     }
   });
 });
+
+describe('a mirror in read-only mode (storage.maintenance.readonly)', () => {
+  it('serves what it holds and fetches nothing it could not keep', async () => {
+    const upstream = await startUpstream();
+    const { tempDir } = await import('../helpers.js');
+    const { buildApp } = await import('../../src/app.js');
+    const { loadConfig } = await import('../../src/config/config.js');
+    const root = await tempDir();
+    const configOf = (readonly: boolean) =>
+      loadConfig({ env: {}, overrides: { proxy: { remoteurl: upstream.url, ttl: '1ms' }, storage: { filesystem: { rootdirectory: root }, maintenance: { readonly: { enabled: readonly } } } } });
+    try {
+      const held = await pushUpstreamImage(upstream, 'library/held', 'v1', 'held');
+      await pushUpstreamImage(upstream, 'library/unheld', 'v1', 'unheld');
+      const writable = await buildApp(configOf(false), { logger: false });
+      expect((await getManifestOf(writable, 'library/held', 'v1')).statusCode).toBe(200);
+      expect((await writable.inject({ url: `/v2/library/held/blobs/${held.layer}` })).statusCode).toBe(200);
+      await eventually(() => writable.registry.index.linkedBlobSize('library/held', held.layer));
+      await writable.close();
+      const readOnly = await buildApp(configOf(true), { logger: false });
+      try {
+        const since = upstream.mark();
+        expect((await getManifestOf(readOnly, 'library/held', 'v1')).statusCode).toBe(200);
+        expect((await readOnly.inject({ url: `/v2/library/held/blobs/${held.layer}` })).statusCode).toBe(200);
+        const miss = await getManifestOf(readOnly, 'library/unheld', 'v1');
+        expect(miss.statusCode).toBe(503);
+        expect(miss.json().errors[0].message).toContain('read-only');
+        expect((await readOnly.inject({ url: `/v2/library/held/blobs/${held.config}` })).statusCode).toBe(503);
+        expect(upstream.mark()).toBe(since);
+      } finally {
+        await readOnly.close();
+      }
+    } finally {
+      await upstream.close();
+      const { rm } = await import('node:fs/promises');
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
