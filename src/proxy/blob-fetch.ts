@@ -25,6 +25,8 @@ export interface FetchJob {
    * released to readers) and `stored` once the blob is in the store and indexed.
    */
   run(spool: (chunks: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>): { verified: Promise<void>; stored: Promise<void> };
+  /** Gives the upstream's answer up without reading it (the spool file could not be made). */
+  cancel(): void;
 }
 
 export interface BlobFetch {
@@ -177,8 +179,16 @@ export class BlobFetches {
   private async begin(start: () => Promise<FetchJob>): Promise<BlobFetch> {
     const job = await start();
     this.dir ??= mkdtemp(join(tmpdir(), 'ocireg-proxy-'));
-    const path = join(await this.dir, randomUUID());
-    const file = await open(path, 'w+');
+    let path: string;
+    let file: FileHandle;
+    try {
+      path = join(await this.dir, randomUUID());
+      file = await open(path, 'w+');
+    } catch (err) {
+      job.cancel();
+      this.dir = undefined;
+      throw err;
+    }
     const spool = new Spool(path, file, job.size, this.stallMs);
     const { verified, stored } = job.run((chunks) => spool.spool(chunks));
     verified.then(

@@ -268,7 +268,13 @@ export class PullThroughCache {
         if (current === local) {
           this.counters?.proxied('manifest', 'revalidated');
         } else {
-          await this.fetchManifest(name, route, current ?? tag, current !== undefined ? Digest.parse(current) : undefined, [tag]);
+          const held = current !== undefined ? await this.registry.index.manifest(name, current) : undefined;
+          if (held) {
+            // Moved back to an image the cache holds: the tag follows without fetching it again.
+            await this.keep(name, Digest.parse(current!), held.content, held.mediaType, [tag]);
+          } else {
+            await this.fetchManifest(name, route, current ?? tag, current !== undefined ? Digest.parse(current) : undefined, [tag]);
+          }
           this.counters?.proxied('manifest', 'updated');
           log.info({ repository: name, tag, from: local, upstream: route.client.url }, 'cached tag moved to follow the upstream');
         }
@@ -320,6 +326,11 @@ export class PullThroughCache {
       throw new UpstreamUnavailableError(`the upstream's manifest does not have the digest ${digest}`);
     }
     const mediaType = baseMediaType(response.headers.get('content-type') ?? undefined) || undefined;
+    await this.keep(name, digest, body, mediaType, tags);
+  }
+
+  /** Records a manifest of the upstream's in the cache, with `tags`. */
+  private async keep(name: string, digest: Digest, body: Buffer, mediaType: string | undefined, tags: string[]): Promise<void> {
     await this.ensureRepository(name);
     try {
       await asCacheWrite(() => this.registry.manifests.putCached(name, digest, body, mediaType, tags));
@@ -330,7 +341,7 @@ export class PullThroughCache {
         return;
       }
       if (err instanceof RegistryError && err.status < 500) {
-        throw new RegistryError('MANIFEST_UNKNOWN', `the upstream's manifest cannot be stored here: ${err.message}`, { detail: { name, reference } });
+        throw new RegistryError('MANIFEST_UNKNOWN', `the upstream's manifest cannot be stored here: ${err.message}`, { detail: { name, digest: digest.toString() } });
       }
       throw err;
     }
@@ -404,6 +415,7 @@ export class PullThroughCache {
     this.counters?.proxied('blob', 'miss');
     return {
       size,
+      cancel: () => body.destroy(),
       run: (spool: (chunks: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>) => {
         const staged = (async () => {
           const blob = await this.registry.uploads.stage(spool(body), digest.algorithm);

@@ -111,6 +111,8 @@ export class UpstreamClient {
       }
       const challenges = parseChallenges(response.headers.get('www-authenticate'));
       response.discard();
+      // A token the upstream no longer takes (revoked, or its clock is ahead of ours) is not asked again.
+      if (authorization?.startsWith('Bearer ') && this.bearer) this.tokens.delete(this.tokenKey(this.bearer, scope));
       const next = await this.answer(challenges, scope, signal);
       if (next === undefined) throw new UpstreamDeniedError(401);
       authorization = next;

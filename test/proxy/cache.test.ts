@@ -178,8 +178,16 @@ describe('revalidation and failures (a short ttl)', () => {
     expect((await getManifestOf(mirror.app, 'team/app', 'v1')).headers['docker-content-digest']).toBe(two.digest);
     expect(upstream.count('HEAD', MANIFEST_GET, since)).toBe(1);
     expect(upstream.count('GET', MANIFEST_GET, since)).toBe(0);
+    // Moved back to an image the cache holds: the tag follows with a HEAD alone.
+    const back = await pushUpstreamImage(upstream, 'team/app', 'v1', 'one');
+    expect(back.digest).toBe(one.digest);
+    await sleep(1100);
+    since = upstream.mark();
+    expect((await getManifestOf(mirror.app, 'team/app', 'v1')).headers['docker-content-digest']).toBe(one.digest);
+    expect(upstream.count('HEAD', MANIFEST_GET, since)).toBe(1);
+    expect(upstream.count('GET', MANIFEST_GET, since)).toBe(0);
     const metrics = await mirror.app.metrics!.registry.metrics();
-    expect(metrics).toMatch(/registry_proxy_requests_total\{kind="manifest",result="updated"\} 1/);
+    expect(metrics).toMatch(/registry_proxy_requests_total\{kind="manifest",result="updated"\} 2/);
     expect(metrics).toMatch(/registry_proxy_requests_total\{kind="manifest",result="revalidated"\} 1/);
   });
 

@@ -91,6 +91,24 @@ describe('UpstreamClient', () => {
     expect(tokens).toBe(2);
   });
 
+  it('asks for a new token when the upstream stops taking the cached one', async () => {
+    let tokens = 0;
+    let accepted = 't1';
+    const upstream = await serve((request, response, base) => {
+      if (request.url!.startsWith('/token')) {
+        tokens++;
+        return void response.end(JSON.stringify({ token: `t${tokens}`, expires_in: 3600 }));
+      }
+      if (request.headers.authorization === `Bearer ${accepted}`) return void response.writeHead(200).end();
+      response.writeHead(401, { 'www-authenticate': `Bearer realm="${base}/token"` }).end();
+    });
+    const client = new UpstreamClient({ url: upstream.url, dockerHub: false }, { timeoutMs: 5_000 });
+    expect((await client.request('GET', '/v2/r/manifests/t', 'r', {})).status).toBe(200);
+    accepted = 't2'; // revoked upstream
+    expect((await client.request('GET', '/v2/r/manifests/t', 'r', {})).status).toBe(200);
+    expect(tokens).toBe(2);
+  });
+
   it('takes access_token and a token without expires_in (60 s)', async () => {
     let tokens = 0;
     const upstream = await serve((request, response, base) => {
