@@ -103,11 +103,18 @@ export interface ProxyRuleConfig {
   readonly ttlMs: number;
 }
 
+export interface ProxyCredential {
+  readonly username: string;
+  readonly password: string;
+  /** The upstreams (allowedupstreams' syntax) a rule may send them to; absent: any upstream a rule may name. */
+  readonly upstreams?: readonly string[];
+}
+
 export interface ProxyConfig {
   /** proxy.remoteurl's rule (prefix '') and proxy.rules, longest prefix first. */
   readonly rules: readonly ProxyRuleConfig[];
   /** Upstream credentials by name, for ECR's pull-through cache rules (credentialArn's secret name). */
-  readonly credentials: Readonly<Record<string, { readonly username: string; readonly password: string }>>;
+  readonly credentials: Readonly<Record<string, ProxyCredential>>;
   /**
    * The upstreams that ECR's CreatePullThroughCacheRule may name, as `scheme://host[:port]`; a host
    * may start with `*.` (any subdomain). By default the registries ECR itself supports.
@@ -686,24 +693,29 @@ function resolveProxy(proxy: NonNullable<ConfigFile['proxy']>): ProxyConfig {
     rules.push({ prefix, upstream: resolveUpstream(rule.remoteurl, rule.username, rule.password, key), ttlMs: ttl(rule.ttl, `${key}.ttl`) });
   }
   rules.sort((a, b) => b.prefix.length - a.prefix.length);
-  const allowedUpstreams = (proxy.allowedupstreams ?? ECR_UPSTREAMS).map((text, i) => {
-    const key = `proxy.allowedupstreams[${i}]`;
-    const wildcard = /^(https?:\/\/)\*\./.exec(text);
-    const url = upstreamUrl(wildcard ? text.replace('*.', 'wildcard.') : text, key);
-    return wildcard ? url.replace('//wildcard.', '//*.') : url;
-  });
+  const allowedUpstreams = (proxy.allowedupstreams ?? ECR_UPSTREAMS).map((text, i) => upstreamPattern(text, `proxy.allowedupstreams[${i}]`));
+  const credentials: Record<string, ProxyCredential> = {};
+  for (const [name, c] of Object.entries(proxy.credentials ?? {})) {
+    credentials[name] = {
+      username: c.username,
+      password: c.password,
+      ...(c.upstreams ? { upstreams: c.upstreams.map((text, i) => upstreamPattern(text, `proxy.credentials.${name}.upstreams[${i}]`)) } : {}),
+    };
+  }
   for (const name of Object.keys(proxy.credentials ?? {})) {
     // The name a credentialArn ends with (ecr-pullthroughcache/<name>), in Secrets Manager's alphabet.
     if (!/^[a-zA-Z0-9/_+=.@-]{1,200}$/.test(name)) {
       throw new ConfigError(`proxy.credentials: ${JSON.stringify(name)} is not a secret name (1 to 200 letters, digits and /_+=.@-)`);
     }
   }
+  const timeoutMs = parseDuration(proxy.timeout ?? '30s');
+  if (timeoutMs < 100 || timeoutMs > 3_600_000) throw new ConfigError('proxy.timeout must be at least 100ms and at most 1h');
   return {
     rules,
-    credentials: proxy.credentials ?? {},
+    credentials,
     allowedUpstreams,
     ttlMs: ttl(undefined, 'proxy.ttl'),
-    timeoutMs: parseDuration(proxy.timeout ?? '30s'),
+    timeoutMs,
   };
 }
 
@@ -715,6 +727,24 @@ function resolveUpstream(text: string, username: string | undefined, password: s
   // docker.io and index.docker.io name Docker Hub; its registry API answers at registry-1.docker.io.
   if (dockerHub) url = 'https://registry-1.docker.io';
   return { url, dockerHub, ...(username !== undefined ? { username, password: password! } : {}) };
+}
+
+/** An upstream pattern: `scheme://host[:port]`, the host possibly starting with `*.` (any subdomain). */
+function upstreamPattern(text: string, key: string): string {
+  const wildcard = /^(https?:\/\/)\*\./.exec(text);
+  const url = upstreamUrl(wildcard ? text.replace('*.', 'wildcard.') : text, key);
+  return wildcard ? url.replace('//wildcard.', '//*.') : url;
+}
+
+/** Whether an upstream's URL (`scheme://host[:port]`) matches a pattern of proxy.allowedupstreams (a `*.` host: a strict subdomain). */
+export function upstreamMatches(entry: string, url: string): boolean {
+  const e = /^(https?):\/\/(\*\.)?(\[[0-9a-f:.]+\]|[^/:[\]]+)(?::(\d+))?$/i.exec(entry);
+  if (!e) return false;
+  const u = new URL(url);
+  if (u.protocol !== `${e[1]!.toLowerCase()}:` || u.port !== (e[4] ?? '')) return false;
+  const host = u.hostname;
+  const domain = e[3]!.toLowerCase();
+  return e[2] ? host.endsWith(`.${domain}`) && host.length > domain.length + 1 : host === domain;
 }
 
 /** An upstream's base URL, `scheme://host[:port]` (no path, credentials, query or fragment). */

@@ -342,7 +342,7 @@ export const fileSchema = z
           )
           .optional(),
         credentials: z
-          .record(z.string(), z.object({ username: z.string().min(1), password: z.string().min(1) }).strict())
+          .record(z.string(), z.object({ username: z.string().min(1), password: z.string().min(1), upstreams: z.array(z.string().min(1)).optional() }).strict())
           .optional(),
         allowedupstreams: z.array(z.string().min(1)).optional(),
         timeout: duration.optional(),

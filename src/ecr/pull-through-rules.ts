@@ -11,7 +11,7 @@
  * (stored as the ARN: the credentials stay in the configuration), and a prefix of the
  * configuration's own `proxy.rules` is the configuration's.
  */
-import { ConfigError, upstreamUrl, type EcrConfig, type ProxyConfig, type UpstreamConfig } from '../config/config.js';
+import { ConfigError, upstreamMatches, upstreamUrl, type EcrConfig, type ProxyConfig, type UpstreamConfig } from '../config/config.js';
 import type { EcrIndex, PullThroughRuleRow } from '../index/contract.js';
 import type { EcrRuleSource, EcrRuleView, UpstreamProbe } from '../proxy/sources.js';
 import { EcrError, ecrErrors } from './errors.js';
@@ -146,7 +146,7 @@ export class PullThroughRules implements EcrRuleSource {
       throw ecrErrors.invalidParameter("Invalid parameter: upstreamRepositoryPrefix can only be set when ecrRepositoryPrefix is not 'ROOT'");
     }
     const url = this.allowedUpstream(settings.upstreamRegistryUrl);
-    if (settings.credentialArn !== undefined) this.credentialName(settings.credentialArn);
+    if (settings.credentialArn !== undefined) this.credentialName(settings.credentialArn, url);
     if (this.proxy.rules.some((r) => r.prefix !== '' && r.prefix === key)) throw pullThroughErrors.configured(prefix);
     if ((await this.index.pullThroughRules('', MAX_PULL_THROUGH_RULES)).length >= MAX_PULL_THROUGH_RULES) {
       if (!(await this.index.pullThroughRule(key))) throw pullThroughErrors.limit();
@@ -168,7 +168,7 @@ export class PullThroughRules implements EcrRuleSource {
   /** Changes the credentials' secret or the role; PullThroughCacheRuleNotFoundException, SecretNotFoundException. */
   async update(prefix: string, changes: PullThroughRuleChanges): Promise<PullThroughRule> {
     const current = await this.require(prefix);
-    if (changes.credentialArn !== undefined) this.credentialName(changes.credentialArn);
+    if (changes.credentialArn !== undefined) this.credentialName(changes.credentialArn, current.upstreamUrl);
     const { createdAt: _created, updatedAt: _updated, ...stored } = current;
     const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
     if (!(await this.index.updatePullThroughRule(ruleKey(prefix), JSON.stringify({ ...stored, ...defined }), this.now()))) {
@@ -213,7 +213,7 @@ export class PullThroughRules implements EcrRuleSource {
 
   /** The upstream the rule reads from, with its credentials from proxy.credentials. */
   private upstreamOf(rule: PullThroughRule): UpstreamConfig {
-    const name = rule.credentialArn !== undefined ? this.credentialName(rule.credentialArn) : undefined;
+    const name = rule.credentialArn !== undefined ? this.credentialName(rule.credentialArn, rule.upstreamUrl) : undefined;
     const credentials = name !== undefined ? this.proxy.credentials[name] : undefined;
     return {
       url: rule.upstreamUrl,
@@ -251,9 +251,15 @@ export class PullThroughRules implements EcrRuleSource {
   }
 
   /** The proxy.credentials entry a credentialArn names; SecretNotFoundException if none. */
-  private credentialName(arn: string): string {
+  /**
+   * The proxy.credentials entry a credentialArn names; SecretNotFoundException if none,
+   * UnableToAccessSecretException if the entry names its upstreams and `url` is not one of them.
+   */
+  private credentialName(arn: string, url: string): string {
     const name = this.findCredential(arn);
     if (name === undefined) throw pullThroughErrors.secretNotFound(arn);
+    const upstreams = this.proxy.credentials[name]!.upstreams;
+    if (upstreams && !upstreams.some((entry) => upstreamMatches(entry, url))) throw pullThroughErrors.secretNotForUpstream(arn, url);
     return name;
   }
 
@@ -282,17 +288,6 @@ export function secretNames(arn: string): string[] {
     if (bare !== n && bare !== '' && !bare.endsWith('/')) names.push(bare);
   }
   return [...new Set(names)];
-}
-
-/** Whether an allowedupstreams entry (`scheme://host[:port]`, the host perhaps `*.domain`) takes the URL. */
-export function upstreamMatches(entry: string, url: string): boolean {
-  const e = /^(https?):\/\/(\*\.)?(\[[0-9a-f:.]+\]|[^/:[\]]+)(?::(\d+))?$/i.exec(entry);
-  if (!e) return false;
-  const u = new URL(url);
-  if (u.protocol !== `${e[1]!.toLowerCase()}:` || u.port !== (e[4] ?? '')) return false;
-  const host = u.hostname;
-  const domain = e[3]!.toLowerCase();
-  return e[2] ? host.endsWith(`.${domain}`) && host.length > domain.length + 1 : host === domain;
 }
 
 /** The UpstreamRegistry a URL of one of ECR's upstreams is. */
@@ -357,6 +352,11 @@ export const pullThroughErrors = {
     new EcrError(
       'UnsupportedUpstreamRegistryException',
       `The upstream registry '${url}' is not supported: upstreamRegistryUrl must be one of the registry's allowed upstreams (proxy.allowedupstreams)`,
+    ),
+  secretNotForUpstream: (arn: string, url: string) =>
+    new EcrError(
+      'UnableToAccessSecretException',
+      `The secret '${arn}' may not be sent to ${url}: its proxy.credentials entry names the upstreams it is for, and this is not one of them`,
     ),
   secretNotFound: (arn: string) =>
     new EcrError(

@@ -2,6 +2,7 @@ import { Digest } from '../oci/digest.js';
 import { RangeNotSatisfiableError } from '../oci/errors.js';
 import { MediaType } from '../oci/media-types.js';
 import { openBlobBody, sendBlobBody } from './blob-body.js';
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ProxyRoute } from '../proxy/cache.js';
 import { assertDeletable, requestSignal, type Handler } from './context.js';
@@ -42,7 +43,9 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
 /**
  * A blob of a repository served from an upstream that the repository does not hold yet: a HEAD asks
  * the upstream for its size; a GET joins (or starts) its one fetch and streams the bytes as they
- * arrive (the whole blob, Range aside). False when the repository holds it: the caller serves it.
+ * arrive (the whole blob, Range aside). The headers are set once the first bytes are there, so that
+ * a fetch that fails first answers a plain error. False when the repository holds it: the caller
+ * serves it.
  */
 async function sendProxiedBlob(
   ctx: Parameters<Handler<BlobParams>>[0],
@@ -54,22 +57,56 @@ async function sendProxiedBlob(
 ): Promise<boolean> {
   const proxy = ctx.proxy!;
   if ((await ctx.registry.index.linkedBlobSize(name, digest.toString())) !== undefined) return false;
-  reply.header('Docker-Content-Digest', digest.toString()).header('ETag', `"${digest}"`).type(MediaType.OctetStream);
   if (request.method === 'HEAD') {
     const size = await proxy.blobSize(name, digest, route, request.log);
-    if (size !== undefined) reply.header('Content-Length', String(size));
+    proxiedHeaders(reply, digest, size);
     await reply.send();
     return true;
   }
   const fetch = await proxy.blob(name, digest, route, request.log);
-  const body = fetch?.reader(requestSignal(request));
-  if (!body) return false; // linked from the store, or fetched and stored meanwhile
-  if (fetch!.size !== undefined) reply.header('Content-Length', String(fetch!.size));
+  const reader = fetch?.reader(requestSignal(request));
+  if (!reader) return false; // linked from the store, or fetched and stored meanwhile
+  const body = await startedBody(reader);
+  proxiedHeaders(reply, digest, fetch!.size);
   reply.header('Cache-Control', 'max-age=31536000, immutable');
   ctx.registry.pulled({ kind: 'blob', repository: name, digest: digest.toString(), size: fetch!.size ?? 0 }, ctx.origin(request));
   body.once('error', (err) => request.log.info({ digest: digest.toString(), reason: err.message }, 'proxied blob response cut short'));
   await reply.send(body);
   return true;
+}
+
+function proxiedHeaders(reply: FastifyReply, digest: Digest, size: number | undefined): void {
+  reply.header('Docker-Content-Digest', digest.toString()).header('ETag', `"${digest}"`).type(MediaType.OctetStream);
+  if (size !== undefined) reply.header('Content-Length', String(size));
+}
+
+/** The stream with its first chunk read (or its first failure thrown) before any header is set. */
+async function startedBody(stream: Readable): Promise<Readable> {
+  const chunks = stream[Symbol.asyncIterator]();
+  let first: IteratorResult<Buffer>;
+  try {
+    first = await chunks.next();
+  } catch (err) {
+    stream.destroy();
+    throw err;
+  }
+  async function* rest(): AsyncIterable<Buffer> {
+    try {
+      if (first.done) return;
+      yield first.value;
+      for (;;) {
+        const next = await chunks.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      stream.destroy();
+    }
+  }
+  const body = Readable.from(rest(), { objectMode: false });
+  // A client gone before the body is read: the source ends too (its hold on the fetch with it).
+  body.once('close', () => stream.destroy());
+  return body;
 }
 
 /** DELETE /v2/<name>/blobs/<digest>: unlinks the blob from the repository. */

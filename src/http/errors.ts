@@ -65,7 +65,7 @@ export function registerErrorHandling(app: FastifyInstance, publicUrl: string | 
     }
     if (err instanceof UpstreamUnavailableError) {
       // A pull-through fetch that failed before the first byte of its answer (the cache logged it).
-      reply.header('Retry-After', '30');
+      reply.header('Retry-After', String(err.retryAfter ?? 30));
       return sendError(reply, 503, 'UNAVAILABLE', 'the upstream registry failed this fetch; retry later');
     }
     if (err instanceof ProxyUnavailableError) {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
+import { UpstreamUnavailableError } from './upstream.js';
 
 const READ_CHUNK = 1024 * 1024;
 
@@ -97,29 +98,33 @@ class Spool extends EventEmitter {
     if (this.holders === 0) return undefined;
     this.holders++;
     const spool = this;
+    let handle: FileHandle | undefined;
     async function* read(): AsyncIterable<Buffer> {
-      const handle = await open(spool.path, 'r');
-      try {
-        for (let position = 0; ; ) {
-          if (spool.failed) throw spool.failed;
-          const available = spool.available;
-          if (position < available) {
-            const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, available - position));
-            const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-            if (bytesRead === 0) throw new Error('the spool file ended early');
-            position += bytesRead;
-            yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
-            continue;
-          }
-          if (spool.verified) return;
-          await spool.moved(signal);
+      handle = await open(spool.path, 'r');
+      for (let position = 0; ; ) {
+        if (spool.failed) throw spool.failed;
+        const available = spool.available;
+        if (position < available) {
+          const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, available - position));
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+          if (bytesRead === 0) throw new UpstreamUnavailableError('the spool file of the fetch ended early');
+          position += bytesRead;
+          yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+          continue;
         }
-      } finally {
-        await handle.close();
-        await spool.release();
+        if (spool.verified) return;
+        await spool.moved(signal);
       }
     }
-    return Readable.from(read(), { objectMode: false });
+    const stream = Readable.from(read(), { objectMode: false });
+    // The hold ends when the stream does, read or not (a client gone before the first byte).
+    stream.once('close', () => {
+      void (async () => {
+        await handle?.close().catch(() => undefined);
+        await spool.release();
+      })();
+    });
+    return stream;
   }
 
   /** Waits for the fetch to move on (a chunk, the verification or a failure), at most stallMs. */
@@ -130,14 +135,15 @@ class Spool extends EventEmitter {
       await once(this, 'progress', { signal: both });
     } catch (err) {
       if (signal?.aborted) throw err;
-      throw new Error(`the upstream fetch made no progress for ${this.stallMs} ms`);
+      throw new UpstreamUnavailableError(`the upstream fetch made no progress for ${this.stallMs} ms`);
     }
   }
 
   private async release(): Promise<void> {
     if (--this.holders > 0) return;
     await this.file.close().catch(() => undefined);
-    await rm(this.path, { force: true });
+    // Left behind if it cannot be removed: the folder goes when the app closes.
+    await rm(this.path, { force: true }).catch(() => undefined);
   }
 }
 
@@ -146,11 +152,19 @@ export class BlobFetches {
   private readonly inFlight = new Map<string, Promise<BlobFetch>>();
   private dir: Promise<string> | undefined;
 
-  constructor(private readonly stallMs: number) {}
+  constructor(
+    private readonly stallMs: number,
+    /** Where the spool folder is made (the system's temporary directory). */
+    private readonly parent: string = tmpdir(),
+  ) {}
 
   /** How many fetches are in flight now. */
   get size(): number {
     return this.inFlight.size;
+  }
+
+  has(key: string): boolean {
+    return this.inFlight.has(key);
   }
 
   /**
@@ -178,7 +192,7 @@ export class BlobFetches {
 
   private async begin(start: () => Promise<FetchJob>): Promise<BlobFetch> {
     const job = await start();
-    this.dir ??= mkdtemp(join(tmpdir(), 'ocireg-proxy-'));
+    this.dir ??= mkdtemp(join(this.parent, 'ocireg-proxy-'));
     let path: string;
     let file: FileHandle;
     try {

@@ -17,7 +17,7 @@
 import { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { INDEX_MEDIA_TYPES, accepts, baseMediaType } from '../oci/media-types.js';
-import type { ProxyConfig, UpstreamConfig } from '../config/config.js';
+import { upstreamMatches, type ProxyConfig, type UpstreamConfig } from '../config/config.js';
 import type { Registry } from '../registry/registry.js';
 import type { Reference, StoredManifest } from '../registry/manifests.js';
 import { ImmutableTagError } from '../registry/repository-rules.js';
@@ -65,6 +65,10 @@ export class ProxyUnavailableError extends RegistryError {
 const DEFAULT_RETRY_AFTER = 30;
 /** How long ECR's rules are read from the index before they are read again (other nodes change them). */
 const ECR_RULES_TTL_MS = 5_000;
+/** Blob fetches in flight at most: each may outlive its clients, and takes a connection and disk. */
+const MAX_FETCHES = 64;
+/** After a failed check, a held tag is served this long (at most its ttl) before it is checked again. */
+const STALE_RETRY_MS = 10_000;
 /** Tags whose last check time is remembered (past it, the oldest are checked again sooner). */
 const MAX_VALIDATED = 100_000;
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
@@ -91,8 +95,8 @@ export class PullThroughCache {
   private readonly now: () => number;
   private readonly readOnly: boolean;
   private readonly clients = new Map<string, UpstreamClient>();
-  /** When each cached tag (`repo:tag`) was last fetched or confirmed by the upstream. */
-  private readonly validated = new Map<string, number>();
+  /** Until when each cached tag (`repo:tag`) is served without asking the upstream (fetched or confirmed, plus ttl). */
+  private readonly freshUntil = new Map<string, number>();
   private readonly pending = new Map<string, Promise<void>>();
   private readonly fetches: BlobFetches;
   private ecrRules: { at: number; rules: Promise<readonly EcrRuleView[]> } | undefined;
@@ -149,6 +153,10 @@ export class PullThroughCache {
     const credentials = rule.credentialName !== undefined ? this.config.credentials[rule.credentialName] : undefined;
     if (rule.credentialName !== undefined && !credentials) {
       throw new ProxyUnavailableError(`the pull-through cache rule ${rule.ecrRepositoryPrefix} names credentials the configuration no longer has`, DEFAULT_RETRY_AFTER);
+    }
+    if (credentials?.upstreams && !credentials.upstreams.some((entry) => upstreamMatches(entry, rule.upstreamUrl))) {
+      // The configuration changed since the rule was made: the credentials are not sent where they are not for.
+      throw new ProxyUnavailableError(`the pull-through cache rule ${rule.ecrRepositoryPrefix} names credentials that are not for its upstream`, DEFAULT_RETRY_AFTER);
     }
     const upstream: UpstreamConfig = {
       url: rule.upstreamUrl,
@@ -252,8 +260,8 @@ export class PullThroughCache {
     const tag = ref.tag;
     const key = `${name}:${tag}`;
     const local = await this.registry.index.tagDigest(name, tag);
-    const checked = this.validated.get(key);
-    if (local !== undefined && checked !== undefined && this.now() - checked < route.ttlMs) return this.counters?.proxied('manifest', 'hit');
+    const until = this.freshUntil.get(key);
+    if (local !== undefined && until !== undefined && this.now() < until) return this.counters?.proxied('manifest', 'hit');
     if (this.readOnly) {
       // Nothing can be written: what is held is served as it is, and nothing else.
       if (local === undefined) throw readOnlyMiss('manifest');
@@ -269,31 +277,41 @@ export class PullThroughCache {
           this.counters?.proxied('manifest', 'revalidated');
         } else {
           const held = current !== undefined ? await this.registry.index.manifest(name, current) : undefined;
-          if (held) {
-            // Moved back to an image the cache holds: the tag follows without fetching it again.
-            await this.keep(name, Digest.parse(current!), held.content, held.mediaType, [tag]);
+          // Moved back to an image the cache holds: the tag follows without fetching it again.
+          const moved = held
+            ? await this.keep(name, Digest.parse(current!), held.content, held.mediaType, [tag])
+            : await this.fetchManifest(name, route, current ?? tag, current !== undefined ? Digest.parse(current) : undefined, [tag]);
+          if (moved) {
+            this.counters?.proxied('manifest', 'updated');
+            log.info({ repository: name, tag, from: local, upstream: route.client.url }, 'cached tag moved to follow the upstream');
           } else {
-            await this.fetchManifest(name, route, current ?? tag, current !== undefined ? Digest.parse(current) : undefined, [tag]);
+            this.counters?.proxied('manifest', 'revalidated');
           }
-          this.counters?.proxied('manifest', 'updated');
-          log.info({ repository: name, tag, from: local, upstream: route.client.url }, 'cached tag moved to follow the upstream');
         }
       }
-      this.markValidated(key);
+      this.markValidated(key, route.ttlMs);
     } catch (err) {
-      if (local !== undefined && err instanceof UpstreamUnavailableError) {
+      // A held tag is served whatever stops its check: the upstream down, slow or rate limiting,
+      // refusing the credentials, or no longer having the tag (as distribution does).
+      const refused = err instanceof UpstreamDeniedError || (err instanceof RegistryError && err.status < 500);
+      if (local !== undefined && (err instanceof UpstreamUnavailableError || refused)) {
         this.counters?.proxied('manifest', 'stale');
-        log.warn({ repository: name, tag, upstream: route.client.url, reason: err.message }, 'upstream unavailable: serving the cached manifest');
+        const reason = err instanceof Error ? err.message : String(err);
+        if (refused) log.warn({ repository: name, tag, upstream: route.client.url, reason }, 'upstream refused the check: serving the cached manifest');
+        else log.warn({ repository: name, tag, upstream: route.client.url, reason }, 'upstream unavailable: serving the cached manifest');
+        // Checked again after a short while rather than on every pull: each check may wait proxy.timeout.
+        this.markValidated(key, Math.min(route.ttlMs, STALE_RETRY_MS));
         return;
       }
       throw this.failure(err, 'manifest', name, route, log);
     }
   }
 
-  private markValidated(key: string): void {
-    this.validated.delete(key);
-    if (this.validated.size >= MAX_VALIDATED) this.validated.delete(this.validated.keys().next().value!);
-    this.validated.set(key, this.now());
+  /** Notes that the tag is served without a check for `ms` from now (its ttl, or less after a failed check). */
+  private markValidated(key: string, ms: number): void {
+    this.freshUntil.delete(key);
+    if (this.freshUntil.size >= MAX_VALIDATED) this.freshUntil.delete(this.freshUntil.keys().next().value!);
+    this.freshUntil.set(key, this.now() + ms);
   }
 
   /** The tag's digest at the upstream (a HEAD); undefined when it does not say (a GET then tells). */
@@ -307,9 +325,10 @@ export class PullThroughCache {
 
   /**
    * Fetches a manifest by tag or digest and records it (with `tags`): its digest is the one asked
-   * for, else the one the upstream says (checked), else its bytes' sha256.
+   * for, else the one the upstream says (checked), else its bytes' sha256. False when the tags
+   * could not move (they are immutable).
    */
-  private async fetchManifest(name: string, route: ProxyRoute, reference: string, expected: Digest | undefined, tags: string[]): Promise<void> {
+  private async fetchManifest(name: string, route: ProxyRoute, reference: string, expected: Digest | undefined, tags: string[]): Promise<boolean> {
     const response = await route.client.request('GET', `/v2/${route.upstreamName}/manifests/${reference}`, route.upstreamName, { accept: MANIFEST_ACCEPT });
     if (response.status === 404) {
       response.discard();
@@ -326,19 +345,20 @@ export class PullThroughCache {
       throw new UpstreamUnavailableError(`the upstream's manifest does not have the digest ${digest}`);
     }
     const mediaType = baseMediaType(response.headers.get('content-type') ?? undefined) || undefined;
-    await this.keep(name, digest, body, mediaType, tags);
+    return this.keep(name, digest, body, mediaType, tags);
   }
 
-  /** Records a manifest of the upstream's in the cache, with `tags`. */
-  private async keep(name: string, digest: Digest, body: Buffer, mediaType: string | undefined, tags: string[]): Promise<void> {
+  /** Records a manifest of the upstream's in the cache, with `tags`; false when the tags could not move (they are immutable). */
+  private async keep(name: string, digest: Digest, body: Buffer, mediaType: string | undefined, tags: string[]): Promise<boolean> {
     await this.ensureRepository(name);
     try {
       await asCacheWrite(() => this.registry.manifests.putCached(name, digest, body, mediaType, tags));
+      return true;
     } catch (err) {
       if (err instanceof ImmutableTagError) {
         // The repository's tags are immutable (an ECR template said so): the cached one stays.
         this.log.info({ repository: name, tag: err.tag }, 'upstream tag moved; the cached tag is immutable and stays');
-        return;
+        return false;
       }
       if (err instanceof RegistryError && err.status < 500) {
         throw new RegistryError('MANIFEST_UNKNOWN', `the upstream's manifest cannot be stored here: ${err.message}`, { detail: { name, digest: digest.toString() } });
@@ -376,8 +396,11 @@ export class PullThroughCache {
           return undefined;
         }
       }
-      const fetch = await this.fetches.join(`${name}\n${digest}`, () => this.startBlobFetch(name, digest, route));
-      return fetch;
+      const key = `${name}\n${digest}`;
+      if (!this.fetches.has(key) && this.fetches.size >= MAX_FETCHES) {
+        throw new ProxyUnavailableError(`the pull-through cache is fetching ${MAX_FETCHES} blobs already; retry later`, 5);
+      }
+      return await this.fetches.join(key, () => this.startBlobFetch(name, digest, route));
     } catch (err) {
       throw this.failure(err, 'blob', name, route, log);
     }
@@ -415,7 +438,7 @@ export class PullThroughCache {
     this.counters?.proxied('blob', 'miss');
     return {
       size,
-      cancel: () => body.destroy(),
+      cancel: () => response.discard(),
       run: (spool: (chunks: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>) => {
         const staged = (async () => {
           const blob = await this.registry.uploads.stage(spool(body), digest.algorithm);
@@ -435,7 +458,7 @@ export class PullThroughCache {
           }
         });
         stored.catch((err: Error) => {
-          body.destroy();
+          response.discard();
           this.log.warn({ repository: name, digest: digest.toString(), upstream: route.client.url, reason: err.message }, 'pull-through fetch of a blob failed');
         });
         return { verified: staged.then(() => undefined), stored };

@@ -244,6 +244,11 @@ export class UpstreamClient {
       // Credentials go where they were meant for (the first URL's host), never to a redirect's other host.
       const sent = hop === 0 || target.host === url.host ? headers : withoutAuthorization(headers);
       const response = await this.fetchOnce(method, target, sent, signal);
+      if (hop > 0 && (response.status === 401 || response.status === 403)) {
+        // Where a redirect led (a CDN, a bucket's signed URL) refusing is the upstream failing, not a verdict on access.
+        response.discard();
+        throw new UpstreamUnavailableError(`the upstream's redirect answered ${response.status}`, response.status);
+      }
       if (response.status < 300 || response.status >= 400 || response.status === 304) return response;
       const location = response.headers.get('location');
       response.discard();
@@ -274,7 +279,13 @@ export class UpstreamClient {
     };
     let response: Response;
     try {
-      response = await fetch(url, { method, headers: { 'user-agent': 'ocireg-proxy', ...headers }, redirect: 'manual', signal: controller.signal });
+      // identity: a blob's bytes and Content-Length are the digest's, not a compressed transfer's.
+      response = await fetch(url, {
+        method,
+        headers: { 'user-agent': 'ocireg-proxy', 'accept-encoding': 'identity', ...headers },
+        redirect: 'manual',
+        signal: controller.signal,
+      });
     } catch (err) {
       done();
       if (signal?.aborted) throw signal.reason as Error;

@@ -68,6 +68,12 @@ describe('the proxy section', () => {
     });
   });
 
+  it('ties named credentials to the upstreams they are for', () => {
+    const config = load({ overrides: proxy({ credentials: { hub: { username: 'u', password: 'p', upstreams: ['https://registry-1.docker.io/', 'https://*.azurecr.io'] } } }) });
+    expect(config.proxy?.credentials.hub).toEqual({ username: 'u', password: 'p', upstreams: ['https://registry-1.docker.io', 'https://*.azurecr.io'] });
+    expect(configError({ overrides: proxy({ credentials: { hub: { username: 'u', password: 'p', upstreams: ['nope'] } } }) })).toMatch(/proxy\.credentials\.hub\.upstreams\[0\]/);
+  });
+
   it('refuses what it cannot use, naming the key', () => {
     expect(configError({ overrides: proxy({ remoteurl: 'registry-1.docker.io' }) })).toMatch(/proxy\.remoteurl: expected a URL/);
     expect(configError({ overrides: proxy({ remoteurl: 'ftp://example.com' }) })).toMatch(/proxy\.remoteurl: expected an http or https URL/);
@@ -85,6 +91,8 @@ describe('the proxy section', () => {
     expect(configError({ overrides: proxy({ allowedupstreams: ['not a url'] }) })).toMatch(/proxy\.allowedupstreams\[0\]/);
     expect(configError({ overrides: proxy({ credentials: { 'bad name!': { username: 'u', password: 'p' } } }) })).toMatch(/secret name/);
     expect(configError({ overrides: proxy({ remoteurl: 'https://example.com', mirror: true }) })).toMatch(/"mirror"/);
+    expect(configError({ overrides: proxy({ timeout: '0s' }) })).toMatch(/proxy\.timeout must be at least 100ms/);
+    expect(configError({ overrides: proxy({ timeout: '2h' }) })).toMatch(/at most 1h/);
   });
 
   it('redacts every upstream password', () => {

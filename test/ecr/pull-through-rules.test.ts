@@ -4,7 +4,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_PROXY, type ProxyConfig, type UpstreamConfig } from '../../src/config/config.js';
 import { EcrError } from '../../src/ecr/errors.js';
-import { PullThroughRules, secretNames, upstreamMatches } from '../../src/ecr/pull-through-rules.js';
+import { PullThroughRules, secretNames } from '../../src/ecr/pull-through-rules.js';
+import { upstreamMatches } from '../../src/config/config.js';
 import { RegistryError } from '../../src/oci/errors.js';
 import type { UpstreamProbe } from '../../src/proxy/sources.js';
 import { ACCOUNT, REPOSITORY_POLICY, openFixture, type EcrFixture } from './repositories-support.js';
@@ -17,6 +18,7 @@ const PROXY: ProxyConfig = {
   credentials: {
     dockerhub: { username: 'hub-user', password: 'hub-password' },
     'ecr-pullthroughcache/quay': { username: 'quay-user', password: 'quay-password' },
+    hubonly: { username: 'hub-user', password: 'hub-password', upstreams: ['https://registry-1.docker.io'] },
   },
 };
 
@@ -241,5 +243,18 @@ describe('ensureRepository: the repository of a first pull', () => {
 
     await expect(rules.ensureRepository('a')).rejects.toSatisfy((err) => err instanceof RegistryError && err.code === 'NAME_INVALID');
     expect(await f.repositories.get('a')).toBeUndefined();
+  });
+});
+
+describe('credentials tied to their upstreams (proxy.credentials.<name>.upstreams)', () => {
+  it('go only to the upstreams they name: elsewhere the rule is refused, on create and on update', async () => {
+    const hub = await rules.create('hub', { upstreamRegistryUrl: 'registry-1.docker.io', credentialArn: SECRET('hubonly') });
+    expect(hub.credentialArn).toBe(SECRET('hubonly'));
+    const refused = await refusal(rules.create('quay', { upstreamRegistryUrl: 'quay.io', credentialArn: SECRET('hubonly') }));
+    expect(refused.type).toBe('UnableToAccessSecretException');
+    expect(refused.message).toContain('https://quay.io');
+    await rules.create('quay', { upstreamRegistryUrl: 'quay.io' });
+    expect((await refusal(rules.update('quay', { credentialArn: SECRET('hubonly') }))).type).toBe('UnableToAccessSecretException');
+    expect((await rules.get('quay'))?.credentialArn).toBeUndefined();
   });
 });

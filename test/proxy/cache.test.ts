@@ -232,6 +232,29 @@ describe('revalidation and failures (a short ttl)', () => {
     expect((await getManifestOf(mirror.app, 'team/kept', 'v2')).statusCode).toBe(200);
   });
 
+  it('serves a held tag that the upstream no longer has or refuses, and checks it again only after a while', async () => {
+    const pushed = await pushUpstreamImage(upstream, 'team/gone', 'v1', 'gone');
+    expect((await getManifestOf(mirror.app, 'team/gone', 'v1')).statusCode).toBe(200);
+    expect((await upstream.registry.app.inject({ method: 'DELETE', url: '/v2/team/gone/manifests/v1' })).statusCode).toBe(202);
+    await sleep(1100);
+    let since = upstream.mark();
+    const held = await getManifestOf(mirror.app, 'team/gone', 'v1');
+    expect(held.statusCode).toBe(200);
+    expect(held.headers['docker-content-digest']).toBe(pushed.digest);
+    expect(mirror.lines.some((l) => l.msg === 'upstream refused the check: serving the cached manifest' && l.repository === 'team/gone')).toBe(true);
+    // Not asked again on the next pull: a failed check waits (here min(ttl, 10 s) = 1 s) before the next.
+    expect((await getManifestOf(mirror.app, 'team/gone', 'v1')).statusCode).toBe(200);
+    expect(upstream.count('HEAD', MANIFEST_GET, since)).toBe(1);
+    // An upstream refusing the credentials: the same.
+    upstream.failWith(401);
+    await sleep(1100);
+    since = upstream.mark();
+    expect((await getManifestOf(mirror.app, 'team/gone', 'v1')).statusCode).toBe(200);
+    // Never held: the upstream's 404 is the answer.
+    upstream.up();
+    expect((await getManifestOf(mirror.app, 'team/gone', 'v2')).statusCode).toBe(404);
+  });
+
   it('treats 429 and 5xx from the upstream as unavailable: the cached is served, the rest is 503', async () => {
     const pushed = await pushUpstreamImage(upstream, 'team/limited', 'v1', 'limited');
     expect((await getManifestOf(mirror.app, 'team/limited', 'v1')).statusCode).toBe(200);
@@ -425,6 +448,37 @@ describe('the upstream is trusted for nothing but its content', () => {
       expect(mirror.lines.some((l) => l.msg === 'pull-through fetch of a blob failed')).toBe(true);
     } finally {
       await mirror.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('an upstream that fails before the first byte of a blob gets a plain 503: none of the blob\'s headers', async () => {
+    const { createServer } = await import('node:http');
+    const digest = digestOf('never arrives');
+    const server = createServer((request, response) => {
+      if (request.url === `/v2/library/cut/blobs/${digest}`) {
+        response.writeHead(200, { 'content-length': '13' });
+        response.flushHeaders();
+        setTimeout(() => response.socket?.destroy(), 20);
+        return;
+      }
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const mirror = await startMirror({ proxy: { remoteurl: `http://127.0.0.1:${port}` } });
+    try {
+      const res = await mirror.app.inject({ url: `/v2/library/cut/blobs/${digest}` });
+      expect(res.statusCode).toBe(503);
+      expect(errorCode(res)).toBe('UNAVAILABLE');
+      expect(res.headers['cache-control']).toBeUndefined();
+      expect(res.headers['docker-content-digest']).toBeUndefined();
+      expect(res.headers.etag).toBeUndefined();
+      expect(res.headers['retry-after']).toBeDefined();
+      expect(mirror.lines.some((l) => l.level >= 50)).toBe(false);
+    } finally {
+      await mirror.close();
+      server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
   });
