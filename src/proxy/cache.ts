@@ -149,6 +149,7 @@ export class PullThroughCache {
 
   private ecrRoute(name: string, rule: EcrRuleView): ProxyRoute | undefined {
     const rest = name.slice(coverage(rule.ecrRepositoryPrefix));
+    if (rest === '') return undefined; // the prefix itself names no upstream repository
     const upstreamPrefix = rule.upstreamRepositoryPrefix && rule.upstreamRepositoryPrefix !== ECR_ROOT ? rule.upstreamRepositoryPrefix : undefined;
     const credentials = rule.credentialName !== undefined ? this.config.credentials[rule.credentialName] : undefined;
     if (rule.credentialName !== undefined && !credentials) {
@@ -163,7 +164,6 @@ export class PullThroughCache {
       dockerHub: new URL(rule.upstreamUrl).hostname === 'registry-1.docker.io',
       ...(credentials ? { username: credentials.username, password: credentials.password } : {}),
     };
-    if (rest === '') return undefined;
     return this.makeRoute(rule.ecrRepositoryPrefix, 'ecr', upstream, this.config.ttlMs, upstreamPrefix ? `${upstreamPrefix}/${rest}` : rest);
   }
 
@@ -186,7 +186,7 @@ export class PullThroughCache {
   }
 
   private makeRoute(prefix: string, source: 'config' | 'ecr', upstream: UpstreamConfig, ttlMs: number, rest: string): ProxyRoute | undefined {
-    if (rest === '') return undefined; // the prefix itself names no upstream repository
+    if (rest === '') return undefined;
     // Docker Hub's official images live under library/ (docker itself adds it to a bare name).
     const upstreamName = upstream.dockerHub && !rest.includes('/') ? `library/${rest}` : rest;
     return { prefix, source, client: this.client(upstream), ttlMs, upstreamName };
