@@ -1,9 +1,9 @@
+import { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Digest } from '../oci/digest.js';
 import { RangeNotSatisfiableError } from '../oci/errors.js';
 import { MediaType } from '../oci/media-types.js';
 import { openBlobBody, sendBlobBody } from './blob-body.js';
-import { Readable } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ProxyRoute } from '../proxy/cache.js';
 import { assertDeletable, requestSignal, type Handler } from './context.js';
 import { parseRange } from './request.js';
