@@ -4,7 +4,7 @@
  * pass (hashed there); every client reads the spool file from its start, following the fetch as
  * it grows. The last byte is held back until the digest is verified, so that no client is handed
  * a whole blob that turns out wrong: a fetch that fails or does not match cuts every reader off.
- * Memory stays constant: chunks flow through, readers read into 1 MiB buffers.
+ * Memory stays constant: chunks flow through, readers read into 256 KiB buffers.
  */
 import { once, EventEmitter } from 'node:events';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { UpstreamUnavailableError } from './upstream.js';
 
-const READ_CHUNK = 1024 * 1024;
+const READ_CHUNK = 256 * 1024;
 
 /** What a fetch's producer does: reads the upstream into `sink` (each chunk awaited), then verifies and stores. */
 export interface FetchJob {
