@@ -79,8 +79,9 @@ async function planOciLayout(
   if (index.manifests.length === 0) throw archiveInvalid('index.json lists no manifests');
   const images: ArchiveImage[] = [];
   for (const top of index.manifests) {
-    const image: ArchiveImage = { names: namesOf(top, saved), manifests: [], blobs: [], absent: [] };
+    const image: ArchiveImage = { names: namesOf(top), manifests: [], blobs: [], absent: [] };
     await collect(contents, top, image, read, manifestLimit, 0, `index.json → ${top.digest}`);
+    if (image.names.length === 0 && saved) image.names = savedNames(image, saved, contents);
     images.push(image);
   }
   return images;
@@ -137,8 +138,8 @@ function blobFile(contents: ArchiveContents, d: Descriptor, where: string): Stag
   return file;
 }
 
-/** The names of an index.json entry: containerd's full name, else the OCI ref name, else docker's RepoTags. */
-function namesOf(top: Descriptor, saved: DockerSaveEntry[] | undefined): ImageName[] {
+/** The names of an index.json entry: containerd's full name, else the OCI ref name. */
+function namesOf(top: Descriptor): ImageName[] {
   const annotations = top.annotations ?? {};
   const full = annotations['io.containerd.image.name'];
   if (full) return [parseImageName(full, 'io.containerd.image.name')];
@@ -149,6 +150,19 @@ function namesOf(top: Descriptor, saved: DockerSaveEntry[] | undefined): ImageNa
     return [parseImageName(ref, 'org.opencontainers.image.ref.name')];
   }
   return [];
+}
+
+/**
+ * The names docker's manifest.json gives an image of the OCI layout that index.json names not: the
+ * RepoTags of the entry whose Config is the image's config (its top manifest's, or an index's child's).
+ */
+function savedNames(image: ArchiveImage, saved: readonly DockerSaveEntry[], contents: ArchiveContents): ImageName[] {
+  const configs = new Set(image.manifests.flatMap((m) => (m.parsed.config ? [m.parsed.config.digest.toString()] : [])));
+  const entry = saved.find((e) => {
+    const file = contents.file(e.config);
+    return file !== undefined && configs.has(file.digest.toString());
+  });
+  return (entry?.repoTags ?? []).map((t) => parseImageName(t, `manifest.json: ${entry!.config}: RepoTags`));
 }
 
 // ---- docker save (manifest.json) ----

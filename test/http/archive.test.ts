@@ -173,6 +173,17 @@ describe('importing archives', () => {
     for (const child of [amd, arm]) await expectPulled(reg.app, 'team/multi', child.digest, child.digest, [child.config, ...child.layers]);
   });
 
+  it("names a docker 25+ save's image from manifest.json's RepoTags when index.json names it not", async () => {
+    reg = await startRegistry();
+    const image = await testImage('tagged-by-docker');
+    const configPath = `blobs/sha256/${sha256(image.config).slice(7)}`;
+    const saved = [{ Config: configPath, RepoTags: ['team/saved:3.1'], Layers: image.layers.map((l) => `blobs/sha256/${sha256(l).slice(7)}`) }];
+    const entries = [...ociLayoutEntries([{ manifest: image.manifest, mediaType: OCI_MANIFEST }], blobsOf(image)), { name: 'manifest.json', data: JSON.stringify(saved) }];
+    const res = await importArchive(reg.app, await tarOf(entries));
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.json()).toEqual({ imported: [{ repository: 'team/saved', tag: '3.1', digest: image.digest, mediaType: OCI_MANIFEST }] });
+  });
+
   it('takes the tar itself as the body, with the names in the query', async () => {
     reg = await startRegistry();
     const image = await testImage('raw');
