@@ -126,10 +126,11 @@ export function manifestOf(doc: unknown, mediaType: string): BuiltManifest {
 export async function makeImage(
   app: FastifyInstance,
   repo: string,
-  options: { layer?: string; extra?: Record<string, unknown>; configMediaType?: string } = {},
+  /** `layer` names the image (in its config) and makes its layer's bytes, unless `bytes` gives them. */
+  options: { layer?: string; bytes?: Buffer; extra?: Record<string, unknown>; configMediaType?: string } = {},
 ): Promise<BuiltManifest> {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', layer: options.layer ?? 'x' }));
-  const layer = Buffer.from(`layer:${options.layer ?? 'x'}`);
+  const layer = options.bytes ?? Buffer.from(`layer:${options.layer ?? 'x'}`);
   const configDigest = await pushBlob(app, repo, config);
   const layerDigest = await pushBlob(app, repo, layer);
   return manifestOf(

@@ -5,13 +5,12 @@
 // stay staged, and no repository may appear.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdir, rm, statfs } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pack as tarPack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
+import { buildCli, enoughDiskFor, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
 import { sleep } from '../support/socket.js';
 import { chunkAt, streamingRequest } from '../support/streaming-request.js';
 import { OCI_MANIFEST, digestOf as sha256, tempDir } from '../helpers.js';
@@ -201,9 +200,7 @@ async function waitFor<T>(probe: () => Promise<T>, check: (value: T) => boolean,
   }
 }
 
-const free = await statfs(tmpdir()).then((s) => s.bavail * s.bsize);
-const enoughDisk = free >= 4 * GiB;
-if (!enoughDisk) console.log(`archive memory test skipped: only ${mib(free)} free under ${tmpdir()}, it needs 4 GiB`);
+const enoughDisk = await enoughDiskFor(4 * GiB, 'archive memory test');
 
 describe.skipIf(!enoughDisk)('memory of the built server importing a 1 GiB archive (filesystem)', () => {
   let built: BuiltCli | undefined;

@@ -1,10 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { rm, statfs } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
+import { buildCli, enoughDiskFor, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
 import { sleep } from '../support/socket.js';
 import { chunkAt, streamingRequest, writeChunk } from '../support/streaming-request.js';
 import { tempDir } from '../helpers.js';
@@ -17,9 +16,7 @@ const BLOB_SIZE = CHUNKS * MiB;
 const MAX_GROWTH = 100 * MiB;
 const REPO = 'memory/big';
 
-const free = await statfs(tmpdir()).then((s) => s.bavail * s.bsize);
-const enoughDisk = free >= 4 * GiB;
-if (!enoughDisk) console.log(`memory test skipped: only ${mib(free)} free under ${tmpdir()}, it needs 4 GiB`);
+const enoughDisk = await enoughDiskFor(4 * GiB, 'memory test');
 
 // On S3 the blob passes through s3rver's folder three times (parts, the completed upload, the
 // copy into place) before the upload's copies are removed.

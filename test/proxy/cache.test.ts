@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, errorCode, makeImage, pushBlob, putManifest, startRegistry, type TestRegistry } from '../helpers.js';
-import { eventually, getManifestOf, pushUpstreamImage, sleep, startMirror, startUpstream, type TestMirror, type TestUpstream } from './support.js';
+import { getManifestOf, pushUpstreamImage, sleep, waitFor, startMirror, startUpstream, type TestMirror, type TestUpstream } from './support.js';
 
 const MANIFEST_GET = /\/manifests\//;
 
@@ -48,7 +48,8 @@ describe('a root mirror (proxy.remoteurl)', () => {
       const again = await mirror.app.inject({ url: `/v2/library/alpine/blobs/${digest}` });
       expect(again.statusCode).toBe(200);
       expect(digestOf(again.rawPayload)).toBe(digest);
-      expect(await eventually(() => mirror.app.registry.index.linkedBlobSize('library/alpine', digest))).toBe(res.rawPayload.length);
+      await waitFor(async () => (await mirror.app.registry.index.linkedBlobSize('library/alpine', digest)) !== undefined, { what: 'the blob indexed' });
+      expect(await mirror.app.registry.index.linkedBlobSize('library/alpine', digest)).toBe(res.rawPayload.length);
     }
     expect(upstream.count('GET', /\/blobs\//, since)).toBe(2);
     const metrics = await mirror.app.metrics!.registry.metrics();
@@ -79,7 +80,8 @@ describe('a root mirror (proxy.remoteurl)', () => {
     }
     expect(upstream.count('GET', /\/blobs\//, since)).toBe(1);
     // Stored and indexed once verified (just after the last byte was released to the readers).
-    expect(await eventually(() => mirror.app.registry.index.linkedBlobSize('library/big', pushed.layer))).toBe(big.length);
+    await waitFor(async () => (await mirror.app.registry.index.linkedBlobSize('library/big', pushed.layer)) !== undefined, { what: 'the blob indexed' });
+    expect(await mirror.app.registry.index.linkedBlobSize('library/big', pushed.layer)).toBe(big.length);
   });
 
   it('links a blob the store already holds only once the upstream confirms it has it there', async () => {
@@ -553,7 +555,7 @@ describe('a mirror in read-only mode (storage.maintenance.readonly)', () => {
       const writable = await buildApp(configOf(false), { logger: false });
       expect((await getManifestOf(writable, 'library/held', 'v1')).statusCode).toBe(200);
       expect((await writable.inject({ url: `/v2/library/held/blobs/${held.layer}` })).statusCode).toBe(200);
-      await eventually(() => writable.registry.index.linkedBlobSize('library/held', held.layer));
+      await waitFor(async () => (await writable.registry.index.linkedBlobSize('library/held', held.layer)) !== undefined, { what: 'the blob indexed' });
       await writable.close();
       const readOnly = await buildApp(configOf(true), { logger: false });
       try {

@@ -1,12 +1,11 @@
 // The built server as a pull-through cache: a 512 MiB blob fetched from its upstream and streamed
 // to three clients at once, while it is stored, without the cache's memory growing with it.
 import { createHash, randomBytes } from 'node:crypto';
-import { rm, statfs } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
+import { buildCli, enoughDiskFor, memoryOf, mib, resetPeak, sampleRss, spawnServer, type BuiltCli, type ServerProcess } from '../support/built-server.js';
 import { sleep } from '../support/socket.js';
 import { chunkAt, streamingRequest, writeChunk } from '../support/streaming-request.js';
 import { tempDir } from '../helpers.js';
@@ -18,9 +17,7 @@ const BLOB_SIZE = CHUNKS * MiB;
 const MAX_GROWTH = 100 * MiB;
 const CLIENTS = 3;
 
-const free = await statfs(tmpdir()).then((s) => s.bavail * s.bsize);
-const enoughDisk = free >= 3 * GiB;
-if (!enoughDisk) console.log(`proxy memory test skipped: only ${mib(free)} free under ${tmpdir()}, it needs 3 GiB`);
+const enoughDisk = await enoughDiskFor(3 * GiB, 'proxy memory test');
 
 describe.skipIf(!enoughDisk)('memory of the built server as a pull-through cache', () => {
   let built: BuiltCli | undefined;

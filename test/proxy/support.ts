@@ -11,18 +11,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { ConfigFile } from '../../src/config/schema.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
-import {
-  DOCKER_LIST,
-  DOCKER_MANIFEST,
-  OCI_INDEX,
-  OCI_MANIFEST,
-  manifestOf,
-  pushBlob,
-  putManifest,
-  startRegistry,
-  tempDir,
-  type TestRegistry,
-} from '../helpers.js';
+import { DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, makeImage, putManifest, startRegistry, tempDir, type TestRegistry } from '../helpers.js';
 
 export interface TestUpstream {
   registry: TestRegistry;
@@ -124,37 +113,14 @@ export function getManifestOf(app: FastifyInstance, repo: string, reference: str
 
 export const MANIFEST_TYPES = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(', ');
 
-/** Pushes an image with a layer of `layer`'s bytes to the upstream's registry under `tag`. */
+/** Pushes an image with a layer of `layer`'s bytes to the upstream's registry under `tag` (its config names the tag). */
 export async function pushUpstreamImage(upstream: TestUpstream, repo: string, tag: string, layer: string | Buffer): Promise<{ digest: string; layer: string; config: string }> {
   const app = upstream.registry.app;
-  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, tag }));
-  const layerBytes = Buffer.from(layer);
-  const config = await pushBlob(app, repo, configBytes);
-  const layerDigest = await pushBlob(app, repo, layerBytes);
-  const manifest = manifestOf(
-    {
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: configBytes.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerBytes.length }],
-    },
-    OCI_MANIFEST,
-  );
+  const manifest = await makeImage(app, repo, { layer: tag, bytes: Buffer.from(layer) });
   const res = await putManifest(app, repo, tag, manifest);
   if (res.statusCode !== 201) throw new Error(`upstream push failed: ${res.statusCode} ${res.body}`);
-  return { digest: manifest.digest, layer: layerDigest, config };
+  const doc = JSON.parse(manifest.body.toString()) as { config: { digest: string }; layers: Array<{ digest: string }> };
+  return { digest: manifest.digest, layer: doc.layers[0]!.digest, config: doc.config.digest };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** The first defined answer of `probe`, polled for at most `ms`. */
-export async function eventually<T>(probe: () => Promise<T | undefined>, ms = 5_000): Promise<T | undefined> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined || Date.now() > deadline) return value;
-    await sleep(25);
-  }
-}
+export { sleep, waitFor } from '../support/socket.js';

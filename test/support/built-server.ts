@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, statfs, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -336,4 +336,11 @@ export function startCli(cli: string, args: string[], options: { env?: Record<st
 /** Polls `<url>/v2/` until it answers 200 (bounded); throws if the process exits first. */
 export function waitUntilReady(proc: CliProcess, url: string, readyMs = 20_000): Promise<void> {
   return pollReady(answers200, url, proc.exited, proc.output, readyMs);
+}
+
+/** Whether the temporary directory has `bytes` free; says so when not (the test that needs them is then skipped). */
+export async function enoughDiskFor(bytes: number, test: string): Promise<boolean> {
+  const free = await statfs(tmpdir()).then((s) => s.bavail * s.bsize);
+  if (free < bytes) console.log(`${test} skipped: only ${mib(free)} free under ${tmpdir()}, it needs ${mib(bytes)}`);
+  return free >= bytes;
 }

@@ -2,7 +2,6 @@
 // folder of its own, stopped and started again on the same port and storage (an upstream that goes
 // down and comes back), and asked afterwards which requests it served.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
