@@ -14,8 +14,12 @@ type BlobParams = { name: string; digest: string };
 export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, request, reply) => {
   const digest = Digest.parse(raw);
   const route = ctx.proxy?.active ? await ctx.proxy.route(name) : undefined;
-  if (route && (await sendProxiedBlob(ctx, route, name, digest, request, reply))) return reply;
-  const { size } = await ctx.registry.blobs.stat(name, digest);
+  // A repository served from an upstream: what it holds is served as below, the rest by the cache.
+  let held = route ? await ctx.registry.index.linkedBlobSize(name, digest.toString()) : undefined;
+  if (route && held === undefined && (await sendProxiedBlob(ctx, route, name, digest, request, reply))) return reply;
+  if (route && held !== undefined) ctx.proxy!.heldBlob();
+  held ??= (await ctx.registry.blobs.stat(name, digest)).size;
+  const size = held;
   const etag = `"${digest}"`;
   const fresh = request.headers['if-none-match'] === etag;
   const range = fresh ? undefined : parseRange(request.headers.range, size);
@@ -44,8 +48,8 @@ export const getBlob: Handler<BlobParams> = async (ctx, { name, digest: raw }, r
  * A blob of a repository served from an upstream that the repository does not hold yet: a HEAD asks
  * the upstream for its size; a GET joins (or starts) its one fetch and streams the bytes as they
  * arrive (the whole blob, Range aside). The headers are set once the first bytes are there, so that
- * a fetch that fails first answers a plain error. False when the repository holds it: the caller
- * serves it.
+ * a fetch that fails first answers a plain error. False when the repository came to hold it
+ * meanwhile (linked or fetched by another request): the caller serves it.
  */
 async function sendProxiedBlob(
   ctx: Parameters<Handler<BlobParams>>[0],
@@ -56,7 +60,6 @@ async function sendProxiedBlob(
   reply: FastifyReply,
 ): Promise<boolean> {
   const proxy = ctx.proxy!;
-  if ((await ctx.registry.index.linkedBlobSize(name, digest.toString())) !== undefined) return false;
   if (request.method === 'HEAD') {
     const size = await proxy.blobSize(name, digest, route, request.log);
     proxiedHeaders(reply, digest, size);

@@ -52,7 +52,6 @@ class Spool extends EventEmitter {
   constructor(
     readonly path: string,
     private readonly file: FileHandle,
-    readonly size: number | undefined,
     /** Longest a reader waits for the fetch to move on before it gives up. */
     private readonly stallMs: number,
   ) {
@@ -203,7 +202,7 @@ export class BlobFetches {
       this.dir = undefined;
       throw err;
     }
-    const spool = new Spool(path, file, job.size, this.stallMs);
+    const spool = new Spool(path, file, this.stallMs);
     const { verified, stored } = job.run((chunks) => spool.spool(chunks));
     verified.then(
       () => spool.verify(),

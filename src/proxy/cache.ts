@@ -30,7 +30,6 @@ import { MANIFEST_ACCEPT, UpstreamClient, UpstreamDeniedError, UpstreamUnavailab
 export interface ProxyRoute {
   /** The rule's prefix ('' for the root mirror, ECR's `ROOT` for its root rule). */
   readonly prefix: string;
-  readonly source: 'config' | 'ecr';
   readonly client: UpstreamClient;
   readonly ttlMs: number;
   /** The repository's name at the upstream. */
@@ -128,7 +127,7 @@ export class PullThroughCache {
     const ecr = await this.ecrRule(name);
     if (ecr && coverage(ecr.ecrRepositoryPrefix) > configuredLength) return this.ecrRoute(name, ecr);
     if (!configured) return undefined;
-    return this.makeRoute(configured.prefix, 'config', configured.upstream, configured.ttlMs, name.slice(coverage(configured.prefix)));
+    return this.makeRoute(configured.prefix, configured.upstream, configured.ttlMs, name.slice(coverage(configured.prefix)));
   }
 
   /** Whether pushes to `name` are refused (it is served from an upstream). */
@@ -164,7 +163,7 @@ export class PullThroughCache {
       dockerHub: new URL(rule.upstreamUrl).hostname === 'registry-1.docker.io',
       ...(credentials ? { username: credentials.username, password: credentials.password } : {}),
     };
-    return this.makeRoute(rule.ecrRepositoryPrefix, 'ecr', upstream, this.config.ttlMs, upstreamPrefix ? `${upstreamPrefix}/${rest}` : rest);
+    return this.makeRoute(rule.ecrRepositoryPrefix, upstream, this.config.ttlMs, upstreamPrefix ? `${upstreamPrefix}/${rest}` : rest);
   }
 
   private currentEcrRules(): Promise<readonly EcrRuleView[]> {
@@ -185,11 +184,11 @@ export class PullThroughCache {
     this.ecrRules = undefined;
   }
 
-  private makeRoute(prefix: string, source: 'config' | 'ecr', upstream: UpstreamConfig, ttlMs: number, rest: string): ProxyRoute | undefined {
+  private makeRoute(prefix: string, upstream: UpstreamConfig, ttlMs: number, rest: string): ProxyRoute | undefined {
     if (rest === '') return undefined;
     // Docker Hub's official images live under library/ (docker itself adds it to a bare name).
     const upstreamName = upstream.dockerHub && !rest.includes('/') ? `library/${rest}` : rest;
-    return { prefix, source, client: this.client(upstream), ttlMs, upstreamName };
+    return { prefix, client: this.client(upstream), ttlMs, upstreamName };
   }
 
   private client(upstream: UpstreamConfig): UpstreamClient {
@@ -372,6 +371,11 @@ export class PullThroughCache {
   }
 
   // ---- blobs ----
+
+  /** A blob the repository already holds was served from the cache (counted as a hit). */
+  heldBlob(): void {
+    this.counters?.proxied('blob', 'hit');
+  }
 
   /**
    * A blob of a proxied repository that the repository does not hold yet: linked from the store

@@ -13,7 +13,7 @@ function cacheOf(config: Partial<ProxyConfig>, ecrRules?: EcrRuleView[]): PullTh
 
 const where = async (cache: PullThroughCache, name: string) => {
   const route = await cache.route(name);
-  return route && { prefix: route.prefix, source: route.source, upstream: route.client.url, name: route.upstreamName, ttlMs: route.ttlMs };
+  return route && { prefix: route.prefix, upstream: route.client.url, name: route.upstreamName, ttlMs: route.ttlMs };
 };
 
 const HUB = { url: 'https://registry-1.docker.io', dockerHub: true };
@@ -22,7 +22,7 @@ const QUAY = { url: 'https://quay.io', dockerHub: false };
 describe('which upstream serves a name', () => {
   it("a root mirror serves every name; Docker Hub's official images are library/<name>", async () => {
     const cache = cacheOf({ rules: [{ prefix: '', upstream: HUB, ttlMs: 1000 }] });
-    expect(await where(cache, 'alpine')).toEqual({ prefix: '', source: 'config', upstream: HUB.url, name: 'library/alpine', ttlMs: 1000 });
+    expect(await where(cache, 'alpine')).toEqual({ prefix: '', upstream: HUB.url, name: 'library/alpine', ttlMs: 1000 });
     expect((await where(cache, 'library/alpine'))?.name).toBe('library/alpine');
     expect((await where(cache, 'bitnami/redis'))?.name).toBe('bitnami/redis');
     expect(cache.active).toBe(true);
@@ -58,7 +58,7 @@ describe('which upstream serves a name', () => {
       { ecrRepositoryPrefix: 'docker-hub', upstreamUrl: 'https://registry-1.docker.io', credentialName: 'hub' },
       { ecrRepositoryPrefix: 'docker-hub/mirrors', upstreamUrl: 'https://quay.io', upstreamRepositoryPrefix: 'team' },
     ]);
-    expect(await where(cache, 'docker-hub/nginx')).toEqual({ prefix: 'docker-hub', source: 'ecr', upstream: HUB.url, name: 'library/nginx', ttlMs: 7 });
+    expect(await where(cache, 'docker-hub/nginx')).toEqual({ prefix: 'docker-hub', upstream: HUB.url, name: 'library/nginx', ttlMs: 7 });
     const route = await cache.route('docker-hub/nginx');
     expect(route?.client.upstream).toMatchObject({ username: 'u', password: 'p' });
     expect(await where(cache, 'docker-hub/mirrors/tool')).toMatchObject({ upstream: QUAY.url, name: 'team/tool' });
@@ -76,13 +76,13 @@ describe('which upstream serves a name', () => {
       { ecrRepositoryPrefix: 'mirror/deeper', upstreamUrl: 'https://ghcr.io' },
       { ecrRepositoryPrefix: 'ecr', upstreamUrl: 'https://ghcr.io' },
     ]);
-    expect(await where(cache, 'mirror/x')).toMatchObject({ source: 'config', upstream: QUAY.url, name: 'x' });
-    expect(await where(cache, 'mirror/deeper/x')).toMatchObject({ source: 'ecr', upstream: 'https://ghcr.io', name: 'x' });
-    expect(await where(cache, 'ecr/x')).toMatchObject({ source: 'ecr', name: 'x' });
+    expect(await where(cache, 'mirror/x')).toMatchObject({ prefix: 'mirror', upstream: QUAY.url, name: 'x' });
+    expect(await where(cache, 'mirror/deeper/x')).toMatchObject({ prefix: 'mirror/deeper', upstream: 'https://ghcr.io', name: 'x' });
+    expect(await where(cache, 'ecr/x')).toMatchObject({ prefix: 'ecr', upstream: 'https://ghcr.io', name: 'x' });
     // ECR's ROOT and the root mirror cover a name equally: the configuration's.
-    expect(await where(cache, 'other/x')).toMatchObject({ source: 'config', prefix: '' });
+    expect(await where(cache, 'other/x')).toMatchObject({ prefix: '', upstream: QUAY.url });
     const ecrRootOnly = cacheOf({ rules: [{ prefix: 'mirror', upstream: QUAY, ttlMs: 1 }] }, [{ ecrRepositoryPrefix: 'ROOT', upstreamUrl: 'https://public.ecr.aws' }]);
-    expect(await where(ecrRootOnly, 'other/x')).toMatchObject({ source: 'ecr', prefix: 'ROOT' });
+    expect(await where(ecrRootOnly, 'other/x')).toMatchObject({ prefix: 'ROOT', upstream: 'https://public.ecr.aws' });
   });
 
   it('without upstreams nothing is proxied', async () => {
