@@ -82,6 +82,8 @@ export interface PullThroughCacheOptions {
   readonly log: ProxyLog;
   /** storage.maintenance.readonly: the cache serves what it holds and fetches nothing (it could not keep it). */
   readonly readOnly?: boolean;
+  /** Blob fetches in flight at most (MAX_FETCHES). */
+  readonly maxFetches?: number;
   readonly now?: () => number;
 }
 
@@ -93,6 +95,7 @@ export class PullThroughCache {
   private readonly log: ProxyLog;
   private readonly now: () => number;
   private readonly readOnly: boolean;
+  private readonly maxFetches: number;
   private readonly clients = new Map<string, UpstreamClient>();
   /** Until when each cached tag (`repo:tag`) is served without asking the upstream (fetched or confirmed, plus ttl). */
   private readonly freshUntil = new Map<string, number>();
@@ -108,6 +111,7 @@ export class PullThroughCache {
     this.log = options.log;
     this.now = options.now ?? Date.now;
     this.readOnly = options.readOnly ?? false;
+    this.maxFetches = options.maxFetches ?? MAX_FETCHES;
     this.fetches = new BlobFetches(2 * options.config.timeoutMs);
   }
 
@@ -401,8 +405,8 @@ export class PullThroughCache {
         }
       }
       const key = `${name}\n${digest}`;
-      if (!this.fetches.has(key) && this.fetches.size >= MAX_FETCHES) {
-        throw new ProxyUnavailableError(`the pull-through cache is fetching ${MAX_FETCHES} blobs already; retry later`, 5);
+      if (!this.fetches.has(key) && this.fetches.size >= this.maxFetches) {
+        throw new ProxyUnavailableError(`the pull-through cache is fetching ${this.maxFetches} blobs already; retry later`, 5);
       }
       return await this.fetches.join(key, () => this.startBlobFetch(name, digest, route));
     } catch (err) {

@@ -527,10 +527,9 @@ describe('the upstream is trusted for nothing but its content', () => {
 });
 
 describe('a registry without a proxy section', () => {
-  it('serves and pushes as always, and never calls an upstream', async () => {
+  it('takes pushes to Docker Hub\'s names as its own, and an unknown tag is simply unknown', async () => {
     const reg = await startRegistry();
     try {
-      expect(reg.app.registry).toBeDefined();
       const digest = await pushBlob(reg.app, 'library/alpine', 'own');
       expect((await reg.app.inject({ url: `/v2/library/alpine/blobs/${digest}` })).statusCode).toBe(200);
       expect((await getManifestOf(reg.app, 'library/alpine', 'latest')).statusCode).toBe(404);
@@ -574,6 +573,120 @@ describe('a mirror in read-only mode (storage.maintenance.readonly)', () => {
       await upstream.close();
       const { rm } = await import('node:fs/promises');
       await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('what the upstream answers that the cache cannot take', () => {
+  const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+  const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+  const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+  const json = (doc: unknown) => Buffer.from(JSON.stringify(doc));
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const amd = json({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length }, layers: [] });
+  const index = json({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: [{ mediaType: OCI_MANIFEST, digest: digestOf(amd), size: amd.length, platform: { os: 'linux', architecture: 'amd64' } }],
+  });
+  const schema1 = json({ schemaVersion: 1, name: 'old/one', tag: 'v1', fsLayers: [], history: [] });
+  let server: import('node:http').Server;
+  let mirror: TestMirror;
+  const asked: string[] = [];
+
+  beforeAll(async () => {
+    const { createServer } = await import('node:http');
+    const answers: Record<string, { type: string; body: Buffer; digest?: string }> = {
+      '/v2/library/multi/manifests/v1': { type: OCI_INDEX, body: index },
+      [`/v2/library/multi/manifests/${digestOf(amd)}`]: { type: OCI_MANIFEST, body: amd },
+      '/v2/library/old/manifests/v1': { type: 'application/vnd.docker.distribution.manifest.v1+prettyjws', body: schema1 },
+      '/v2/library/lying/manifests/v1': { type: OCI_MANIFEST, body: amd, digest: digestOf('something else') },
+    };
+    server = createServer((request, response) => {
+      asked.push(`${request.method} ${request.url}`);
+      const answer = answers[request.url ?? ''];
+      if (!answer) return void response.writeHead(404).end();
+      response.writeHead(200, { 'content-type': answer.type, 'docker-content-digest': answer.digest ?? digestOf(answer.body), 'content-length': String(answer.body.length) });
+      response.end(request.method === 'HEAD' ? undefined : answer.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    mirror = await startMirror({ proxy: { remoteurl: `http://127.0.0.1:${(server.address() as { port: number }).port}` } });
+  });
+  afterAll(async () => {
+    await mirror?.close();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  it("answers a client that cannot take an index with its linux/amd64 image, fetching that child", async () => {
+    const res = await mirror.app.inject({ url: '/v2/library/multi/manifests/v1', headers: { accept: `${OCI_MANIFEST}, ${DOCKER_MANIFEST}` } });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['docker-content-digest']).toBe(digestOf(amd));
+    expect(asked).toContain(`GET /v2/library/multi/manifests/${digestOf(amd)}`);
+    // The index itself is cached too, for the clients that take it.
+    const whole = await mirror.app.inject({ url: '/v2/library/multi/manifests/v1', headers: { accept: OCI_INDEX } });
+    expect(whole.headers['docker-content-digest']).toBe(digestOf(index));
+  });
+
+  it('a manifest this registry does not store (Docker schema 1) is 404 saying so, and nothing is cached', async () => {
+    const res = await mirror.app.inject({ url: '/v2/library/old/manifests/v1' });
+    expect(res.statusCode).toBe(404);
+    expect(errorCode(res)).toBe('MANIFEST_UNKNOWN');
+    expect(res.json().errors[0].message).toContain('cannot be stored here');
+    expect(await mirror.app.registry.index.tagDigest('library/old', 'v1')).toBeUndefined();
+  });
+
+  it('a manifest whose bytes are not the digest the upstream says is refused (503), not cached', async () => {
+    const res = await mirror.app.inject({ url: '/v2/library/lying/manifests/v1' });
+    expect(res.statusCode).toBe(503);
+    expect(errorCode(res)).toBe('UNAVAILABLE');
+    expect(await mirror.app.registry.index.tagDigest('library/lying', 'v1')).toBeUndefined();
+    expect(mirror.lines.some((l) => typeof l.reason === 'string' && l.reason.includes('does not have the digest'))).toBe(true);
+  });
+});
+
+describe('the bound on fetches in flight', () => {
+  it('refuses a fetch past the bound with 503 and Retry-After, and takes one again once a fetch ends', async () => {
+    const { createServer } = await import('node:http');
+    const bytes = Buffer.from('slow blob');
+    const digest = digestOf(bytes);
+    const other = digestOf('other blob');
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const server = createServer((request, response) => {
+      if (request.url === `/v2/library/slow/blobs/${digest}`) {
+        void gate.then(() => response.writeHead(200, { 'content-length': String(bytes.length) }).end(bytes));
+        return;
+      }
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const mirror = await startMirror({ proxy: { remoteurl: `http://127.0.0.1:${(server.address() as { port: number }).port}` } });
+    try {
+      const { PullThroughCache } = await import('../../src/proxy/cache.js');
+      const { loadConfig } = await import('../../src/config/config.js');
+      const { Digest } = await import('../../src/oci/digest.js');
+      const config = loadConfig({ env: {}, overrides: { proxy: { remoteurl: `http://127.0.0.1:${(server.address() as { port: number }).port}` } } }).proxy!;
+      const quiet = { warn: () => undefined, info: () => undefined };
+      const cache = new PullThroughCache({ registry: mirror.app.registry, config, log: quiet, maxFetches: 1 });
+      const route = (await cache.route('library/slow'))!;
+      const first = cache.blob('library/slow', Digest.parse(digest), route, quiet);
+      await sleep(50);
+      // The same blob joins the fetch in flight; another is refused.
+      const joined = cache.blob('library/slow', Digest.parse(digest), route, quiet);
+      await expect(cache.blob('library/slow', Digest.parse(other), route, quiet)).rejects.toMatchObject({ code: 'UNAVAILABLE', status: 503, retryAfter: 5 });
+      release();
+      const [a, b] = await Promise.all([first, joined]);
+      expect(a).toBe(b);
+      await a!.stored;
+      await sleep(20);
+      // Over: a new fetch may start (this one the upstream does not have).
+      await expect(cache.blob('library/slow', Digest.parse(other), route, quiet)).rejects.toMatchObject({ code: 'BLOB_UNKNOWN' });
+      await cache.close();
+    } finally {
+      await mirror.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

@@ -85,6 +85,15 @@ describe('which upstream serves a name', () => {
     expect(await where(ecrRootOnly, 'other/x')).toMatchObject({ prefix: 'ROOT', upstream: 'https://public.ecr.aws' });
   });
 
+  it('credentials that are not for a rule\'s upstream are not sent: 503', async () => {
+    const cache = cacheOf({ credentials: { hub: { username: 'u', password: 'p', upstreams: ['https://registry-1.docker.io'] } } }, [
+      { ecrRepositoryPrefix: 'q', upstreamUrl: 'https://quay.io', credentialName: 'hub' },
+      { ecrRepositoryPrefix: 'h', upstreamUrl: 'https://registry-1.docker.io', credentialName: 'hub' },
+    ]);
+    await expect(cache.route('q/x')).rejects.toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+    expect((await cache.route('h/x'))?.client.upstream).toMatchObject({ username: 'u' });
+  });
+
   it('without upstreams nothing is proxied', async () => {
     const cache = cacheOf({});
     expect(cache.active).toBe(false);
